@@ -1,0 +1,28 @@
+# Everything runs from .venv, made here with python3 -m venv and pip (no uv on these machines).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test install clean dev
+
+# The venv is rebuilt whenever the project's dependencies change.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/emergency-pipeline demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+dev: $(STAMP)
+	DAGSTER_HOME=$(CURDIR)/.dagster_home $(BIN)/dagster dev -w workspace.yaml
+
+clean:
+	rm -rf $(VENV) .dagster_home data/*.duckdb data/*.duckdb.wal

@@ -1,0 +1,24 @@
+"""The `emergency-pipeline` console script: one sub-command per concern."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="emergency-pipeline", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    # Each concern registers its own sub-command, so this file stays a table of contents.
+    from emergency_pipeline.emulator.cli import add_parser as add_emulator
+    from emergency_pipeline.demo import add_parser as add_demo
+
+    add_emulator(sub)
+    add_demo(sub)
+    args = parser.parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,13 @@
+"""The Telnyx client: configuration, errors, pacing, retries, listing and jobs."""
+
+from __future__ import annotations
+
+from .client import TelnyxClient
+from .config import API_KEY_ENV, ClientConfig, InsecureTransportError, is_loopback_host
+from .errors import ApiError, JobRejected, TelnyxAPIError
+from .jobs import JobSubmission, job_matches
+
+__all__ = [
+    "API_KEY_ENV", "ApiError", "ClientConfig", "InsecureTransportError", "JobRejected",
+    "JobSubmission", "TelnyxAPIError", "TelnyxClient", "is_loopback_host", "job_matches",
+]

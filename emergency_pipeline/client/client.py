@@ -1,0 +1,74 @@
+"""TelnyxClient: the pipeline's one way to the account (synchronous API, concurrent inside)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from .config import ClientConfig
+from .jobs import JobOps, JobSubmission
+from .listing import PageCallback, list_all
+from .transport import Transport
+
+logger = logging.getLogger("emergency_pipeline.client")
+
+
+class TelnyxClient:
+    def __init__(self, config: ClientConfig, log: Any = None) -> None:
+        self.config = config
+        self.log = log if log is not None else logger
+        self._transport = Transport(config, self.log)
+        self._jobs = JobOps(self._transport)
+
+    def __enter__(self) -> TelnyxClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._transport.close()
+
+    def __repr__(self) -> str:
+        return f"TelnyxClient(base_url={self.config.base_url!r})"
+
+    @property
+    def stats(self) -> dict[str, float]:
+        """Requests sent, retries, and time held by pacing (for logs and benchmarks)."""
+        t = self._transport
+        return {"requests": t.requests_sent, "retries": t.retries,
+                "paced_seconds": round(t.pacer.waited_seconds, 3), "paced_holds": t.pacer.holds}
+
+    # -- reads ----------------------------------------------------------------------------
+
+    def list_phone_numbers(self, on_page: PageCallback | None = None) -> list[dict]:
+        """Every number of the account (with its emergency fields), each exactly once."""
+        return list_all(self._transport, "/phone_numbers", what="phone numbers", on_page=on_page)
+
+    def list_addresses(self) -> list[dict]:
+        return list_all(self._transport, "/addresses", what="addresses")
+
+    def list_jobs(self, created_after: datetime | None = None) -> list[dict]:
+        """update_emergency_settings jobs, newest first; only those created at/after a time."""
+        return self._jobs.list_jobs(created_after)
+
+    def get_job(self, job_id: str) -> dict:
+        return self._jobs.get_job(job_id)
+
+    # -- jobs -----------------------------------------------------------------------------
+
+    def submit_update_emergency_settings(
+        self, phone_numbers: Sequence[str], emergency_enabled: bool,
+        emergency_address_id: str | None,
+    ) -> JobSubmission:
+        """Create one job, never two: see JobOps.submit. Raises JobRejected on 422."""
+        return self._jobs.submit(phone_numbers, emergency_enabled, emergency_address_id)
+
+    def follow_jobs(
+        self, job_ids: Iterable[str], deadline_seconds: float,
+        on_update: Callable[[dict], None] | None = None,
+    ) -> dict[str, dict]:
+        """Poll jobs until each is terminal or the deadline passes; latest seen per job id."""
+        return self._jobs.follow(job_ids, deadline_seconds, on_update)

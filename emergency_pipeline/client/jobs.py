@@ -1,0 +1,228 @@
+"""update_emergency_settings jobs: submitting without duplicates, adopting, and following."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from emergency_pipeline.contract import JOB_PATH, JOB_TERMINAL_STATUSES, JOB_TYPE
+
+from .errors import JobRejected, TelnyxAPIError
+from .transport import Transport
+
+JOBS_PATH = "/phone_numbers/jobs"
+
+
+@dataclass(frozen=True)
+class JobSubmission:
+    """The job Telnyx created for one batch; `adopted` when found by listing after a lost answer."""
+
+    job: dict
+    adopted: bool
+
+    @property
+    def job_id(self) -> str:
+        return str(self.job.get("id"))
+
+
+def parse_time(value: Any) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+
+
+def job_matches(job: dict, identifiers: frozenset[str]) -> bool:
+    """True if the job was created for exactly this set of identifiers.
+
+    The job echoes what was sent in `phone_numbers` (each entry an {"id"} or {"phone_number"};
+    possibly both), so every entry must name one of ours, and together they must name all.
+    """
+    if job.get("type") not in (None, JOB_TYPE):
+        return False
+    entries = job.get("phone_numbers")
+    if not isinstance(entries, list) or len(entries) != len(identifiers):
+        return False
+    covered: set[str] = set()
+    for entry in entries:
+        if isinstance(entry, str):
+            names = {entry}
+        elif isinstance(entry, dict):
+            names = {str(v) for k, v in entry.items() if k in ("id", "phone_number") and v}
+        else:
+            return False
+        hit = names & identifiers
+        if not hit:
+            return False
+        covered |= hit
+    return covered == identifiers
+
+
+class JobOps:
+    def __init__(self, transport: Transport) -> None:
+        self.t = transport
+        self.config = transport.config
+        self.log = transport.log
+        self._claimed: set[str] = set()   # jobs already handed to a caller by this client
+        self._lock = threading.Lock()
+
+    # -- listing and reading --------------------------------------------------------------
+
+    def list_jobs(self, created_after: datetime | None = None) -> list[dict]:
+        params = {"filter[type]": JOB_TYPE, "sort": "-created_at"}
+        if created_after is None:
+            from .listing import list_all
+            return list_all(self.t, JOBS_PATH, what="jobs", params=params)
+        from .listing import list_recent
+        if created_after.tzinfo is None:
+            created_after = created_after.replace(tzinfo=timezone.utc)
+
+        def newer(job: dict) -> bool:
+            when = parse_time(job.get("created_at"))
+            return when is None or when >= created_after
+
+        return list_recent(self.t, JOBS_PATH, what="recent jobs", params=params, newer_than=newer)
+
+    def get_job(self, job_id: str) -> dict:
+        body = self.t.get(f"{JOBS_PATH}/{job_id}", what=f"job {job_id}")
+        return body["data"] if isinstance(body, dict) and "data" in body else body
+
+    # -- submitting -----------------------------------------------------------------------
+
+    def _claim(self, job: dict) -> bool:
+        with self._lock:
+            job_id = str(job.get("id"))
+            if job_id in self._claimed:
+                return False
+            self._claimed.add(job_id)
+            return True
+
+    def _find_submitted(self, identifiers: frozenset[str], started: datetime,
+                        what: str) -> dict | None:
+        """After an ambiguous POST: the job it may have created, if it exists."""
+        for check in range(1, self.config.adopt_checks + 1):
+            time.sleep(self.config.adopt_wait_seconds * check)   # let the job become visible
+            offset = self.t.server_clock_offset()
+            if offset is None:
+                cutoff = started - timedelta(seconds=self.config.clock_skew_seconds)
+            else:   # our start on the server's clock, with a margin for the Date header's 1s
+                cutoff = started + offset - timedelta(seconds=self.config.clock_margin_seconds)
+            candidates = [j for j in self.list_jobs(created_after=cutoff)
+                          if job_matches(j, identifiers)]
+            candidates.sort(key=lambda j: j.get("created_at") or "")   # oldest first
+            for job in candidates:
+                if self._claim(job):
+                    self.log.warning(f"{what}: adopted job {job.get('id')} "
+                                     f"({job.get('status')}) created by the unanswered POST")
+                    return job
+            self.log.info(f"{what}: no job with these numbers yet (check {check}/"
+                          f"{self.config.adopt_checks})")
+        return None
+
+    def submit(self, phone_numbers: Sequence[str], emergency_enabled: bool,
+               emergency_address_id: str | None) -> JobSubmission:
+        numbers = [str(n) for n in phone_numbers]
+        identifiers = frozenset(numbers)
+        body: dict[str, Any] = {"phone_numbers": numbers,
+                                "emergency_enabled": bool(emergency_enabled)}
+        if emergency_address_id is not None:
+            body["emergency_address_id"] = str(emergency_address_id)
+        what = (f"job for {len(numbers)} numbers ({numbers[0] if numbers else '-'}...) "
+                f"emergency_enabled={bool(emergency_enabled)}")
+        started_wall = datetime.now(timezone.utc)
+        started = time.monotonic()
+        attempt_no = 0
+        ambiguous_seen = False
+        while True:
+            attempt_no += 1
+            attempt = self.t.send("POST", JOB_PATH, json_body=body)
+            failure = attempt.failure
+            if failure is None:
+                job = attempt.body.get("data", attempt.body)
+                self._claim(job)
+                self.log.debug(f"{what}: created job {job.get('id')}")
+                return JobSubmission(job=job, adopted=False)
+            if failure.status == 422:
+                raise self.t.error_for(attempt, "POST", JOB_PATH, attempts=attempt_no,
+                                       cls=JobRejected, phone_numbers=numbers)
+            if not failure.retryable:
+                raise self.t.error_for(attempt, "POST", JOB_PATH, attempts=attempt_no)
+            if failure.ambiguous:
+                # Telnyx has no idempotency key: the job may exist. Look before sending again.
+                ambiguous_seen = True
+                self.log.warning(f"{what}: {failure.reason}; the job may have been created, "
+                                 "looking for it before submitting again")
+                job = self._find_submitted(identifiers, started_wall, what)
+                if job is not None:
+                    return JobSubmission(job=job, adopted=True)
+            delay = self.t.delay_for(attempt_no, failure)
+            elapsed = time.monotonic() - started
+            if attempt_no >= self.config.max_attempts or \
+                    elapsed + delay > self.config.max_retry_seconds:
+                err = self.t.error_for(attempt, "POST", JOB_PATH, attempts=attempt_no)
+                self.log.warning(f"{what}: giving up: {err}"
+                                 + ("; no job with these numbers was found"
+                                    if ambiguous_seen else ""))
+                raise err
+            self.log.warning(f"{what}: {failure.reason}; submitting again "
+                             f"(attempt {attempt_no + 1}/{self.config.max_attempts}) in "
+                             f"{delay:.2f}s")
+            time.sleep(delay)
+
+    # -- following ------------------------------------------------------------------------
+
+    def follow(self, job_ids: Iterable[str], deadline_seconds: float,
+               on_update: Callable[[dict], None] | None = None) -> dict[str, dict]:
+        ids = list(dict.fromkeys(str(j) for j in job_ids))
+        latest: dict[str, dict] = {}
+        pending = set(ids)
+        deadline = time.monotonic() + deadline_seconds
+        interval = self.config.poll_interval
+        if not ids:
+            return {}
+        workers = min(self.config.max_concurrency, len(ids))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="telnyx-job") as pool:
+            while pending:
+                order = [j for j in ids if j in pending]
+                results = list(pool.map(self._get_quietly, order))
+                for job_id, job in zip(order, results):
+                    if job is None:
+                        continue
+                    before = latest.get(job_id)
+                    latest[job_id] = job
+                    if before is None or before.get("status") != job.get("status"):
+                        if on_update:
+                            on_update(job)
+                    if job.get("status") in JOB_TERMINAL_STATUSES:
+                        pending.discard(job_id)
+                done = len(ids) - len(pending)
+                self.log.info(f"jobs: {done} of {len(ids)} done"
+                              + (f", {len(pending)} in flight" if pending else ""))
+                if not pending:
+                    break
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    self.log.warning(f"jobs: deadline passed with {len(pending)} of {len(ids)} "
+                                     "not finished; returning their latest status")
+                    break
+                time.sleep(min(interval, left))
+                interval = min(interval * 1.5, self.config.poll_interval_max)
+        missing = [j for j in ids if j not in latest]
+        if missing:
+            self.log.warning(f"jobs: {len(missing)} could not be read at all, e.g. {missing[0]}")
+        return {j: latest[j] for j in ids if j in latest}
+
+    def _get_quietly(self, job_id: str) -> dict | None:
+        try:
+            return self.get_job(job_id)
+        except TelnyxAPIError as exc:   # one unreadable job must not stop following the others
+            self.log.warning(f"job {job_id}: {exc}")
+            return None

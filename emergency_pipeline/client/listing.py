@@ -1,0 +1,133 @@
+"""Paginated listing: the first page tells the total, the rest are fetched concurrently."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from typing import Any
+
+from .transport import Transport
+
+PageCallback = Callable[[int, int, list[dict]], None]   # (pages done, total pages, records)
+
+
+def _page_params(params: dict | None, number: int, size: int) -> dict:
+    out = dict(params or {})
+    out["page[number]"] = number
+    out["page[size]"] = size
+    return out
+
+
+def _meta(body: Any) -> tuple[list[dict], int, int | None]:
+    data = body.get("data") if isinstance(body, dict) else None
+    meta = body.get("meta") if isinstance(body, dict) else None
+    meta = meta if isinstance(meta, dict) else {}
+    records = [r for r in data if isinstance(r, dict)] if isinstance(data, list) else []
+    total_pages = meta.get("total_pages")
+    total_results = meta.get("total_results")
+    return (records, int(total_pages) if total_pages is not None else 1,
+            int(total_results) if total_results is not None else None)
+
+
+def list_all(
+    transport: Transport,
+    path: str,
+    *,
+    what: str,
+    params: dict | None = None,
+    on_page: PageCallback | None = None,
+    key: str = "id",
+) -> list[dict]:
+    """Every record of a listing, each once (by `key`), in page order.
+
+    A page that fails is retried by the transport; a page that still fails fails the listing
+    (an incomplete account snapshot would be worse than none).
+    """
+    size = transport.config.page_size
+    log = transport.log
+    body = transport.get(path, _page_params(params, 1, size), what=f"{what} page 1")
+    first, total_pages, total_results = _meta(body)
+    pages: dict[int, list[dict]] = {1: first}
+    lock = threading.Lock()
+    step = max(1, total_pages // 10)
+    log.info(f"{what}: page 1 of {total_pages} fetched"
+             + (f" ({total_results} records)" if total_results is not None else ""))
+    if on_page:
+        on_page(1, total_pages, first)
+
+    def fetch(number: int) -> int:
+        got = transport.get(path, _page_params(params, number, size),
+                            what=f"{what} page {number}/{total_pages}")
+        records, pages_now, _ = _meta(got)
+        with lock:
+            pages[number] = records
+            done = len(pages)
+            if pages_now != total_pages:
+                log.warning(f"{what}: page {number} reports {pages_now} pages, "
+                            f"the first said {total_pages} (account changed while listing)")
+            if done % step == 0 or done == total_pages:
+                log.info(f"{what}: {done} of {total_pages} pages fetched")
+            else:
+                log.debug(f"{what}: page {number} fetched ({done} of {total_pages})")
+            if on_page:
+                on_page(done, total_pages, records)
+        return number
+
+    if total_pages > 1:
+        workers = min(transport.config.max_concurrency, total_pages - 1)
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="telnyx-page") as pool:
+            futures = [pool.submit(fetch, n) for n in range(2, total_pages + 1)]
+            done, pending = wait(futures, return_when=FIRST_EXCEPTION)
+            for f in pending:
+                f.cancel()
+            for f in done:
+                f.result()   # re-raise the first failure (a TelnyxAPIError)
+
+    seen: set[Any] = set()
+    out: list[dict] = []
+    duplicates = 0
+    for number in sorted(pages):
+        for record in pages[number]:
+            ident = record.get(key)
+            if ident is not None and ident in seen:
+                duplicates += 1
+                continue
+            seen.add(ident)
+            out.append(record)
+    if duplicates:
+        log.warning(f"{what}: {duplicates} records appeared on two pages (kept once)")
+    if total_results is not None and len(out) != total_results:
+        log.warning(f"{what}: got {len(out)} records, the API announced {total_results}")
+    log.info(f"{what}: {len(out)} records from {total_pages} pages")
+    return out
+
+
+def list_recent(
+    transport: Transport,
+    path: str,
+    *,
+    what: str,
+    params: dict | None = None,
+    newer_than: Callable[[dict], bool],
+) -> list[dict]:
+    """Pages of a newest-first listing, sequentially, until a record fails `newer_than`."""
+    size = transport.config.page_size
+    out: list[dict] = []
+    seen: set[Any] = set()
+    number = 1
+    while True:
+        body = transport.get(path, _page_params(params, number, size),
+                             what=f"{what} page {number}")
+        records, total_pages, _ = _meta(body)
+        reached_older = False
+        for record in records:
+            if not newer_than(record):
+                reached_older = True      # newest first: later pages hold older ones only
+                continue
+            if record.get("id") not in seen:
+                seen.add(record.get("id"))
+                out.append(record)
+        if reached_older or number >= total_pages or not records:
+            return out
+        number += 1

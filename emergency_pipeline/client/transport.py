@@ -1,0 +1,165 @@
+"""One thread-safe httpx.Client, with pacing, a concurrency bound and the retry loop for reads."""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import httpx
+
+from .config import ClientConfig
+from .errors import TelnyxAPIError, parse_errors, redact
+from .pacing import Pacer
+from .retry import Failure, backoff_delay, classify_exception, classify_response
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """The result of sending one request once: an answer, or why there was none."""
+
+    response: httpx.Response | None
+    body: Any
+    failure: Failure | None
+
+
+class _BearerAuth(httpx.Auth):
+    """Adds the key at send time, so it is in no default header and in no reprs of ours."""
+
+    def __init__(self, key: str) -> None:
+        self._key = key
+
+    def auth_flow(self, request: httpx.Request):
+        request.headers["Authorization"] = f"Bearer {self._key}"
+        yield request
+
+    def __repr__(self) -> str:
+        return "_BearerAuth([redacted])"
+
+
+class Transport:
+    def __init__(self, config: ClientConfig, log: Any) -> None:
+        self.config = config
+        self.log = log
+        self.pacer = Pacer(config.max_rate)
+        self._slots = threading.BoundedSemaphore(config.max_concurrency)
+        self._rng = random.Random()
+        self._stats_lock = threading.Lock()
+        self.requests_sent = 0
+        self.retries = 0
+        self._offset: timedelta | None = None   # server clock minus ours (from Date)
+        base = config.base_url.rstrip("/")
+        self._http = httpx.Client(
+            base_url=base + "/",
+            auth=_BearerAuth(config.api_key),
+            headers={"Accept": "application/json", "User-Agent": config.user_agent},
+            timeout=httpx.Timeout(config.read_timeout, connect=config.connect_timeout),
+            limits=httpx.Limits(
+                max_connections=config.max_concurrency,
+                max_keepalive_connections=config.max_concurrency,
+            ),
+            follow_redirects=False,   # a redirect could carry the key to another host
+            trust_env=False,          # no proxies from the environment: the key goes to base_url
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    # -- sending once ---------------------------------------------------------------------
+
+    def send(self, method: str, path: str, *, params: dict | None = None,
+             json_body: Any = None) -> Attempt:
+        """Send once (paced, bounded); never raises for HTTP or transport failures."""
+        with self._slots:
+            self.pacer.acquire()
+            with self._stats_lock:
+                self.requests_sent += 1
+            try:
+                response = self._http.request(method, path.lstrip("/"), params=params,
+                                              json=json_body)
+            except Exception as exc:  # noqa: BLE001 - classified below, httpx's and others'
+                self.pacer.release(None)
+                failure = classify_exception(exc)
+                detail = redact(str(exc), self.config.api_key)
+                return Attempt(None, None,
+                               Failure(f"{failure.reason}: {detail}" if detail else failure.reason,
+                                       failure.retryable, failure.ambiguous))
+        self._note_server_clock(response.headers.get("date"))
+        failure = classify_response(response)
+        self.pacer.release(response.headers, throttled=response.status_code == 429,
+                           retry_after=failure.hint if failure else None)
+        try:
+            body = response.json() if response.content else None
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            body = None
+            if failure is None:   # a truncated success: we cannot use it, try again
+                failure = Failure(f"HTTP {response.status_code} with invalid JSON", True, True,
+                                  None, response.status_code)
+        return Attempt(response, body, failure)
+
+    def error_for(self, attempt: Attempt, method: str, path: str, *, attempts: int = 1,
+                  cls: type[TelnyxAPIError] = TelnyxAPIError, **extra: Any) -> TelnyxAPIError:
+        status = attempt.response.status_code if attempt.response is not None else None
+        reason = None if (status is not None and attempt.body) else (
+            attempt.failure.reason if attempt.failure else None)
+        return cls(status, parse_errors(attempt.body, self.config.api_key), method=method,
+                   path=path, reason=reason, attempts=attempts, **extra)
+
+    def _note_server_clock(self, date: str | None) -> None:
+        if not date:
+            return
+        try:
+            server = parsedate_to_datetime(date)
+        except (TypeError, ValueError):
+            return
+        if server.tzinfo is None:
+            server = server.replace(tzinfo=timezone.utc)
+        self._offset = server - datetime.now(timezone.utc)
+
+    def server_clock_offset(self) -> timedelta | None:
+        """How far the server's clock is ahead of ours (Date header; about 1s resolution)."""
+        return self._offset
+
+    # -- reads, with retries --------------------------------------------------------------
+
+    def delay_for(self, retry_number: int, failure: Failure) -> float:
+        return backoff_delay(retry_number, base=self.config.backoff_base,
+                             cap=self.config.backoff_max, hint=failure.hint, rng=self._rng)
+
+    def get(self, path: str, params: dict | None = None, *, what: str | None = None) -> Any:
+        """GET with retries on 429, 5xx, timeouts and dropped connections; returns the JSON body."""
+        what = what or f"GET {path}"
+        started = time.monotonic()
+        attempt_no = 0
+        while True:
+            attempt_no += 1
+            attempt = self.send("GET", path, params=params)
+            if attempt.failure is None:
+                return attempt.body
+            failure = attempt.failure
+            if not failure.retryable:
+                raise self.error_for(attempt, "GET", _show(path, params), attempts=attempt_no)
+            delay = self.delay_for(attempt_no, failure)
+            elapsed = time.monotonic() - started
+            if attempt_no >= self.config.max_attempts or \
+                    elapsed + delay > self.config.max_retry_seconds:
+                self.log.warning(f"{what}: {failure.reason}; giving up after {attempt_no} "
+                                 f"attempts in {elapsed:.1f}s")
+                raise self.error_for(attempt, "GET", _show(path, params), attempts=attempt_no)
+            with self._stats_lock:
+                self.retries += 1
+            self.log.warning(f"{what}: {failure.reason}; retry {attempt_no}/"
+                             f"{self.config.max_attempts - 1} in {delay:.2f}s")
+            time.sleep(delay)
+
+
+def _show(path: str, params: dict | None) -> str:
+    """Path with query for messages (the key is never in a query)."""
+    if not params:
+        return path
+    return f"{path}?" + "&".join(f"{k}={v}" for k, v in params.items())

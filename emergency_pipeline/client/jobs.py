@@ -160,7 +160,13 @@ class JobOps:
                 ambiguous_seen = True
                 self.log.warning(f"{what}: {failure.reason}; the job may have been created, "
                                  "looking for it before submitting again")
-                job = self._find_submitted(identifiers, started_wall, what)
+                try:
+                    job = self._find_submitted(identifiers, started_wall, what)
+                except TelnyxAPIError:
+                    # Not knowing whether the job exists, sending it again could double it.
+                    self.log.warning(f"{what}: could not list recent jobs to check; "
+                                     "not submitting again")
+                    raise
                 if job is not None:
                     return JobSubmission(job=job, adopted=True)
             delay = self.t.delay_for(attempt_no, failure)

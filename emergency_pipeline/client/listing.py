@@ -9,7 +9,8 @@ from typing import Any
 
 from .transport import Transport
 
-PageCallback = Callable[[int, int, list[dict]], None]   # (pages done, total pages, records)
+# on_page(pages_done, total_pages, records_of_that_page), called once per page, one at a time.
+PageCallback = Callable[[int, int, list[dict]], None]
 
 
 def _page_params(params: dict | None, number: int, size: int) -> dict:

@@ -79,7 +79,7 @@ class Pacer:
                 # Everyone stops until the server's window resets.
                 self._budget = 0
                 wait = retry_after if retry_after is not None else self._min_reset_wait
-                self._reset_at = max(self._reset_at, now + max(wait, self._min_reset_wait))
+                self._reset_at = now + max(wait, self._min_reset_wait)   # the server knows best
                 return
             if not headers:
                 return

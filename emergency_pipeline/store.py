@@ -1,0 +1,272 @@
+"""Every DuckDB read and write of the pipeline: tables, the job ledger, outcomes, views.
+
+DuckDB allows one writing process at a time, and any other process holding the file open,
+even read-only, blocks a writer. An analyst's open notebook must not fail a scheduled run or
+lose its results, so a write that cannot get the lock within `lock_wait_seconds` goes to a
+spool folder beside the database (`<file>.spool/`, one DuckDB file per write) and the next
+write that gets the lock applies the spool first, in order, exactly once. Reads that the
+pipeline depends on (the ledger) combine the database, opened read-only, with the spool.
+
+All of it sits behind this one module so that moving to a shared DuckDB service or a
+warehouse is a change here, not in the assets.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+log = logging.getLogger(__name__)
+
+# Tables with a fixed schema: history that analysts query and the pipeline appends to.
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS job_ledger (
+    batch_id VARCHAR, run_id VARCHAR, event VARCHAR, job_id VARCHAR, job_status VARCHAR,
+    emergency_enabled BOOLEAN, emergency_address_id VARCHAR, id_kind VARCHAR,
+    identifiers VARCHAR[], number_count INTEGER, detail VARCHAR, recorded_at TIMESTAMPTZ
+);
+CREATE TABLE IF NOT EXISTS operation_outcomes (
+    run_id VARCHAR, source VARCHAR, source_file VARCHAR, source_row INTEGER,
+    phone_number VARCHAR, number_id VARCHAR, action VARCHAR,
+    target_enabled BOOLEAN, target_address_id VARCHAR, result VARCHAR, reason VARCHAR,
+    batch_id VARCHAR, job_id VARCHAR, job_status VARCHAR,
+    error_code VARCHAR, error_title VARCHAR, error_detail VARCHAR, error_pointer VARCHAR,
+    extras VARCHAR, planned_at TIMESTAMPTZ, submitted_at TIMESTAMPTZ,
+    finished_at TIMESTAMPTZ, recorded_at TIMESTAMPTZ
+);
+CREATE TABLE IF NOT EXISTS _spool_applied (spool_id VARCHAR PRIMARY KEY, applied_at TIMESTAMPTZ);
+"""
+
+# Views for analysts; the README shows how to query them.
+VIEWS = """
+CREATE OR REPLACE VIEW latest_outcome_per_number AS
+SELECT * FROM operation_outcomes
+WHERE coalesce(phone_number, number_id) IS NOT NULL
+QUALIFY row_number() OVER (
+    PARTITION BY coalesce(phone_number, number_id) ORDER BY recorded_at DESC, run_id DESC
+) = 1;
+
+CREATE OR REPLACE VIEW failures_by_error_code AS
+SELECT error_code, error_title, count(*) AS failures,
+       count(DISTINCT coalesce(phone_number, number_id)) AS numbers,
+       min(recorded_at) AS first_seen, max(recorded_at) AS last_seen
+FROM operation_outcomes WHERE result IN ('failed', 'expired')
+GROUP BY ALL ORDER BY failures DESC;
+
+CREATE OR REPLACE VIEW run_summary AS
+SELECT run_id, any_value(source) AS source, min(recorded_at) AS recorded_at,
+       count(*) AS desired_rows,
+       count(*) FILTER (result = 'succeeded') AS succeeded,
+       count(*) FILTER (result = 'failed') AS failed,
+       count(*) FILTER (result = 'pending') AS pending,
+       count(*) FILTER (result = 'expired') AS expired,
+       count(*) FILTER (result = 'unchanged') AS unchanged,
+       count(*) FILTER (result = 'planned') AS planned,
+       count(*) FILTER (result = 'skipped') AS skipped,
+       count(*) FILTER (result = 'rejected') AS rejected
+FROM operation_outcomes GROUP BY run_id ORDER BY recorded_at DESC;
+"""
+
+
+class StoreLocked(RuntimeError):
+    """The database file is held by another process beyond the configured wait."""
+
+
+def _is_lock_error(exc: BaseException) -> bool:
+    return isinstance(exc, duckdb.IOException) and "lock" in str(exc).lower()
+
+
+@dataclass
+class Store:
+    database: str
+    connection_config: dict[str, Any] = field(default_factory=dict)
+    lock_wait_seconds: float = 10.0
+
+    @property
+    def spool_dir(self) -> Path:
+        return Path(f"{self.database}.spool")
+
+    # -- connections -------------------------------------------------------------------------
+
+    def _connect(self, read_only: bool) -> duckdb.DuckDBPyConnection:
+        """Connect, waiting with backoff while another process holds the lock."""
+        deadline = time.monotonic() + self.lock_wait_seconds
+        delay = 0.05
+        while True:
+            try:
+                return duckdb.connect(self.database, read_only=read_only,
+                                      config=dict(self.connection_config))
+            except duckdb.IOException as exc:
+                if not _is_lock_error(exc) or time.monotonic() + delay > deadline:
+                    if _is_lock_error(exc):
+                        raise StoreLocked(
+                            f"{self.database} is locked by another process "
+                            f"(waited {self.lock_wait_seconds:.0f}s)") from None
+                    raise
+                time.sleep(delay)
+                delay = min(delay * 2, 1.0)
+
+    @contextlib.contextmanager
+    def writer(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A read-write connection with the schema in place and the spool applied."""
+        Path(self.database).parent.mkdir(parents=True, exist_ok=True)
+        con = self._connect(read_only=False)
+        try:
+            con.execute(SCHEMA)
+            con.execute(VIEWS)
+            self._apply_spool(con)
+            yield con
+        finally:
+            con.close()
+
+    @contextlib.contextmanager
+    def reader(self) -> Iterator[duckdb.DuckDBPyConnection | None]:
+        """A read-only connection, or None when the file does not exist or is write-locked."""
+        if not Path(self.database).exists():
+            yield None
+            return
+        try:
+            con = self._connect(read_only=True)
+        except StoreLocked:
+            log.warning("%s is write-locked by another process; reading the spool only",
+                        self.database)
+            yield None
+            return
+        try:
+            yield con
+        finally:
+            con.close()
+
+    # -- writes ------------------------------------------------------------------------------
+
+    def write(self, table: str, frame: pd.DataFrame, mode: str = "append") -> str:
+        """Append or replace `table` with `frame`; returns 'database' or 'spool'.
+
+        A frame that cannot reach the database in time is spooled, never dropped."""
+        if mode not in ("append", "replace"):
+            raise ValueError(f"mode must be 'append' or 'replace', not {mode!r}")
+        try:
+            with self.writer() as con:
+                with _transaction(con):
+                    _write_frame(con, table, frame, mode)
+                return "database"
+        except StoreLocked:
+            self._spool(table, frame, mode)
+            return "spool"
+
+    def flush(self) -> int:
+        """Apply whatever is spooled; returns how many spool files remain."""
+        try:
+            with self.writer():
+                pass
+        except StoreLocked:
+            pass
+        return len(self._spool_files())
+
+    def _spool(self, table: str, frame: pd.DataFrame, mode: str) -> None:
+        self.spool_dir.mkdir(parents=True, exist_ok=True)
+        # Nanosecond time first so that files sort in write order; the uuid makes them unique.
+        name = f"{time.time_ns():020d}-{uuid.uuid4().hex[:8]}-{mode}-{table}.duckdb"
+        tmp = self.spool_dir / f".{name}.tmp"
+        con = duckdb.connect(str(tmp))
+        try:
+            con.register("frame", frame)
+            con.execute("CREATE TABLE spooled AS SELECT * FROM frame")
+        finally:
+            con.close()
+        os.replace(tmp, self.spool_dir / name)  # atomic: a half-written spool is never seen
+        log.warning("database locked: %d rows for %s kept in %s until it is free",
+                    len(frame), table, self.spool_dir / name)
+
+    def _spool_files(self) -> list[Path]:
+        if not self.spool_dir.exists():
+            return []
+        return sorted(p for p in self.spool_dir.glob("*.duckdb") if not p.name.startswith("."))
+
+    def _apply_spool(self, con: duckdb.DuckDBPyConnection) -> None:
+        for path in self._spool_files():
+            spool_id = path.stem
+            _, _, mode, table = spool_id.split("-", 3)
+            already = con.execute("SELECT 1 FROM _spool_applied WHERE spool_id = ?",
+                                  [spool_id]).fetchone()
+            if not already:
+                frame = _read_spool(path)
+                with _transaction(con):
+                    _write_frame(con, table, frame, mode)
+                    con.execute("INSERT INTO _spool_applied VALUES (?, now())", [spool_id])
+            path.unlink()  # after the commit; a crash before it is caught by _spool_applied
+
+    # -- reads -------------------------------------------------------------------------------
+
+    def read(self, sql_table: str, where: str = "TRUE", params: list | None = None) -> pd.DataFrame:
+        """Rows of a table from the database and from the spool (not yet applied)."""
+        frames = []
+        with self.reader() as con:
+            if con is not None and _has_table(con, sql_table):
+                frames.append(con.execute(f"SELECT * FROM {sql_table} WHERE {where}",
+                                          params or []).df())
+        for path in self._spool_files():
+            if path.stem.endswith(f"-{sql_table}"):
+                spooled = _read_spool(path)
+                mem = duckdb.connect()
+                mem.register("spooled", spooled)
+                frames.append(mem.execute(f"SELECT * FROM spooled WHERE {where}",
+                                          params or []).df())
+                mem.close()
+        frames = [f for f in frames if len(f)]
+        if not frames:
+            return pd.DataFrame()
+        return pd.concat(frames, ignore_index=True)
+
+    def query(self, sql: str, params: list | None = None) -> pd.DataFrame:
+        """An analyst's query against the database (read-only)."""
+        with self.reader() as con:
+            if con is None:
+                raise StoreLocked(f"{self.database} is missing or write-locked")
+            return con.execute(sql, params or []).df()
+
+
+def _has_table(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+    return bool(con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [table]
+    ).fetchone()[0])
+
+
+def _read_spool(path: Path) -> pd.DataFrame:
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        return con.execute("SELECT * FROM spooled").df()
+    finally:
+        con.close()
+
+
+def _write_frame(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame, mode: str) -> None:
+    con.register("frame", frame)
+    try:
+        if mode == "replace" or not _has_table(con, table):
+            con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM frame")
+        elif len(frame):
+            con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM frame")
+    finally:
+        con.unregister("frame")
+
+
+@contextlib.contextmanager
+def _transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    con.execute("COMMIT")

@@ -1,0 +1,23 @@
+"""The Dagster code location (workspace.yaml and [tool.dg] in pyproject point here)."""
+
+from __future__ import annotations
+
+from dagster import Definitions
+
+from emergency_pipeline.defs import assets
+from emergency_pipeline.defs.checks import all_checks
+from emergency_pipeline.defs.jobs import reconcile_emergency_settings
+from emergency_pipeline.defs.resources import default_resources
+from emergency_pipeline.defs.schedules import daily_emergency_reconcile
+from emergency_pipeline.defs.sensors import desired_state_inbox
+
+defs = Definitions(
+    assets=[assets.desired_emergency_settings, assets.emergency_account_snapshot,
+            assets.emergency_settings_plan, assets.emergency_update_jobs,
+            assets.emergency_operation_outcomes],
+    asset_checks=all_checks(),
+    jobs=[reconcile_emergency_settings],
+    schedules=[daily_emergency_reconcile],
+    sensors=[desired_state_inbox],
+    resources=default_resources(),
+)

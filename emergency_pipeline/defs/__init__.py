@@ -1,0 +1,1 @@
+"""The Dagster side of the pipeline: resources, assets, checks, schedules and sensors."""

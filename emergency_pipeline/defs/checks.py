@@ -1,0 +1,115 @@
+"""Asset checks: the spreadsheet's quality, rule 5 (one result per desired number), the
+failure share, and a read-back of the account after apply."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import pandas as pd
+from dagster import (
+    AssetCheckExecutionContext, AssetCheckResult, AssetCheckSeverity, AssetIn, asset_check,
+)
+
+from emergency_pipeline.defs.assets import (
+    desired_emergency_settings, emergency_operation_outcomes,
+)
+from emergency_pipeline.defs.resources import TelnyxResource
+from emergency_pipeline.desired_state import DesiredState
+
+
+def _threshold(name: str, default: float) -> float:
+    return float(os.environ.get(name, default))
+
+
+@asset_check(asset=desired_emergency_settings,
+             description="Share of spreadsheet rows rejected stays under a threshold.")
+def rejected_rows_share(desired_emergency_settings: DesiredState) -> AssetCheckResult:
+    state = desired_emergency_settings
+    rejected = len(state.rejected[["source_file", "source_row"]].drop_duplicates())
+    total = rejected + len(state.accepted)
+    share = rejected / total if total else 0.0
+    limit = _threshold("EMERGENCY_PIPELINE_MAX_REJECTED_SHARE", 0.2)
+    return AssetCheckResult(
+        passed=share <= limit, severity=AssetCheckSeverity.WARN,
+        metadata={"rejected_rows": rejected, "rows": total, "share": round(share, 4),
+                  "limit": limit},
+        description=None if share <= limit else
+        f"{rejected} of {total} rows rejected ({share:.1%} > {limit:.0%}): see desired_rejections",
+    )
+
+
+@asset_check(asset=emergency_operation_outcomes, blocking=True,
+             additional_ins={"desired": AssetIn(key=desired_emergency_settings.key)},
+             description="Every desired row has exactly one result in the run (rule 5).")
+def one_result_per_desired_number(emergency_operation_outcomes: pd.DataFrame,
+                                  desired: DesiredState) -> AssetCheckResult:
+    outcomes = emergency_operation_outcomes
+    expected = pd.concat([desired.accepted[["source_file", "source_row"]],
+                          desired.rejected[["source_file", "source_row"]]]).drop_duplicates()
+    per_row = outcomes.groupby(["source_file", "source_row"]).size().rename("results")
+    joined = expected.merge(per_row.reset_index(), how="outer", on=["source_file", "source_row"],
+                            indicator=True)
+    missing = joined[joined["_merge"] == "left_only"]
+    unexpected = joined[joined["_merge"] == "right_only"]
+    repeated = joined[joined["results"] > 1]
+    numbers = outcomes[outcomes["result"] != "rejected"]
+    number_key = numbers["number_id"].fillna(numbers["phone_number"])
+    repeated_numbers = number_key[number_key.notna() & number_key.duplicated(keep=False)]
+    no_result = int(outcomes["result"].isna().sum())
+    passed = missing.empty and unexpected.empty and repeated.empty and repeated_numbers.empty \
+        and no_result == 0
+    return AssetCheckResult(
+        passed=bool(passed),
+        metadata={"desired_rows": len(expected), "outcome_rows": len(outcomes),
+                  "rows_without_result": len(missing), "results_without_row": len(unexpected),
+                  "rows_with_several_results": len(repeated),
+                  "numbers_with_several_results": int(repeated_numbers.nunique()),
+                  "results_left_empty": no_result},
+    )
+
+
+@asset_check(asset=emergency_operation_outcomes,
+             description="Share of submitted numbers that failed or expired stays low.")
+def failure_share(emergency_operation_outcomes: pd.DataFrame) -> AssetCheckResult:
+    submitted = emergency_operation_outcomes[
+        emergency_operation_outcomes["result"].isin(["succeeded", "failed", "expired", "pending"])]
+    failed = submitted["result"].isin(["failed", "expired"]).sum()
+    share = failed / len(submitted) if len(submitted) else 0.0
+    limit = _threshold("EMERGENCY_PIPELINE_MAX_FAILURE_SHARE", 0.1)
+    return AssetCheckResult(
+        passed=bool(share <= limit), severity=AssetCheckSeverity.WARN,
+        metadata={"submitted": len(submitted), "failed_or_expired": int(failed),
+                  "share": round(float(share), 4), "limit": limit},
+    )
+
+
+@asset_check(asset=emergency_operation_outcomes,
+             description="After apply, the account read back agrees with the plan for every "
+                         "number whose job succeeded.")
+def account_agrees_after_apply(context: AssetCheckExecutionContext,
+                               emergency_operation_outcomes: pd.DataFrame,
+                               telnyx: TelnyxResource) -> AssetCheckResult:
+    done = emergency_operation_outcomes[emergency_operation_outcomes["result"] == "succeeded"]
+    if done.empty:
+        return AssetCheckResult(passed=True, metadata={"checked": 0},
+                                description="no number succeeded in this run: nothing to read back")
+    with telnyx.client(context.log) as client:
+        live = pd.DataFrame(client.list_phone_numbers())
+    merged = done.merge(live[["id", "emergency_enabled", "emergency_address_id"]],
+                        left_on="number_id", right_on="id", how="left",
+                        suffixes=("", "_live"))
+    want_addr = merged["target_address_id"].where(merged["target_enabled"].astype(bool))
+    agree = (merged["emergency_enabled"].astype("boolean") == merged["target_enabled"].astype("boolean")) & (
+        merged["emergency_address_id"].fillna("") == want_addr.fillna(""))
+    wrong = merged[~agree.fillna(False)]
+    return AssetCheckResult(
+        passed=wrong.empty,
+        metadata={"checked": len(merged), "disagreeing": len(wrong),
+                  "sample": ", ".join(map(str, wrong["phone_number"].head(10)))},
+    )
+
+
+def all_checks() -> list[Any]:
+    return [rejected_rows_share, one_result_per_desired_number, failure_share,
+            account_agrees_after_apply]

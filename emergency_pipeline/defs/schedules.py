@@ -1,0 +1,27 @@
+"""The daily run that applies the canonical desired state (stopped until someone starts it)."""
+
+from __future__ import annotations
+
+import os
+
+from dagster import DefaultScheduleStatus, RunRequest, ScheduleEvaluationContext, schedule
+
+from emergency_pipeline.defs.jobs import apply_run_config, reconcile_emergency_settings
+from emergency_pipeline.defs.partitions import desired_state_sources
+
+DEFAULT_CANONICAL = "data/desired_state.csv"
+
+
+def canonical_source() -> str:
+    return os.environ.get("EMERGENCY_PIPELINE_DESIRED_STATE", DEFAULT_CANONICAL)
+
+
+@schedule(job=reconcile_emergency_settings, cron_schedule="0 6 * * *",
+          execution_timezone="UTC", default_status=DefaultScheduleStatus.STOPPED,
+          description="Daily at 06:00 UTC: apply the canonical desired state "
+                      "($EMERGENCY_PIPELINE_DESIRED_STATE, default data/desired_state.csv).")
+def daily_emergency_reconcile(context: ScheduleEvaluationContext) -> RunRequest:
+    key = canonical_source()
+    if not context.instance.has_dynamic_partition(desired_state_sources.name, key):
+        context.instance.add_dynamic_partitions(desired_state_sources.name, [key])
+    return RunRequest(partition_key=key, run_config=apply_run_config(apply=True))

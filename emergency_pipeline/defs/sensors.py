@@ -1,0 +1,77 @@
+"""The drop folder: every new or changed CSV/XLSX becomes a partition and a run that applies it.
+
+The cursor maps each file to the hash of the version last launched, and the run key carries
+that hash, so each file version runs exactly once, even if the cursor were lost."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from pathlib import Path
+
+from dagster import (
+    DefaultSensorStatus, RunRequest, SensorEvaluationContext, SensorResult, SkipReason, sensor,
+)
+
+from emergency_pipeline.defs.jobs import apply_run_config, reconcile_emergency_settings
+from emergency_pipeline.defs.partitions import desired_state_sources
+
+DEFAULT_INBOX = "data/inbox"
+SPREADSHEETS = {".csv", ".xlsx"}
+# A file modified this recently may still be being copied in; look again at the next tick.
+SETTLE_SECONDS = 2.0
+
+
+def inbox_dir() -> Path:
+    return Path(os.environ.get("EMERGENCY_PIPELINE_INBOX", DEFAULT_INBOX))
+
+
+def file_version(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()[:16]
+
+
+def scan(inbox: Path, seen: dict[str, str], now: float | None = None
+         ) -> tuple[list[tuple[str, str]], dict[str, str]]:
+    """New or changed spreadsheets as (partition key, version), and the updated cursor."""
+    now = time.time() if now is None else now
+    found, cursor = [], dict(seen)
+    if not inbox.is_dir():
+        return found, cursor
+    for path in sorted(inbox.iterdir()):
+        # Office lock files (~$x.xlsx) and hidden files are not spreadsheets people dropped.
+        if (path.suffix.lower() not in SPREADSHEETS or path.name.startswith(("~$", "."))
+                or not path.is_file() or now - path.stat().st_mtime < SETTLE_SECONDS):
+            continue
+        key, version = str(path), file_version(path)
+        if seen.get(key) != version:
+            found.append((key, version))
+            cursor[key] = version
+    return found, cursor
+
+
+@sensor(job=reconcile_emergency_settings, minimum_interval_seconds=30,
+        default_status=DefaultSensorStatus.STOPPED,
+        description="Applies every new or changed CSV/XLSX dropped into "
+                    "$EMERGENCY_PIPELINE_INBOX (default data/inbox/).")
+def desired_state_inbox(context: SensorEvaluationContext) -> SensorResult | SkipReason:
+    seen = json.loads(context.cursor) if context.cursor else {}
+    found, cursor = scan(inbox_dir(), seen)
+    if not found:
+        return SkipReason(f"no new or changed spreadsheet in {inbox_dir()}")
+    new_keys = [k for k, _ in found
+                if not context.instance.has_dynamic_partition(desired_state_sources.name, k)]
+    return SensorResult(
+        run_requests=[RunRequest(partition_key=key, run_key=f"{key}@{version}",
+                                 run_config=apply_run_config(apply=True),
+                                 tags={"emergency_pipeline/file_version": version})
+                      for key, version in found],
+        dynamic_partitions_requests=[desired_state_sources.build_add_request(new_keys)]
+        if new_keys else [],
+        cursor=json.dumps(cursor, sort_keys=True),
+    )

@@ -1,0 +1,115 @@
+"""`emergency-pipeline demo`: the whole job, end to end, on the embedded default.
+
+Starts the emulator with a generated account, applies the sample desired state in data/
+through the Dagster job (with a persistent Dagster home in the repo, so that `dagster dev`
+afterwards shows the run), prints a summary from DuckDB, and stops the emulator.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from emergency_pipeline.sample import DEMO_NUMBERS, DEMO_SEED
+
+# The emulator's key for the demo: not a secret, and never a real user's key.
+DEMO_KEY = "KEY_emulator_demo"
+
+DAGSTER_YAML = """\
+# Written by `emergency-pipeline demo`. Runs of the reconcile job are queued one at a time:
+# two runs planning against the same account at once could both submit a number.
+run_queue:
+  tag_concurrency_limits:
+    - key: "emergency_pipeline/account"
+      limit: 1
+telemetry:
+  enabled: false
+"""
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("demo", help="run the main job end to end against the emulator",
+                              description=__doc__)
+    p.add_argument("--numbers", type=int, default=DEMO_NUMBERS, help="size of the account")
+    p.add_argument("--seed", type=int, default=DEMO_SEED)
+    p.add_argument("--desired", default="data/desired_state.csv",
+                   help="desired-state source (the partition key of the run)")
+    p.add_argument("--database", default="data/emergency.duckdb")
+    p.add_argument("--dagster-home", default=".dagster_home")
+    p.add_argument("--job-seconds", type=float, default=2.0,
+                   help="how long the emulator takes to carry out a job")
+    p.add_argument("--plan-only", action="store_true", help="plan, do not submit")
+    p.set_defaults(func=run)
+
+
+def prepare_dagster_home(path: Path) -> Path:
+    path = path.resolve()
+    path.mkdir(parents=True, exist_ok=True)
+    config = path / "dagster.yaml"
+    if not config.exists():
+        config.write_text(DAGSTER_YAML)
+    os.environ["DAGSTER_HOME"] = str(path)
+    return path
+
+
+def run(args: argparse.Namespace) -> int:
+    from emergency_pipeline.emulator import Emulator
+
+    home = prepare_dagster_home(Path(args.dagster_home))
+    desired = Path(args.desired)
+    if not desired.exists():
+        from emergency_pipeline.sample import write_sample
+
+        write_sample(desired, args.numbers, args.seed)
+    with Emulator(numbers=args.numbers, seed=args.seed, api_key=DEMO_KEY,
+                  job_seconds=args.job_seconds) as emu:
+        print(f"emulator: {args.numbers} numbers at {emu.base_url}")
+        os.environ.update({"TELNYX_API_KEY": DEMO_KEY, "TELNYX_BASE_URL": emu.base_url,
+                           "EMERGENCY_PIPELINE_DUCKDB": args.database})
+        result = run_job(str(desired), apply=not args.plan_only)
+        stats = emu.stats()
+    print(f"run {result.run_id}: {'succeeded' if result.success else 'FAILED'}; "
+          f"emulator saw {stats['requests']} requests, {stats['jobs_created']} jobs")
+    print_summary(args.database, result.run_id)
+    print(f"\nDagster home: {home}  (see the run: DAGSTER_HOME={home} "
+          f".venv/bin/dagster dev -w workspace.yaml, or `make dev`)")
+    return 0 if result.success else 1
+
+
+def run_job(source: str, apply: bool, run_config: dict | None = None):
+    """Run the reconcile job for one source in this process, on the persistent instance."""
+    from dagster import DagsterInstance
+
+    from emergency_pipeline.defs.jobs import JOB_NAME, apply_run_config
+    from emergency_pipeline.defs.partitions import desired_state_sources
+    from emergency_pipeline.definitions import defs
+
+    instance = DagsterInstance.get()
+    if not instance.has_dynamic_partition(desired_state_sources.name, source):
+        instance.add_dynamic_partitions(desired_state_sources.name, [source])
+    job = defs.resolve_job_def(JOB_NAME)
+    return job.execute_in_process(run_config=run_config or apply_run_config(apply),
+                                  instance=instance, partition_key=source,
+                                  raise_on_error=False)
+
+
+def print_summary(database: str, run_id: str) -> None:
+    from emergency_pipeline.store import Store
+
+    store = Store(database)
+    by_result = store.query(
+        "SELECT result, count(*) AS numbers FROM operation_outcomes WHERE run_id = ? "
+        "GROUP BY result ORDER BY numbers DESC", [run_id])
+    reasons = store.query(
+        "SELECT result, coalesce(error_title || ': ' || error_detail, reason) AS why, "
+        "count(*) AS numbers FROM operation_outcomes "
+        "WHERE run_id = ? AND result IN ('failed', 'expired', 'skipped', 'rejected') "
+        "GROUP BY ALL ORDER BY numbers DESC LIMIT 8", [run_id])
+    print("\nResults of this run:")
+    print(by_result.to_string(index=False))
+    print("\nTop failure, skip and rejection reasons:")
+    with_width = reasons.assign(why=reasons["why"].str.slice(0, 90))
+    print(with_width.to_string(index=False))
+    print(f"\nOutcomes: {Path(database).resolve()} (table operation_outcomes; views "
+          "latest_outcome_per_number, failures_by_error_code, run_summary)")

@@ -1,0 +1,153 @@
+"""`Emulator`: the Python handle that builds, serves and inspects an emulated account."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+from emergency_pipeline import contract
+from emergency_pipeline.emulator.account import Account
+from emergency_pipeline.emulator.faults import FaultInjector, Faults
+from emergency_pipeline.emulator.server import App, Server
+from emergency_pipeline.emulator.state import RateLimiter, State
+
+# Accepted when neither api_key nor TELNYX_API_KEY is given; it opens nothing but the emulator.
+DEV_API_KEY = "emulator-development-key"
+
+
+def default_api_key() -> str:
+    return os.environ.get("TELNYX_API_KEY") or DEV_API_KEY
+
+
+class Emulator:
+    def __init__(self, numbers: int = 1000, seed: int = 0, api_key: str | None = None,
+                 job_seconds: float = 2.0, rate_limit: int = 1000, rate_window: float = 1.0,
+                 max_jobs_in_flight: int = contract.DEFAULT_MAX_JOBS_IN_FLIGHT,
+                 faults: Faults | None = None, state_file: str | None = None,
+                 host: str = "127.0.0.1", port: int = 0,
+                 settle_seconds: float | None = None, addresses: int | None = None) -> None:
+        account = (Account.load(state_file) if state_file
+                   else Account.generate(numbers, seed=seed, addresses=addresses))
+        self._faults = FaultInjector(faults or Faults())
+        self.state = State(
+            account, job_seconds=job_seconds,
+            settle_seconds=job_seconds / 2 if settle_seconds is None else settle_seconds,
+            max_jobs_in_flight=max_jobs_in_flight, faults=self._faults, seed=seed)
+        self._app = App(self.state, api_key or default_api_key(),
+                        RateLimiter(rate_limit, rate_window), self._faults)
+        self._address = (host, port)
+        self._server: Server | None = None
+        self._thread: threading.Thread | None = None
+
+    def __repr__(self) -> str:
+        return f"Emulator(numbers={len(self.state.account)}, url={self.root_url!r})"
+
+    # ---- lifecycle ------------------------------------------------------------------
+
+    def start(self) -> Emulator:
+        if self._server is None:
+            self._server = Server(self._address, self._app)
+            self._thread = threading.Thread(target=self._server.serve_forever,
+                                            kwargs={"poll_interval": 0.1},
+                                            name="telnyx-emulator", daemon=True)
+            self._thread.start()
+        return self
+
+    def serve_forever(self) -> None:
+        """Serve in this thread (the CLI)."""
+        self._server = Server(self._address, self._app)
+        try:
+            self._server.serve_forever(poll_interval=0.2)
+        finally:
+            self._server.server_close()
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            if self._thread is not None:
+                self._thread.join(timeout=5)
+            self._server = self._thread = None
+
+    def __enter__(self) -> Emulator:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            return self._address[1]
+        return self._server.server_address[1]
+
+    @property
+    def root_url(self) -> str:
+        return f"http://{self._address[0]}:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        return self.root_url + "/v2"
+
+    # ---- faults and counters --------------------------------------------------------
+
+    def set_faults(self, faults: Faults) -> None:
+        self._faults.set(faults)
+
+    @property
+    def faults(self) -> Faults:
+        return self._faults.faults
+
+    def stats(self) -> dict[str, Any]:
+        return self._app.stats.snapshot()
+
+    def reset_stats(self) -> None:
+        self._app.stats.reset()
+
+    # ---- state ----------------------------------------------------------------------
+
+    def jobs(self) -> list[dict[str, Any]]:
+        with self.state.lock:
+            self.state.advance()
+            return [j.to_dict(self.state.account) for j in self.state.job_order]
+
+    def job(self, job_id: str) -> dict[str, Any]:
+        with self.state.lock:
+            self.state.advance()
+            return self.state.job(job_id).to_dict(self.state.account)
+
+    def number(self, key: str) -> dict[str, Any]:
+        """A number as GET /phone_numbers/{id} gives it; key is its id or E.164."""
+        with self.state.lock:
+            self.state.advance()
+            i = self.state.account.index_of(str(key))
+            if i is None:
+                raise KeyError(key)
+            return self.state.account.number_dict(i)
+
+    def numbers(self) -> Iterator[dict[str, Any]]:
+        """Every number's dict, in listing order (a snapshot taken in chunks)."""
+        n = len(self.state.account)
+        for start in range(0, n, 10_000):
+            with self.state.lock:
+                self.state.advance()
+                chunk = [self.state.account.number_dict(i)
+                         for i in range(start, min(n, start + 10_000))]
+            yield from chunk
+
+    def addresses(self) -> list[dict[str, Any]]:
+        with self.state.lock:
+            return [dict(a) for a in self.state.account.addresses]
+
+    def finish_jobs(self, settle: bool = True) -> None:
+        """Every in-flight job to its end now; settle=True also ends provisioning and
+        deprovisioning (to active / disabled) of the numbers jobs changed."""
+        self.state.finish_jobs(settle=settle)
+
+    def save_state(self, path: str) -> None:
+        """Write the account (numbers and addresses) as a state file."""
+        with self.state.lock:
+            self.state.advance()
+            self.state.account.save(path)

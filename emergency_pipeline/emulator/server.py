@@ -1,0 +1,313 @@
+"""The HTTP side: routes, bearer auth, the fixed-window rate limit, faults, error bodies.
+
+Stdlib `ThreadingHTTPServer` speaking HTTP/1.1 (keep-alive). Faults are applied before the
+state lock is taken, so added latency never blocks other requests.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import math
+import re
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from emergency_pipeline import contract
+from emergency_pipeline.emulator.errors import (
+    ApiError, not_found, rate_limited, server_error, unauthorized, unprocessable)
+from emergency_pipeline.emulator.faults import Faults, FaultInjector
+from emergency_pipeline.emulator.state import RateLimiter, State, Stats
+
+PREFIX = "/v2"
+_ROUTES: list[tuple[str, re.Pattern[str], str]] = [
+    (m, re.compile("^" + p + "$"), name) for m, p, name in [
+        ("GET", r"/phone_numbers", "list_numbers"),
+        ("GET", r"/phone_numbers/jobs", "list_jobs"),
+        ("POST", r"/phone_numbers/jobs/update_emergency_settings", "create_job"),
+        ("GET", r"/phone_numbers/jobs/(?P<id>[^/]+)", "get_job"),
+        ("GET", r"/phone_numbers/(?P<id>[^/]+)", "get_number"),
+        ("GET", r"/phone_numbers/(?P<id>[^/]+)/voice", "get_voice"),
+        ("POST", r"/phone_numbers/(?P<id>[^/]+)/actions/enable_emergency", "enable_emergency"),
+        ("GET", r"/addresses", "list_addresses"),
+        ("GET", r"/addresses/(?P<id>[^/]+)", "get_address"),
+    ]
+]
+_ROUTE_LABEL = {
+    "list_numbers": "GET /v2/phone_numbers", "list_jobs": "GET /v2/phone_numbers/jobs",
+    "create_job": "POST /v2/phone_numbers/jobs/update_emergency_settings",
+    "get_job": "GET /v2/phone_numbers/jobs/{id}", "get_number": "GET /v2/phone_numbers/{id}",
+    "get_voice": "GET /v2/phone_numbers/{id}/voice",
+    "enable_emergency": "POST /v2/phone_numbers/{id}/actions/enable_emergency",
+    "list_addresses": "GET /v2/addresses", "get_address": "GET /v2/addresses/{id}",
+}
+_ADDRESS_SORTS = ("created_at", "first_name", "last_name", "business_name", "street_address")
+_NUMBER_SORTS = ("purchased_at", "phone_number", "connection_name", "usage_payment_method")
+
+
+class App:
+    """Everything a request handler needs; owned by the Emulator handle."""
+
+    def __init__(self, state: State, api_key: str, limiter: RateLimiter,
+                 faults: FaultInjector) -> None:
+        self.state, self.limiter, self.faults = state, limiter, faults
+        self._key = api_key.encode()
+        self.stats = Stats()
+
+    def __repr__(self) -> str:  # never show the key
+        return "App(api_key=[redacted])"
+
+    def authorized(self, header: str | None) -> bool:
+        if not header or not header.startswith("Bearer "):
+            return False
+        return hmac.compare_digest(header[7:].strip().encode(), self._key)
+
+    # ---- API routes; each runs under the state lock after advance() --------------------
+
+    def dispatch(self, name: str, params: dict[str, str], query: dict[str, str],
+                 body: Any) -> tuple[int, str]:
+        st = self.state
+        acc = st.account
+        if name == "list_numbers":
+            number, size = _page(query)
+            sort = query.get("sort")
+            if sort is not None and sort not in _NUMBER_SORTS:
+                raise _bad_sort()
+            phone = query.get("filter[phone_number]")
+            if phone is not None and sum(c.isdigit() for c in phone) < 3:
+                raise unprocessable("Requires at least three digits.", "/filter/phone_number")
+            status = query.get("filter[status]")
+            if status is not None and status not in contract.NUMBER_STATUSES:
+                raise unprocessable("The value provided for filter[status] is not valid.",
+                                    "/filter/status")
+            address = query.get("filter[emergency_address_id]")
+            rows = (range(len(acc)) if phone is None and status is None and address is None
+                    else st.filtered(phone_number=phone, status=status,
+                                     emergency_address_id=address))
+            chunk = rows[(number - 1) * size: number * size]
+            data = ",".join(acc.number_json(i) for i in chunk)
+            return 200, f'{{"data":[{data}],"meta":{_meta(number, size, len(rows))}}}'
+        if name == "get_number":
+            return 200, _data(acc.number_dict(st.number_index(_id_only(params["id"]))))
+        if name == "get_voice":
+            return 200, _data(acc.voice_dict(st.number_index(_id_only(params["id"]))))
+        if name == "enable_emergency":
+            return 202, _data(st.enable_emergency(_id_only(params["id"]), body))
+        if name == "create_job":
+            return 202, _data(st.create_job(body).to_dict(acc))
+        if name == "get_job":
+            return 200, _data(st.job(params["id"]).to_dict(acc))
+        if name == "list_jobs":
+            number, size = _page(query)
+            jobs = st.list_jobs(query.get("filter[type]"), query.get("sort"))
+            data = [j.to_dict(acc) for j in jobs[(number - 1) * size: number * size]]
+            return 200, (f'{{"data":{json.dumps(data, separators=(",", ":"))},'
+                         f'"meta":{_meta(number, size, len(jobs))}}}')
+        if name == "list_addresses":
+            return 200, self._list_addresses(query)
+        if name == "get_address":
+            k = acc.address_index(params["id"])
+            if k is None:
+                raise not_found()
+            return 200, _data(acc.addresses[k])
+        raise not_found()
+
+    def _list_addresses(self, query: dict[str, str]) -> str:
+        acc = self.state.account
+        number, size = _page(query)
+        rows = list(range(len(acc.addresses)))
+        used = query.get("filter[used_as_emergency]")
+        if used is not None:
+            if used not in ("true", "false"):
+                raise unprocessable("must be 'true' or 'false'", "/filter/used_as_emergency")
+            rows = [k for k in rows if (acc.address_use[k] > 0) == (used == "true")]
+        contains = query.get("filter[street_address][contains]")
+        if contains is not None:
+            if len(contains) < 3:
+                raise unprocessable("Requires at least three characters.",
+                                    "/filter/street_address/contains")
+            low = contains.lower()
+            rows = [k for k in rows if low in acc.addresses[k]["street_address"].lower()]
+        sort = query.get("sort", "-created_at")
+        field = sort.lstrip("-")
+        if field not in _ADDRESS_SORTS:
+            raise _bad_sort()
+        rows.sort(key=lambda k: (acc.addresses[k].get(field) or "", k),
+                  reverse=sort.startswith("-"))
+        chunk = [acc.addresses[k] for k in rows[(number - 1) * size: number * size]]
+        return json.dumps({"data": chunk, "meta": json.loads(_meta(number, size, len(rows)))})
+
+
+def _page(query: dict[str, str]) -> tuple[int, int]:
+    def get(name: str, default: int, low: int, high: int | None) -> int:
+        raw = query.get(f"page[{name}]")
+        if raw is None:
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            value = low - 1
+        if value < low or (high is not None and value > high):
+            raise unprocessable("The provided 'page' parameter is invalid. It must be an object "
+                                "with 'size' and/or 'number' with numeric values.",
+                                f"page/{name}", "Invalid pagination")
+        return value
+    return get("number", 1, 1, None), get("size", 20, 1, contract.MAX_PAGE_SIZE)
+
+
+def _meta(number: int, size: int, total: int) -> str:
+    return (f'{{"page_number":{number},"page_size":{size},'
+            f'"total_pages":{math.ceil(total / size)},"total_results":{total}}}')
+
+
+def _data(obj: Any) -> str:
+    return json.dumps({"data": obj}, separators=(",", ":"))
+
+
+def _id_only(key: str) -> str:
+    # The {id} routes take numeric ids; "+1..." would 404 on Telnyx too.
+    return key if key.isdigit() else "-"
+
+
+def _bad_sort() -> ApiError:
+    return unprocessable("The value provided for sorting is not valid. Check the value used "
+                         "and try again.", "/sort", "Invalid sorting value")
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "telnyx-emulator"
+    timeout = 60  # idle keep-alive connections give their thread back
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet; and never log headers
+        pass
+
+    def do_GET(self) -> None:
+        self._handle("GET")
+
+    def do_POST(self) -> None:
+        self._handle("POST")
+
+    def do_PUT(self) -> None:
+        self._handle("PUT")
+
+    def do_PATCH(self) -> None:
+        self._handle("PATCH")
+
+    def do_DELETE(self) -> None:
+        self._handle("DELETE")
+
+    # ---- plumbing -------------------------------------------------------------------
+
+    def _handle(self, method: str) -> None:
+        app: App = self.server.app  # type: ignore[attr-defined]
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        url = urlsplit(self.path)
+        path = unquote(url.path)
+        if path.startswith("/_emulator/"):
+            return self._admin(app, method, path, raw)
+        query = {k: v[0] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
+
+        name, params = "unknown", {}
+        if path.startswith(PREFIX + "/"):
+            for m, pattern, route in _ROUTES:
+                match = pattern.match(path[len(PREFIX):])
+                if match and m == method:
+                    name, params = route, match.groupdict()
+                    break
+        app.stats.request(_ROUTE_LABEL.get(name, "other"))
+
+        decision = app.faults.for_request()
+        if decision.latency:
+            time.sleep(decision.latency)  # outside every lock
+        if decision.drop:
+            app.stats.add("dropped")
+            self.close_connection = True
+            return
+        allowed, rl = app.limiter.hit()
+        if decision.status is not None:
+            rl = {**rl, "x-ratelimit-remaining": "0"} if decision.status == 429 else rl
+            err = rate_limited() if decision.status == 429 else server_error(decision.status)
+            return self._send_error(app, err, rl)
+        if not app.authorized(self.headers.get("Authorization")):
+            return self._send_error(app, unauthorized(), rl)
+        if not allowed:
+            return self._send_error(app, rate_limited(), rl)
+        if name == "unknown":
+            return self._send_error(app, not_found(), rl)
+
+        body: Any = None
+        if method == "POST":
+            try:
+                body = json.loads(raw or b"null")
+            except ValueError:
+                return self._send_error(app, ApiError(400, [unprocessable(
+                    "The request body is not valid JSON.", "/base").errors[0]]), rl)
+        try:
+            with app.state.lock:
+                app.state.advance()
+                status, text = app.dispatch(name, params, query, body)
+        except ApiError as err:
+            return self._send_error(app, err, rl)
+        if name == "create_job":
+            app.stats.add("jobs_created")
+            if app.faults.lose_job_answer():
+                app.stats.add("lost_job_answers")
+                self.close_connection = True
+                return
+        self._send(app, status, text, rl)
+
+    def _send_error(self, app: App, err: ApiError, headers: dict[str, str]) -> None:
+        if err.status == 429:
+            headers = {**headers, "Retry-After": headers.get("x-ratelimit-reset", "1")}
+        self._send(app, err.status, json.dumps(err.body()), headers)
+
+    def _send(self, app: App | None, status: int, text: str,
+              headers: dict[str, str] | None = None) -> None:
+        data = text.encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(data)
+        if app is not None:
+            app.stats.add("", status)
+
+    def _admin(self, app: App, method: str, path: str, raw: bytes) -> None:
+        """Control routes for other processes: no auth, no faults, not counted."""
+        try:
+            if path == "/_emulator/faults" and method == "GET":
+                return self._send(None, 200, json.dumps(app.faults.faults.to_dict()))
+            if path == "/_emulator/faults" and method == "PUT":
+                faults = Faults.from_dict(json.loads(raw or b"{}"))
+                app.faults.set(faults)
+                return self._send(None, 200, json.dumps(faults.to_dict()))
+            if path == "/_emulator/stats" and method == "GET":
+                return self._send(None, 200, json.dumps(app.stats.snapshot()))
+            if path == "/_emulator/stats" and method == "DELETE":
+                app.stats.reset()
+                return self._send(None, 200, "{}")
+            if path == "/_emulator/finish_jobs" and method == "POST":
+                app.state.finish_jobs()
+                return self._send(None, 200, "{}")
+        except (ValueError, TypeError) as exc:
+            return self._send(None, 400, json.dumps({"errors": [{"detail": str(exc)}]}))
+        self._send(None, 404, json.dumps(not_found().body()))
+
+
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 256
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], app: App) -> None:
+        self.app = app
+        super().__init__(address, Handler)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # a client that hung up mid-answer is not news

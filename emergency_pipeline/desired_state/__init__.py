@@ -1,0 +1,92 @@
+"""Desired state: what the operators asked for, read from CSV / XLSX / a folder / DuckDB.
+
+    ds = read_desired_state("data/desired.xlsx", sheet=None, default_region="US")
+    ds.accepted    source_file, source_row, phone_number (E.164 or NA), number_id (or NA),
+                   emergency_enabled (bool), emergency_address_id (or NA), extras (JSON text)
+    ds.rejected    source_file, source_row, column, value, reason, fix, phone_number (raw cell);
+                   one row per problem, so a row with two problems appears twice
+    ds.duplicates  identical copies collapsed into an accepted row (duplicate_of_file/_row)
+    ds.files       per source: rows, blank_rows, accepted, rejected_rows, collapsed
+
+Every non-blank input row is accepted, collapsed or rejected (`ds.check_accounting()`).
+A source without data rows raises DesiredStateError: an empty sheet is never an instruction.
+See phones.py for the rule that tells a Telnyx number id from a phone number.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from .readers import DesiredStateError, RawTable, read_tables
+from .validate import (ACCEPTED_COLUMNS, DUPLICATE_COLUMNS, REJECTED_COLUMNS, resolve_duplicates,
+                       validate_table)
+
+__all__ = ["DesiredState", "DesiredStateError", "read_desired_state", "desired_state_from_tables",
+           "ACCEPTED_COLUMNS", "REJECTED_COLUMNS", "DUPLICATE_COLUMNS"]
+
+
+@dataclass(frozen=True)
+class DesiredState:
+    accepted: pd.DataFrame
+    rejected: pd.DataFrame
+    duplicates: pd.DataFrame
+    files: pd.DataFrame
+
+    @property
+    def input_rows(self) -> int:
+        return int(self.files["rows"].sum())
+
+    @property
+    def rejected_rows(self) -> int:
+        return int(len(self.rejected[["source_file", "source_row"]].drop_duplicates()))
+
+    def counts(self) -> dict[str, int]:
+        return {"input_rows": self.input_rows, "accepted": len(self.accepted),
+                "rejected_rows": self.rejected_rows, "rejections": len(self.rejected),
+                "collapsed_duplicates": len(self.duplicates),
+                "blank_rows": int(self.files["blank_rows"].sum())}
+
+    def check_accounting(self) -> None:
+        c = self.counts()
+        total = c["accepted"] + c["rejected_rows"] + c["collapsed_duplicates"]
+        if total != c["input_rows"]:
+            raise AssertionError(f"desired-state accounting broken: {c}")
+
+
+def desired_state_from_tables(tables: list[RawTable], default_region: str = "US") -> DesiredState:
+    accepted_parts, rejected_parts, files = [], [], []
+    for t in tables:
+        acc, rej = validate_table(t, default_region)
+        accepted_parts.append(acc)
+        rejected_parts.append(rej)
+        files.append({"source_file": t.source_file, "rows": len(t.cells),
+                      "blank_rows": t.blank_rows})
+    accepted = pd.concat(accepted_parts, ignore_index=True)
+    accepted, conflicts, duplicates = resolve_duplicates(accepted)
+    rejected = pd.concat([*rejected_parts, conflicts], ignore_index=True)
+    rejected = rejected.sort_values(["source_file", "source_row"], kind="stable",
+                                    ignore_index=True)
+    files_df = pd.DataFrame(files)
+    per = lambda df: df.groupby("source_file").size()  # noqa: E731
+    files_df["accepted"] = files_df["source_file"].map(per(accepted)).fillna(0).astype("int64")
+    files_df["rejected_rows"] = files_df["source_file"].map(
+        per(rejected.drop_duplicates(["source_file", "source_row"]))).fillna(0).astype("int64")
+    files_df["collapsed"] = files_df["source_file"].map(per(duplicates)).fillna(0).astype("int64")
+    ds = DesiredState(accepted, rejected, duplicates, files_df)
+    ds.check_accounting()
+    return ds
+
+
+def read_desired_state(source: str | Path, sheet: str | None = None, default_region: str = "US",
+                       table: str | None = None, query: str | None = None) -> DesiredState:
+    """Read and validate a desired state. Raises DesiredStateError if it cannot be read or has no
+    data rows; bad rows never raise, they are rejected with a reason and a fix."""
+    import phonenumbers
+
+    if default_region.upper() not in phonenumbers.SUPPORTED_REGIONS:
+        raise DesiredStateError(f"unknown default_region {default_region!r} (e.g. 'US', 'CA')")
+    return desired_state_from_tables(read_tables(source, sheet=sheet, table=table, query=query),
+                                     default_region.upper())

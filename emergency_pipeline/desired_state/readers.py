@@ -1,0 +1,217 @@
+"""Sources -> raw tables of text: CSV, XLSX (calamine), a folder of them, a DuckDB table or query.
+
+Everything is text. A raw table keeps the row number an operator sees: for spreadsheets the first
+non-blank row is the header, rows are numbered as the spreadsheet numbers them (XLSX: the real
+row; CSV: the record, so a quoted cell spanning lines is still one row). For DuckDB, source_row is
+the 1-based position in the result. Blank rows (every cell empty) are not input rows: they are
+counted in `blank_rows` and otherwise ignored.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+SPREADSHEET_SUFFIXES = (".csv", ".xlsx", ".xlsm")
+DUCKDB_SUFFIXES = (".duckdb", ".db", ".ddb")
+
+
+class DesiredStateError(Exception):
+    """The desired state cannot be read or is empty: nothing may be planned from it."""
+
+
+@dataclass
+class RawTable:
+    source_file: str
+    headers: list[str]          # unique, in sheet order
+    cells: pd.DataFrame         # one object column of stripped-or-not text per header; "" = empty
+    rows: np.ndarray            # int64 source_row of each cells row
+    blank_rows: int = 0
+
+
+def _unique_headers(raw: list[object]) -> list[str]:
+    seen: dict[str, int] = {}
+    out = []
+    for i, h in enumerate(raw):
+        name = str(h).strip() if h is not None else ""
+        if not name:
+            name = f"column_{i + 1}"
+        if name in seen:
+            seen[name] += 1
+            name = f"{name}_{seen[name]}"
+        else:
+            seen[name] = 1
+        out.append(name)
+    return out
+
+
+def _table_from_grid(source: str, grid: pd.DataFrame, first_row: int) -> RawTable:
+    """grid: object DataFrame of text ("" = empty), positional columns; row i is sheet row first_row+i."""
+    nonblank = (grid != "").any(axis=1).to_numpy() if len(grid.columns) else np.zeros(len(grid), bool)
+    hits = np.flatnonzero(nonblank)
+    if len(hits) == 0:
+        raise DesiredStateError(f"{source}: the file is empty (no header, no data rows)")
+    h = hits[0]
+    headers = _unique_headers(list(grid.iloc[h]))
+    body = grid.iloc[h + 1:]
+    keep = nonblank[h + 1:]
+    rows = np.arange(first_row + h + 1, first_row + len(grid), dtype=np.int64)
+    cells = body[keep].reset_index(drop=True)
+    cells.columns = headers
+    blank = int((~keep).sum())
+    if len(cells) == 0:
+        raise DesiredStateError(
+            f"{source}: no data rows under the header (columns found: {', '.join(headers)}); "
+            "an empty desired state is never an instruction")
+    return RawTable(source, headers, cells, rows[keep], blank)
+
+
+def _decode(data: bytes) -> str:
+    for enc in ("utf-8-sig", "cp1252"):
+        try:
+            return data.decode(enc)
+        except UnicodeDecodeError:
+            continue
+    return data.decode("latin-1")
+
+
+def read_csv(path: Path) -> RawTable:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise DesiredStateError(f"{path}: cannot read ({exc.strerror})") from exc
+    text = _decode(data).replace("\x00", "")
+    if not text.strip():
+        raise DesiredStateError(f"{path}: the file is empty (no header, no data rows)")
+    try:
+        # Fast path: the C parser, everything as text, blank lines kept so rows keep their numbers.
+        grid = pd.read_csv(io.StringIO(text), header=None, dtype=object, keep_default_na=False,
+                           na_filter=False, skip_blank_lines=False, engine="c")
+        grid = grid.fillna("")
+    except (pd.errors.ParserError, ValueError):
+        # Ragged rows (more cells than the first line): the csv module, padded to the widest row.
+        records = list(csv.reader(io.StringIO(text)))
+        width = max((len(r) for r in records), default=0)
+        grid = pd.DataFrame([r + [""] * (width - len(r)) for r in records], dtype=object)
+    grid.columns = range(len(grid.columns))
+    return _table_from_grid(str(path), grid, first_row=1)
+
+
+def _cell_text(v: object) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, float):
+        if math.isfinite(v) and v.is_integer():
+            return str(int(v))          # a number typed as a number: 19705555098.0 -> 19705555098
+        return repr(v)
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, (dt.datetime, dt.date, dt.time)):
+        return v.isoformat()
+    return str(v)
+
+
+def read_xlsx(path: Path, sheet: str | None = None) -> RawTable:
+    from python_calamine import CalamineWorkbook
+
+    try:
+        wb = CalamineWorkbook.from_path(str(path))
+    except Exception as exc:  # calamine raises several types for a damaged or foreign file
+        raise DesiredStateError(f"{path}: not a readable XLSX workbook ({exc})") from exc
+    if sheet is None:
+        if not wb.sheet_names:
+            raise DesiredStateError(f"{path}: the workbook has no sheets")
+        name = wb.sheet_names[0]
+    elif sheet in wb.sheet_names:
+        name = sheet
+    else:
+        raise DesiredStateError(
+            f"{path}: no sheet named {sheet!r} (sheets: {', '.join(wb.sheet_names)})")
+    source = f"{path}[{name}]" if sheet is not None else str(path)
+    # skip_empty_area=False starts at A1, so list index + 1 is the real row number.
+    values = wb.get_sheet_by_name(name).to_python(skip_empty_area=False)
+    width = max((len(r) for r in values), default=0)
+    grid = pd.DataFrame([[_cell_text(c) for c in r] + [""] * (width - len(r)) for r in values],
+                        dtype=object)
+    return _table_from_grid(source, grid, first_row=1)
+
+
+def _quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _series_text(s: pd.Series) -> pd.Series:
+    if pd.api.types.is_bool_dtype(s):
+        return s.map(lambda v: "" if pd.isna(v) else ("true" if v else "false")).astype(object)
+    return s.astype(object).map(lambda v: "" if v is None or (isinstance(v, float) and math.isnan(v))
+                                else _cell_text(v)).astype(object)
+
+
+def read_duckdb(path: Path, table: str | None = None, query: str | None = None) -> RawTable:
+    import duckdb
+
+    if (table is None) == (query is None):
+        raise DesiredStateError(f"{path}: give exactly one of table= or query= for a DuckDB source")
+    if not path.exists():
+        raise DesiredStateError(f"{path}: no such DuckDB file")
+    sql = f"SELECT * FROM {_quote_ident(table)}" if table is not None else query
+    source = f"{path}::{table}" if table is not None else f"{path}::query"
+    try:
+        con = duckdb.connect(str(path), read_only=True)
+    except duckdb.Error as exc:
+        raise DesiredStateError(f"{path}: cannot open the DuckDB file ({exc})") from exc
+    try:
+        try:
+            df = con.execute(sql).df()
+        except duckdb.Error as exc:
+            tables = [r[0] for r in con.execute("SELECT table_name FROM information_schema.tables")
+                      .fetchall()]
+            raise DesiredStateError(
+                f"{source}: the query failed ({exc}); tables: {', '.join(tables) or 'none'}") from exc
+    finally:
+        con.close()
+    if len(df) == 0:
+        raise DesiredStateError(
+            f"{source}: no rows; an empty desired state is never an instruction")
+    headers = _unique_headers(list(df.columns))
+    cells = pd.DataFrame({h: _series_text(df.iloc[:, i]).to_numpy() for i, h in enumerate(headers)})
+    nonblank = (cells != "").any(axis=1).to_numpy()
+    rows = np.arange(1, len(cells) + 1, dtype=np.int64)
+    return RawTable(source, headers, cells[nonblank].reset_index(drop=True), rows[nonblank],
+                    int((~nonblank).sum()))
+
+
+def read_tables(source: str | Path, sheet: str | None = None, table: str | None = None,
+                query: str | None = None) -> list[RawTable]:
+    path = Path(source)
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir()
+                       if p.is_file() and p.suffix.lower() in SPREADSHEET_SUFFIXES
+                       and not p.name.startswith((".", "~$")))
+        if not files:
+            raise DesiredStateError(
+                f"{path}: no spreadsheets ({', '.join(SPREADSHEET_SUFFIXES)}) in the folder")
+        return [_read_file(p, sheet) for p in files]
+    if table is not None or query is not None or path.suffix.lower() in DUCKDB_SUFFIXES:
+        return [read_duckdb(path, table, query)]
+    if not path.exists():
+        raise DesiredStateError(f"{path}: no such file or folder")
+    return [_read_file(path, sheet)]
+
+
+def _read_file(path: Path, sheet: str | None) -> RawTable:
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        return read_csv(path)
+    if suffix in (".xlsx", ".xlsm"):
+        return read_xlsx(path, sheet)
+    raise DesiredStateError(f"{path}: unsupported file type {suffix!r} (use CSV or XLSX)")

@@ -1,0 +1,218 @@
+"""Raw tables -> accepted rows, rejections (one per problem), and collapsed duplicates.
+
+Accounting: every non-blank input row ends in exactly one of
+  accepted      (one row),
+  duplicates    (an identical copy of an accepted row: same number, same flag, same address;
+                 extra columns may differ and the first row's are kept), or
+  rejected      (one row per problem, so count distinct (source_file, source_row)).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pandas as pd
+
+from .columns import ADDRESS, FLAG, PHONE, ColumnMatch, describe_aliases, match_columns
+from .phones import clean, parse_phones
+from .readers import RawTable
+
+FLAG_WORDS = {
+    "true": True, "yes": True, "y": True, "1": True, "on": True, "enabled": True,
+    "false": False, "no": False, "n": False, "0": False, "off": False, "disabled": False,
+}
+
+ACCEPTED_COLUMNS = ["source_file", "source_row", "phone_number", "number_id",
+                    "emergency_enabled", "emergency_address_id", "extras"]
+REJECTED_COLUMNS = ["source_file", "source_row", "column", "value", "reason", "fix",
+                    "phone_number"]
+DUPLICATE_COLUMNS = ["source_file", "source_row", "phone_number", "number_id",
+                     "duplicate_of_file", "duplicate_of_row"]
+
+_NEEDS_ESCAPE = re.compile(r'["\\\x00-\x1f\u2028\u2029]')
+
+
+def _json_str(values: pd.Series) -> pd.Series:
+    """JSON string literals, vectorised: plain values are quoted, the rest go through json."""
+    v = values.astype(object)
+    out = '"' + v + '"'
+    odd = v.map(lambda s: _NEEDS_ESCAPE.search(s) is not None).to_numpy(dtype=bool)
+    if odd.any():
+        out[odd] = v[odd].map(lambda s: json.dumps(s, ensure_ascii=False))
+    return out
+
+
+def extras_json(cells: pd.DataFrame, headers: tuple[str, ...]) -> pd.Series:
+    if not headers:
+        return pd.Series(["{}"] * len(cells), index=cells.index, dtype=object)
+    out = pd.Series(["{"] * len(cells), index=cells.index, dtype=object)
+    for i, h in enumerate(headers):
+        key = json.dumps(h, ensure_ascii=False)
+        out = out + ((", " if i else "") + key + ": ") + _json_str(cells[h].astype(object))
+    return out + "}"
+
+
+def empty_rejected() -> pd.DataFrame:
+    return _typed(pd.DataFrame({c: [] for c in REJECTED_COLUMNS}), REJECTED_COLUMNS)
+
+
+def _typed(df: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    df = df[columns].copy()
+    for c in columns:
+        if c in ("source_row", "duplicate_of_row"):
+            df[c] = df[c].astype("int64")
+        elif c == "emergency_enabled":
+            df[c] = df[c].astype(bool)
+        else:
+            df[c] = df[c].astype("str")
+    return df.reset_index(drop=True)
+
+
+def _problem(raw: RawTable, mask: np.ndarray, column: str, value: pd.Series, reason,
+             fix, phone: pd.Series) -> pd.DataFrame:
+    """One rejection per masked row; reason and fix are text or Series aligned to the table."""
+    idx = np.flatnonzero(mask)
+
+    def pick(x):
+        return x.to_numpy(dtype=object)[idx] if isinstance(x, pd.Series) else x
+
+    return pd.DataFrame({
+        "source_file": raw.source_file,
+        "source_row": raw.rows[idx],
+        "column": column,
+        "value": value.to_numpy(dtype=object)[idx],
+        "reason": pick(reason),
+        "fix": pick(fix),
+        "phone_number": phone.to_numpy(dtype=object)[idx],
+    })
+
+
+def validate_table(raw: RawTable, region: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(accepted, rejected) of one table, before duplicates are looked at."""
+    m: ColumnMatch = match_columns(raw.headers)
+    n = len(raw.cells)
+    problems: list[pd.DataFrame] = []
+    if m.phone is None or m.flag is None:
+        found = ", ".join(raw.headers)
+        phone = clean(raw.cells[m.phone]) if m.phone else pd.Series([""] * n, dtype=object)
+        for canonical, header in ((PHONE, m.phone), (FLAG, m.flag)):
+            if header is None:
+                problems.append(_problem(
+                    raw, np.ones(n, bool), canonical, pd.Series([""] * n, dtype=object),
+                    f"the file has no usable {canonical} column (columns found: {found})",
+                    f"name a column {canonical} (or one of: {describe_aliases(canonical)})",
+                    phone))
+        return _typed(pd.DataFrame(columns=ACCEPTED_COLUMNS), ACCEPTED_COLUMNS), \
+            _typed(pd.concat(problems, ignore_index=True), REJECTED_COLUMNS)
+
+    phone = clean(raw.cells[m.phone])
+    parsed = parse_phones(phone, region)
+    flag_raw = clean(raw.cells[m.flag])
+    flag = flag_raw.map(lambda s: FLAG_WORDS.get(s.casefold()))
+    address = clean(raw.cells[m.address]) if m.address else pd.Series([""] * n, dtype=object)
+
+    bad_phone = parsed["reason"].notna().to_numpy()
+    flag_missing = (flag_raw == "").to_numpy()
+    flag_bad = flag.isna().to_numpy() & ~flag_missing
+    enabled = (flag == True).to_numpy()  # noqa: E712 (object column of True/False/None)
+    disabled = (flag == False).to_numpy()  # noqa: E712
+    has_addr = (address != "").to_numpy()
+    words = "true/false, yes/no, y/n, 1/0, on/off or enabled/disabled"
+    addr_col = m.header(ADDRESS)
+
+    problems.append(_problem(raw, bad_phone, m.phone, phone, parsed["reason"],
+                             parsed["fix"], phone))
+    problems.append(_problem(raw, flag_missing, m.flag, flag_raw, "missing emergency_enabled flag",
+                             f"write {words}", phone))
+    problems.append(_problem(raw, flag_bad, m.flag, flag_raw, "unreadable emergency_enabled flag",
+                             f"write {words}", phone))
+    problems.append(_problem(
+        raw, enabled & ~has_addr, addr_col, address, "emergency enabled without an address",
+        "give the emergency_address_id of a validated address of the account, or set the flag "
+        "to false", phone))
+    problems.append(_problem(
+        raw, disabled & has_addr, addr_col, address,
+        "emergency disabled but an address is given (ambiguous: which one was meant?)",
+        "clear the address to disable, or set the flag to true to enable with it", phone))
+    rejected = _typed(pd.concat(problems, ignore_index=True), REJECTED_COLUMNS)
+
+    ok = ~(bad_phone | flag_missing | flag_bad | (enabled & ~has_addr) | (disabled & has_addr))
+    idx = np.flatnonzero(ok)
+    accepted = pd.DataFrame({
+        "source_file": raw.source_file,
+        "source_row": raw.rows[idx],
+        "phone_number": parsed["e164"].to_numpy(dtype=object)[idx],
+        "number_id": parsed["number_id"].to_numpy(dtype=object)[idx],
+        "emergency_enabled": enabled[idx],
+        "emergency_address_id": address.to_numpy(dtype=object)[idx],
+        "extras": extras_json(raw.cells.iloc[idx].reset_index(drop=True)
+                              .map(lambda v: str(v).strip()), m.extras).to_numpy(dtype=object),
+    })
+    accepted["emergency_address_id"] = accepted["emergency_address_id"].where(
+        accepted["emergency_address_id"] != "", None)
+    return _typed(accepted, ACCEPTED_COLUMNS), rejected
+
+
+def _label(file: str, row: int, own_file: str) -> str:
+    return f"row {row}" if file == own_file else f"{file} row {row}"
+
+
+def resolve_duplicates(accepted: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(accepted without duplicates, conflict rejections, collapsed duplicates).
+
+    The key is the E.164 number, or the number id; rows with the same key and the same target
+    (flag and address) collapse into the first; rows with the same key and different targets are
+    all rejected, each naming the others.
+    """
+    key = accepted["phone_number"].where(accepted["phone_number"].notna(),
+                                         "id:" + accepted["number_id"].astype(object))
+    dup_any = key.duplicated(keep=False).to_numpy()
+    if not dup_any.any():
+        return accepted, empty_rejected(), _typed(
+            pd.DataFrame({c: [] for c in DUPLICATE_COLUMNS}), DUPLICATE_COLUMNS)
+    target = accepted["emergency_enabled"].astype(str) + "|" + \
+        accepted["emergency_address_id"].fillna("").astype(object)
+    sub = pd.DataFrame({"key": key[dup_any], "target": target[dup_any]})
+    conflicting_keys = sub.groupby("key")["target"].nunique()
+    conflicting_keys = set(conflicting_keys[conflicting_keys > 1].index)
+    conflict = key.isin(conflicting_keys).to_numpy()
+
+    rej = []
+    if conflict.any():
+        c = accepted[conflict].assign(_key=key[conflict])
+        for _, group in c.groupby("_key", sort=False):
+            members = list(zip(group["source_file"], group["source_row"],
+                               group["emergency_enabled"], group["emergency_address_id"]))
+            for f, r, en, ad in members:
+                others = "; ".join(
+                    f"{_label(of, orow, f)} ({'enable with ' + str(oad) if oen else 'disable'})"
+                    for of, orow, oen, oad in members if (of, orow) != (f, r))
+                ident = group["phone_number"].iloc[0]
+                if pd.isna(ident):
+                    ident = "id " + str(group["number_id"].iloc[0])
+                rej.append({
+                    "source_file": f, "source_row": r, "column": PHONE, "value": ident,
+                    "reason": f"conflicting rows for the same number: {others}",
+                    "fix": "keep one row per number (or make the rows agree)",
+                    "phone_number": ident,
+                })
+    rejected = _typed(pd.DataFrame(rej), REJECTED_COLUMNS) if rej else empty_rejected()
+
+    rest = ~conflict
+    first = ~key.duplicated(keep="first").to_numpy()
+    collapsed = rest & ~first
+    firsts = accepted[rest & first].assign(_key=key[rest & first])
+    firsts = firsts.set_index("_key")
+    dups = accepted[collapsed].assign(_key=key[collapsed])
+    duplicates = pd.DataFrame({
+        "source_file": dups["source_file"].to_numpy(),
+        "source_row": dups["source_row"].to_numpy(),
+        "phone_number": dups["phone_number"].to_numpy(dtype=object),
+        "number_id": dups["number_id"].to_numpy(dtype=object),
+        "duplicate_of_file": firsts.loc[dups["_key"], "source_file"].to_numpy(),
+        "duplicate_of_row": firsts.loc[dups["_key"], "source_row"].to_numpy(),
+    })
+    kept = accepted[rest & first].reset_index(drop=True)
+    return kept, rejected, _typed(duplicates, DUPLICATE_COLUMNS)

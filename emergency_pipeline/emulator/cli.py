@@ -1,0 +1,75 @@
+"""`emergency-pipeline emulator`: serve an emulated Telnyx account on loopback."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import time
+
+from emergency_pipeline import contract
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "emulator", help="serve a local Telnyx emulator",
+        description="Serve a local emulator of the Telnyx endpoints the pipeline uses. The "
+                    "accepted API key is --api-key, else TELNYX_API_KEY, else a fixed "
+                    "development key.")
+    p.add_argument("--port", type=int, default=8765, help="TCP port (0: any free port)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (loopback)")
+    p.add_argument("--numbers", type=int, default=1000, help="numbers in a generated account")
+    p.add_argument("--seed", type=int, default=0, help="seed of the generated account")
+    p.add_argument("--state-file", help="load the account from this JSON file instead")
+    p.add_argument("--write-state-file", metavar="PATH",
+                   help="write the account to PATH as a state file and exit")
+    p.add_argument("--faults", default="",
+                   help="e.g. error_rate=0.05,latency=0.05,throttle_rate=0.01,throttle_burst=5")
+    p.add_argument("--api-key", help="the bearer key to accept (never printed)")
+    p.add_argument("--job-seconds", type=float, default=2.0, help="how long a job takes")
+    p.add_argument("--settle-seconds", type=float, default=None,
+                   help="provisioning/deprovisioning time after a change (default job/2)")
+    p.add_argument("--rate-limit", type=int, default=1000, help="requests per window")
+    p.add_argument("--rate-window", type=float, default=1.0, help="window in seconds")
+    p.add_argument("--max-jobs-in-flight", type=int,
+                   default=contract.DEFAULT_MAX_JOBS_IN_FLIGHT)
+    p.set_defaults(func=run)
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    from emergency_pipeline.emulator import Emulator, Faults
+
+    try:
+        faults = Faults.parse(args.faults)
+    except (ValueError, TypeError) as exc:
+        print(f"emulator: bad --faults: {exc}", file=sys.stderr)
+        return 2
+    started = time.monotonic()
+    emu = Emulator(numbers=args.numbers, seed=args.seed, api_key=args.api_key,
+                   job_seconds=args.job_seconds, rate_limit=args.rate_limit,
+                   rate_window=args.rate_window, max_jobs_in_flight=args.max_jobs_in_flight,
+                   faults=faults, state_file=args.state_file, host=args.host, port=args.port,
+                   settle_seconds=args.settle_seconds)
+    n = len(emu.state.account)
+    if args.write_state_file:
+        emu.save_state(args.write_state_file)
+        print(f"wrote {n} numbers to {args.write_state_file}", flush=True)
+        return 0
+    emu.start()
+    signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops it as cleanly as Ctrl-C
+    # Scripts wait for this line; it names no key.
+    print(f"emulator: {n} numbers, {len(emu.addresses())} addresses, ready in "
+          f"{time.monotonic() - started:.1f}s at {emu.base_url}", flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        emu.stop()
+    return 0
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt

@@ -180,6 +180,7 @@ class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "telnyx-emulator"
     timeout = 60  # idle keep-alive connections give their thread back
+    disable_nagle_algorithm = True  # small answers must not wait for a delayed ACK
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet; and never log headers
         pass
@@ -273,8 +274,9 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(data)))
         for k, v in (headers or {}).items():
             self.send_header(k, v)
-        self.end_headers()
-        self.wfile.write(data)
+        # Headers and body in one write: one packet for a small answer.
+        self._headers_buffer.append(b"\r\n" + data)
+        self.flush_headers()
         if app is not None:
             app.stats.add("", status)
 

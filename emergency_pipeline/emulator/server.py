@@ -269,6 +269,8 @@ class Handler(BaseHTTPRequestHandler):
     def _send(self, app: App | None, status: int, text: str,
               headers: dict[str, str] | None = None) -> None:
         data = text.encode()
+        if app is not None:  # counted before the client can see the answer
+            app.stats.add("", status)
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
@@ -277,8 +279,6 @@ class Handler(BaseHTTPRequestHandler):
         # Headers and body in one write: one packet for a small answer.
         self._headers_buffer.append(b"\r\n" + data)
         self.flush_headers()
-        if app is not None:
-            app.stats.add("", status)
 
     def _admin(self, app: App, method: str, path: str, raw: bytes) -> None:
         """Control routes for other processes: no auth, no faults, not counted."""

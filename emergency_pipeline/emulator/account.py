@@ -79,8 +79,9 @@ _BASE_TIME = 1_600_000_000  # 2020-09-13; created_at values fall after it
 
 def iso(ts: float) -> str:
     """Epoch seconds -> Telnyx-style ISO 8601 with milliseconds and Z."""
-    t = time.gmtime(ts)
-    ms = int((ts - int(ts)) * 1000)
+    total_ms = round(ts * 1000)  # rounded, so that iso(parse_iso(iso(x))) == iso(x)
+    t = time.gmtime(total_ms // 1000)
+    ms = total_ms % 1000
     return (f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T"
             f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}.{ms:03d}Z")
 

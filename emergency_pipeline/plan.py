@@ -46,19 +46,42 @@ def _text(s: pd.Series) -> pd.Series:
     return s.astype(object).map(one)
 
 
-def _snapshot(numbers: pd.DataFrame) -> pd.DataFrame:
-    snap = pd.DataFrame({
-        "s_id": _text(numbers["id"]).to_numpy(dtype=object),
-        "s_phone": _text(numbers["phone_number"]).to_numpy(dtype=object),
-        "s_status": _text(numbers["status"]).to_numpy(dtype=object),
-        "s_enabled": numbers["emergency_enabled"].astype(object).to_numpy(),
-        "s_address": _text(numbers["emergency_address_id"]).to_numpy(dtype=object),
-        "s_estatus": _text(numbers["emergency_status"]).to_numpy(dtype=object),
-    })
-    snap["s_enabled"] = snap["s_enabled"].map(lambda v: bool(v) if isinstance(v, (bool, np.bool_))
-                                              else (str(v).lower() == "true" if v is not None
-                                                    and v == v else False))
-    return snap
+def _flags(s: pd.Series) -> np.ndarray:
+    """emergency_enabled of the snapshot as a bool array (missing or unreadable = False)."""
+    if pd.api.types.is_bool_dtype(s) and not s.isna().any():
+        return s.to_numpy(dtype=bool)
+    codes, uniques = pd.factorize(s.to_numpy(dtype=object), use_na_sentinel=False)
+    as_bool = np.array([u is True or (isinstance(u, (bool, np.bool_)) and bool(u))
+                        or (isinstance(u, str) and u.strip().lower() == "true") for u in uniques]
+                       + [False], dtype=bool)
+    return as_bool[codes]
+
+
+def _positions(keys: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """For each key, the position of its first occurrence in values (-1 when absent)."""
+    if len(values) == 0:
+        return np.full(len(keys), -1, dtype=np.int64)
+    ok = pd.notna(values) & ~pd.Series(values).duplicated(keep="first").to_numpy()
+    where = np.flatnonzero(ok)
+    found = pd.Index(values[ok]).get_indexer(keys)
+    return np.where(found >= 0, where[np.maximum(found, 0)], -1)
+
+
+def _take(values: np.ndarray, pos: np.ndarray) -> np.ndarray:
+    out = values[np.maximum(pos, 0)] if len(values) else np.full(len(pos), None, dtype=object)
+    out = out.astype(object)
+    out[pos < 0] = None
+    return out
+
+
+def _cat(*parts) -> np.ndarray:
+    """Elementwise text concatenation of arrays and constants (None shown as "none")."""
+    out = None
+    for p in parts:
+        if isinstance(p, np.ndarray):
+            p = pd.Series(p, dtype=object).fillna("none").astype(str).to_numpy(dtype=object)
+        out = p if out is None else out + p
+    return out
 
 
 def build_plan(accepted: pd.DataFrame, numbers: pd.DataFrame, addresses: pd.DataFrame,
@@ -67,111 +90,111 @@ def build_plan(accepted: pd.DataFrame, numbers: pd.DataFrame, addresses: pd.Data
     acc = accepted.reset_index(drop=True)
     phone = _text(acc["phone_number"]).to_numpy(dtype=object)
     nid = _text(acc["number_id"]).to_numpy(dtype=object)
-    by_e164 = np.array([p is not None for p in phone], dtype=bool)
-    id_kind = np.where(by_e164, "e164", "id")
-    identifier = np.where(by_e164, phone, nid)
+    by_e164 = pd.notna(phone)
+    id_kind = np.where(by_e164, "e164", "id").astype(object)
+    identifier = np.where(by_e164, phone, nid).astype(object)
 
-    snap = _snapshot(numbers)
-    # One lookup table keyed by (kind, key): every number once by E.164 and once by id.
-    lookup = pd.concat([
-        snap.assign(_kind="e164", _key=snap["s_phone"]),
-        snap.assign(_kind="id", _key=snap["s_id"]),
-    ], ignore_index=True)
-    lookup = lookup[lookup["_key"].notna()].drop_duplicates(["_kind", "_key"], keep="first")
-    left = pd.DataFrame({"_kind": id_kind, "_key": identifier, "_pos": np.arange(n)})
-    m = left.merge(lookup, on=["_kind", "_key"], how="left", sort=False)
-    m = m.sort_values("_pos", kind="stable").reset_index(drop=True)  # keep desired order
+    s_id = _text(numbers["id"]).to_numpy(dtype=object)
+    s_phone = _text(numbers["phone_number"]).to_numpy(dtype=object)
+    pos = np.full(n, -1, dtype=np.int64)
+    if by_e164.any():
+        pos[by_e164] = _positions(identifier[by_e164], s_phone)
+    if (~by_e164).any():
+        pos[~by_e164] = _positions(identifier[~by_e164], s_id)
+    known = pos >= 0
 
-    known = m["s_id"].notna().to_numpy() | m["s_phone"].notna().to_numpy()
+    m_id, m_phone = _take(s_id, pos), _take(s_phone, pos)
+    nstatus = _take(_text(numbers["status"]).to_numpy(dtype=object), pos)
+    estatus = _take(_text(numbers["emergency_status"]).to_numpy(dtype=object), pos)
+    cur_address = _take(_text(numbers["emergency_address_id"]).to_numpy(dtype=object), pos)
+    cur_on = _flags(numbers["emergency_enabled"])[np.maximum(pos, 0)] & known if len(numbers) \
+        else np.zeros(n, dtype=bool)
     target_enabled = acc["emergency_enabled"].astype(bool).to_numpy()
     target_address = _text(acc["emergency_address_id"]).to_numpy(dtype=object)
-    cur_enabled = m["s_enabled"].to_numpy(dtype=object)
-    cur_address = m["s_address"].to_numpy(dtype=object)
-    estatus = m["s_estatus"].to_numpy(dtype=object)
-    nstatus = m["s_status"].to_numpy(dtype=object)
 
     # The diff, for rows found in the account.
-    effectively_on = (cur_enabled == True) & (estatus != "provisioning-failed")  # noqa: E712
-    same_address = pd.Series(cur_address).eq(pd.Series(target_address)).to_numpy()
+    effectively_on = cur_on & (estatus != "provisioning-failed")
+    same_address = pd.Series(cur_address, dtype=object).eq(
+        pd.Series(target_address, dtype=object)).to_numpy()
     diff = np.select(
         [target_enabled & ~effectively_on, target_enabled & ~same_address, target_enabled,
-         ~target_enabled & (cur_enabled == True), ~target_enabled],  # noqa: E712
-        ["enable", "change_address", "noop", "disable", "noop"], default="noop").astype(object)
+         ~target_enabled & cur_on],
+        ["enable", "change_address", "noop", "disable"], default="noop").astype(object)
 
     address_ids = set(_text(addresses["id"]).dropna()) if len(addresses) else set()
-    bad_address = target_enabled & ~pd.Series(target_address).isin(address_ids).to_numpy()
+    bad_address = target_enabled & ~pd.Series(target_address, dtype=object).isin(
+        address_ids).to_numpy()
 
     # Rule 3: several desired rows resolved to one account number.
-    acct_key = pd.Series(np.where(known, m["s_id"].astype(object).fillna(m["s_phone"]), None))
-    twice = known & acct_key.duplicated(keep=False).to_numpy()
+    acct_pos = pd.Series(np.where(known, pos, -1 - np.arange(n)))
+    twice = known & acct_pos.duplicated(keep=False).to_numpy()
     dup_reason = np.full(n, None, dtype=object)
     if twice.any():
-        tgt = pd.Series(target_enabled.astype(str)) + "|" + pd.Series(target_address).fillna("")
-        g = pd.DataFrame({"k": acct_key[twice], "t": tgt[twice], "pos": np.flatnonzero(twice)})
-        conflicting = g.groupby("k")["t"].transform("nunique").to_numpy() > 1
-        for k, grp in g.groupby("k", sort=False):
+        tgt = pd.Series(target_enabled.astype(str)) + "|" + \
+            pd.Series(target_address, dtype=object).fillna("")
+        g = pd.DataFrame({"k": acct_pos[twice].to_numpy(), "t": tgt[twice].to_numpy(),
+                          "pos": np.flatnonzero(twice)})
+        for _, grp in g.groupby("k", sort=False):
             labels = {p: f"{acc.at[p, 'source_file']} row {acc.at[p, 'source_row']}"
                       for p in grp["pos"]}
             first = grp["pos"].iloc[0]
-            conf = bool(conflicting[g.index.get_indexer(grp.index)][0])
+            conflicting = grp["t"].nunique() > 1
             for p in grp["pos"]:
                 others = ", ".join(v for q, v in labels.items() if q != p)
-                if conf:
-                    dup_reason[p] = (f"conflicting rows for the same account number "
+                if conflicting:
+                    dup_reason[p] = ("conflicting rows for the same account number "
                                      f"(by E.164 and by id): {others}")
                 elif p != first:
                     dup_reason[p] = f"the same account number as {labels[first]}"
     flight = np.zeros(n, dtype=bool)
     if in_flight:
         fl = set(map(str, in_flight))
-        flight = (pd.Series(identifier).isin(fl) | m["s_id"].isin(fl) | m["s_phone"].isin(fl)
-                  ).to_numpy()
-    transition = pd.Series(estatus).isin(contract.EMERGENCY_STATUSES_IN_TRANSITION).to_numpy()
-    status_ok = pd.Series(nstatus).isin(contract.NUMBER_STATUSES_ALLOWING_EMERGENCY).to_numpy()
+        flight = (pd.Series(identifier, dtype=object).isin(fl).to_numpy()
+                  | pd.Series(m_id, dtype=object).isin(fl).to_numpy()
+                  | pd.Series(m_phone, dtype=object).isin(fl).to_numpy())
+    transition = pd.Series(estatus, dtype=object).isin(
+        contract.EMERGENCY_STATUSES_IN_TRANSITION).to_numpy()
+    status_ok = pd.Series(nstatus, dtype=object).isin(
+        contract.NUMBER_STATUSES_ALLOWING_EMERGENCY).to_numpy()
     changing = np.isin(diff, ACTIONABLE)
 
-    not_found_reason = np.where(by_e164, "not in the account: no number " + pd.Series(
-        identifier).fillna("").astype(object) + " in the account's numbers",
-        "not in the account: no number with id " + pd.Series(identifier).fillna("").astype(object))
-    conds = [~known, known & bad_address, known & (dup_reason != None),  # noqa: E711
-             known & flight, known & transition, known & changing & ~status_ok]
-    reasons = [
-        not_found_reason,
-        "address not in the account: " + pd.Series(target_address).fillna("").astype(object)
-        + " is not one of the account's addresses",
-        dup_reason,
-        "a job is already in flight for this number",
-        "emergency_status is " + pd.Series(estatus).fillna("").astype(object)
-        + "; wait until it settles",
-        "number status " + pd.Series(nstatus).fillna("").astype(object)
-        + " does not allow emergency changes",
-    ]
-    skip_reason = np.select(conds, [np.asarray(r, dtype=object) for r in reasons], default=None)
-    skip = np.zeros(n, dtype=bool)
-    for c in conds:
-        skip |= c
-    action = np.where(skip, "skip", diff).astype(object)
+    conds = [~known, bad_address, dup_reason != None, flight, transition,  # noqa: E711
+             changing & ~status_ok]
+    rule = np.select(conds, list(range(1, len(conds) + 1)), default=0)
+    action = np.where(rule > 0, "skip", diff).astype(object)
+    reason = np.full(n, None, dtype=object)
 
-    reason = skip_reason.astype(object)
-    reason[action == "enable"] = "emergency is off (or its provisioning failed): enable"
-    reason[action == "disable"] = "emergency is on: disable"
-    ca = action == "change_address"
-    if ca.any():
-        reason[ca] = ("address " + pd.Series(cur_address[ca]).fillna("none").astype(object)
-                      + " -> " + pd.Series(target_address[ca]).astype(object)).to_numpy()
-    reason[(action == "noop") & target_enabled] = "already enabled with this address"
-    reason[(action == "noop") & ~target_enabled] = "already disabled"
+    def fill(mask, make):
+        if mask.any():
+            reason[mask] = make(mask)
+
+    fill((rule == 1) & by_e164, lambda k: _cat("not in the account: no number ", identifier[k]))
+    fill((rule == 1) & ~by_e164,
+         lambda k: _cat("not in the account: no number with id ", identifier[k]))
+    fill(rule == 2, lambda k: _cat("address not in the account: ", target_address[k],
+                                   " is not one of the account's addresses"))
+    fill(rule == 3, lambda k: dup_reason[k])
+    fill(rule == 4, lambda k: "a job is already in flight for this number")
+    fill(rule == 5, lambda k: _cat("emergency_status is ", estatus[k], "; wait until it settles"))
+    fill(rule == 6, lambda k: _cat("number status ", nstatus[k],
+                                   " does not allow emergency changes"))
+    fill(action == "enable", lambda k: "emergency is off (or its provisioning failed): enable")
+    fill(action == "disable", lambda k: "emergency is on: disable")
+    fill(action == "change_address",
+         lambda k: _cat("address ", cur_address[k], " -> ", target_address[k]))
+    fill((action == "noop") & target_enabled, lambda k: "already enabled with this address")
+    fill((action == "noop") & ~target_enabled, lambda k: "already disabled")
 
     plan = pd.DataFrame({
         "source_file": acc["source_file"].to_numpy(),
         "source_row": acc["source_row"].astype("int64").to_numpy(),
-        "phone_number": np.where(known, m["s_phone"].to_numpy(dtype=object), phone),
-        "number_id": np.where(known, m["s_id"].to_numpy(dtype=object), nid),
+        "phone_number": np.where(known, m_phone, phone),
+        "number_id": np.where(known, m_id, nid),
         "identifier": identifier,
         "id_kind": id_kind,
         "target_enabled": target_enabled,
         "target_address_id": target_address,
-        "current_enabled": pd.array(np.where(known, cur_enabled, None), dtype="boolean"),
+        "current_enabled": pd.array(np.where(known, cur_on, None), dtype="boolean"),
         "current_address_id": cur_address,
         "current_emergency_status": estatus,
         "number_status": nstatus,

@@ -28,7 +28,6 @@ from phonenumbers.phonenumberutil import COUNTRY_CODE_TO_REGION_CODE
 _FAST = re.compile(r"\+1[2-9][0-9]{9}")
 _FLOATY = re.compile(r"([0-9]+)\.0+")          # 19705555098.0: a float written out as text
 _SCIENTIFIC = re.compile(r"[+-]?[0-9]+(\.[0-9]+)?[eE]\+?[0-9]+")
-_INVISIBLE = re.compile("[\u200b\u200c\u200d\u2060\ufeff]")
 
 
 @dataclass(frozen=True)
@@ -144,10 +143,29 @@ def parse_one(raw: str, region: str) -> Parsed:
     return Parsed(reason=f"invalid phone number: {why} (read as {shown}, region {region})", fix=fix)
 
 
+_DROP_INVISIBLE = {ord(c): None for c in "\u200b\u200c\u200d\u2060\ufeff"}
+
+
 def clean(raw: pd.Series) -> pd.Series:
-    """Strip spaces and invisible characters that copy/paste brings along."""
-    s = raw.astype(object).where(raw.notna(), "")
-    return s.map(lambda v: _INVISIBLE.sub("", str(v)).strip())
+    """Strip spaces and invisible characters that copy/paste brings along ("" for missing)."""
+    values = raw.to_numpy(dtype=object)
+    try:
+        joined = "\x00".join(values)      # also proves every cell is text (the readers' promise)
+    except TypeError:
+        values = np.array(["" if v is None or v != v else str(v) for v in values], dtype=object)
+        joined = "\x00".join(values)
+    if any(chr(c) in joined for c in _DROP_INVISIBLE):
+        out = [v.translate(_DROP_INVISIBLE).strip() for v in values]
+    else:
+        out = [v.strip() for v in values]
+    return pd.Series(out, index=raw.index, dtype=object)
+
+
+def map_distinct(values: pd.Series, fn) -> pd.Series:
+    """fn applied once per distinct value (columns of flags or addresses repeat a lot)."""
+    codes, uniques = pd.factorize(values.to_numpy(dtype=object), use_na_sentinel=False)
+    mapped = np.array([fn(u) for u in uniques] + [None], dtype=object)
+    return pd.Series(mapped[codes], index=values.index, dtype=object)
 
 
 def parse_phones(cleaned: pd.Series, region: str) -> pd.DataFrame:

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from .columns import ADDRESS, FLAG, PHONE, ColumnMatch, describe_aliases, match_columns
-from .phones import clean, parse_phones
+from .phones import clean, map_distinct, parse_phones
 from .readers import RawTable
 
 FLAG_WORDS = {
@@ -38,7 +38,9 @@ def _json_str(values: pd.Series) -> pd.Series:
     """JSON string literals, vectorised: plain values are quoted, the rest go through json."""
     v = values.astype(object)
     out = '"' + v + '"'
-    odd = v.map(lambda s: _NEEDS_ESCAPE.search(s) is not None).to_numpy(dtype=bool)
+    if _NEEDS_ESCAPE.search("a".join(v.tolist())) is None:   # the usual case: nothing to escape
+        return out
+    odd = np.fromiter((_NEEDS_ESCAPE.search(s) is not None for s in v), bool, len(v))
     if odd.any():
         out[odd] = v[odd].map(lambda s: json.dumps(s, ensure_ascii=False))
     return out
@@ -110,7 +112,7 @@ def validate_table(raw: RawTable, region: str) -> tuple[pd.DataFrame, pd.DataFra
     phone = clean(raw.cells[m.phone])
     parsed = parse_phones(phone, region)
     flag_raw = clean(raw.cells[m.flag])
-    flag = flag_raw.map(lambda s: FLAG_WORDS.get(s.casefold()))
+    flag = map_distinct(flag_raw, lambda s: FLAG_WORDS.get(s.casefold()))
     address = clean(raw.cells[m.address]) if m.address else pd.Series([""] * n, dtype=object)
 
     bad_phone = parsed["reason"].notna().to_numpy()
@@ -147,8 +149,9 @@ def validate_table(raw: RawTable, region: str) -> tuple[pd.DataFrame, pd.DataFra
         "number_id": parsed["number_id"].to_numpy(dtype=object)[idx],
         "emergency_enabled": enabled[idx],
         "emergency_address_id": address.to_numpy(dtype=object)[idx],
-        "extras": extras_json(raw.cells.iloc[idx].reset_index(drop=True)
-                              .map(lambda v: str(v).strip()), m.extras).to_numpy(dtype=object),
+        "extras": extras_json(pd.DataFrame({h: clean(raw.cells[h].iloc[idx]).to_numpy()
+                                            for h in m.extras}, index=range(len(idx))),
+                              m.extras).to_numpy(dtype=object),
     })
     accepted["emergency_address_id"] = accepted["emergency_address_id"].where(
         accepted["emergency_address_id"] != "", None)

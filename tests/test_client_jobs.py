@@ -51,8 +51,8 @@ def test_throttled_and_failing_posts_still_create_each_job_once():
         with TelnyxClient(fast_config(emu), log=log) as client:
             numbers, address = _account(client)
             batches = [[n["id"] for n in numbers[i * 10:(i + 1) * 10]] for i in range(10)]
-            emu.set_faults(Faults(throttle_rate=0.2, throttle_burst=2, error_rate=0.2,
-                                  drop_rate=0.1, seed=8))
+            emu.set_faults(Faults(throttle_rate=0.05, throttle_burst=2, error_rate=0.15,
+                                  drop_rate=0.05, seed=8))
             emu.reset_stats()
             subs = [client.submit_update_emergency_settings(b, True, address)
                     for b in batches]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from dagster import Definitions
 
 from emergency_pipeline.defs import assets
@@ -11,13 +13,19 @@ from emergency_pipeline.defs.resources import default_resources
 from emergency_pipeline.defs.schedules import daily_emergency_reconcile
 from emergency_pipeline.defs.sensors import desired_state_inbox
 
-defs = Definitions(
-    assets=[assets.desired_emergency_settings, assets.emergency_account_snapshot,
-            assets.emergency_settings_plan, assets.emergency_update_jobs,
-            assets.emergency_operation_outcomes],
-    asset_checks=all_checks(),
-    jobs=[reconcile_emergency_settings],
-    schedules=[daily_emergency_reconcile],
-    sensors=[desired_state_inbox],
-    resources=default_resources(),
-)
+
+def build_definitions(resources: dict[str, Any]) -> Definitions:
+    """The code location with the given resources (tests and the demo pass their own)."""
+    return Definitions(
+        assets=[assets.desired_emergency_settings, assets.emergency_account_snapshot,
+                assets.emergency_settings_plan, assets.emergency_update_jobs,
+                assets.emergency_operation_outcomes],
+        asset_checks=all_checks(),
+        jobs=[reconcile_emergency_settings],
+        schedules=[daily_emergency_reconcile],
+        sensors=[desired_state_inbox],
+        resources=resources,
+    )
+
+
+defs = build_definitions(default_resources())

@@ -11,6 +11,7 @@ import argparse
 import os
 from pathlib import Path
 
+from emergency_pipeline.defs.jobs import run_job
 from emergency_pipeline.sample import DEMO_NUMBERS, DEMO_SEED
 
 # The emulator's key for the demo: not a secret, and never a real user's key.
@@ -75,23 +76,6 @@ def run(args: argparse.Namespace) -> int:
     print(f"\nDagster home: {home}  (see the run: DAGSTER_HOME={home} "
           f".venv/bin/dagster dev -w workspace.yaml, or `make dev`)")
     return 0 if result.success else 1
-
-
-def run_job(source: str, apply: bool, run_config: dict | None = None):
-    """Run the reconcile job for one source in this process, on the persistent instance."""
-    from dagster import DagsterInstance
-
-    from emergency_pipeline.defs.jobs import JOB_NAME, apply_run_config
-    from emergency_pipeline.defs.partitions import desired_state_sources
-    from emergency_pipeline.definitions import defs
-
-    instance = DagsterInstance.get()
-    if not instance.has_dynamic_partition(desired_state_sources.name, source):
-        instance.add_dynamic_partitions(desired_state_sources.name, [source])
-    job = defs.resolve_job_def(JOB_NAME)
-    return job.execute_in_process(run_config=run_config or apply_run_config(apply),
-                                  instance=instance, partition_key=source,
-                                  raise_on_error=False)
 
 
 def print_summary(database: str, run_id: str) -> None:

@@ -7,8 +7,8 @@ Values travel between assets through Dagster's IO manager; each asset also write
 table through the store (which spools while an analyst holds the file) and reports counts.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` in Dagster modules: Dagster reads the annotations
+# (config classes, inputs) at definition time.
 from datetime import datetime, timezone
 from typing import Any
 
@@ -22,7 +22,7 @@ from emergency_pipeline.batching import make_batches
 from emergency_pipeline.contract import DEFAULT_MAX_JOBS_IN_FLIGHT, JOB_IN_FLIGHT_STATUSES
 from emergency_pipeline.defs.partitions import desired_state_sources
 from emergency_pipeline.defs.resources import TelnyxResource, store_for
-from emergency_pipeline.desired_state import DesiredState, read_desired_state
+from emergency_pipeline.desired_state import DesiredState, DesiredStateError, read_desired_state
 from emergency_pipeline.outcomes import build_outcomes
 from emergency_pipeline.plan import build_plan, plan_summary
 from emergency_pipeline.safety import SafetyGuardError, check_disable_guard
@@ -54,7 +54,7 @@ def _now() -> datetime:
 
 
 def _stamp(frame: pd.DataFrame, context: AssetExecutionContext) -> pd.DataFrame:
-    return frame.assign(run_id=context.run_id, source=context.partition_key)
+    return frame.assign(run_id=context.run.run_id, source=context.partition_key)
 
 
 def _md_table(frame: pd.DataFrame) -> MetadataValue:
@@ -72,19 +72,26 @@ def desired_emergency_settings(context: AssetExecutionContext, config: DesiredSt
                                duckdb: DuckDBResource) -> DesiredState:
     """What the operators asked for: validated rows, and the rows rejected with the fix."""
     source = context.partition_key
-    state = read_desired_state(source, sheet=config.sheet, default_region=config.default_region,
-                               table=config.table, query=config.query)
+    try:
+        state = read_desired_state(source, sheet=config.sheet,
+                                   default_region=config.default_region,
+                                   table=config.table, query=config.query)
+    except DesiredStateError as exc:
+        # An unreadable or empty source is never an instruction: stop before planning.
+        raise Failure(description=f"desired state {source!r} not usable: {exc}") from None
     store = store_for(duckdb)
     store.write("desired_settings", _stamp(state.accepted, context))
     store.write("desired_rejections", _stamp(state.rejected, context))
-    rejected_rows = state.rejected[["source_file", "source_row"]].drop_duplicates()
-    context.log.info(f"desired state from {source}: {len(state.accepted)} rows accepted, "
-                     f"{len(rejected_rows)} rejected")
+    counts = state.counts()
+    context.log.info(f"desired state from {source}: {counts['accepted']} rows accepted, "
+                     f"{counts['rejected_rows']} rejected, "
+                     f"{counts['collapsed_duplicates']} identical duplicates collapsed")
     context.add_output_metadata({
         "source": source,
-        "accepted_rows": len(state.accepted),
-        "rejected_rows": len(rejected_rows),
-        "rejections_sample": _md_table(state.rejected.head(20)),
+        **counts,
+        "rejections_sample": _md_table(
+            state.rejected[["source_file", "source_row", "column", "value", "reason", "fix"]]
+            .head(20)),
     })
     return state
 
@@ -98,9 +105,12 @@ def emergency_account_snapshot(context: AssetExecutionContext, telnyx: TelnyxRes
             context.log.info(f"pages read: {done}/{total}")
 
     with telnyx.client(context.log) as client:
+        # Jobs first: a number still pending when the jobs are read is treated as in flight
+        # even if its job finishes while the numbers are read. The other order would miss
+        # a number whose job finished in between and show its old settings as current.
+        in_flight = [j for j in client.list_jobs() if j.get("status") in JOB_IN_FLIGHT_STATUSES]
         numbers = client.list_phone_numbers(on_page=progress)
         addresses = client.list_addresses()
-        in_flight = [j for j in client.list_jobs() if j.get("status") in JOB_IN_FLIGHT_STATUSES]
     numbers_df = pd.DataFrame(numbers).reindex(columns=NUMBER_COLUMNS)
     addresses_df = pd.DataFrame(addresses)
     if addresses_df.empty:
@@ -176,14 +186,14 @@ def emergency_update_jobs(context: AssetExecutionContext, config: ApplyConfig,
     state = job_runner.ApplyState()
     with telnyx.client(context.log) as client:
         # Jobs of earlier runs that were not seen to the end are followed, not resubmitted.
-        job_runner.resume_open_batches(client, store, context.run_id, context.log, state)
+        job_runner.resume_open_batches(client, store, context.run.run_id, context.log, state)
         if config.apply:
-            job_runner.submit_batches(client, store, batches, context.run_id, context.log,
+            job_runner.submit_batches(client, store, batches, context.run.run_id, context.log,
                                       state, max_jobs_in_flight=config.max_jobs_in_flight)
         else:
             context.log.info(f"plan-only run: {len(batches)} batch(es) not submitted "
                              "(set apply: true to submit)")
-        job_runner.follow(client, store, context.run_id, context.log, state,
+        job_runner.follow(client, store, context.run.run_id, context.log, state,
                           deadline_seconds=config.follow_timeout_seconds)
     jobs = pd.DataFrame([
         {"batch_id": b, "job_id": j, "status": state.jobs.get(j, {}).get("status"),
@@ -219,7 +229,7 @@ def emergency_operation_outcomes(context: AssetExecutionContext,
     plan = emergency_settings_plan
     planned_at = plan["planned_at"].iloc[0] if len(plan) else _now()
     outcomes = build_outcomes(plan, desired_emergency_settings.rejected,
-                              emergency_update_jobs["results"], run_id=context.run_id,
+                              emergency_update_jobs["results"], run_id=context.run.run_id,
                               source=context.partition_key,
                               applied=emergency_update_jobs["applied"],
                               planned_at=planned_at, recorded_at=_now())

@@ -1,8 +1,6 @@
 """Asset checks: the spreadsheet's quality, rule 5 (one result per desired number), the
 failure share, and a read-back of the account after apply."""
 
-from __future__ import annotations
-
 import os
 from typing import Any
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from dagster import AssetSelection, define_asset_job
+from emergency_pipeline.defs.partitions import desired_state_sources
+from dagster import AssetSelection, DagsterInstance, ExecuteInProcessResult, define_asset_job
 
 from emergency_pipeline.defs.assets import GROUP
-from emergency_pipeline.defs.partitions import desired_state_sources
 
 JOB_NAME = "reconcile_emergency_settings"
 # Runs of this job share one tag, so the run queue can keep them one at a time (dagster.yaml):
@@ -15,7 +15,6 @@ CONCURRENCY_TAG = {"emergency_pipeline/account": "telnyx"}
 reconcile_emergency_settings = define_asset_job(
     JOB_NAME,
     selection=AssetSelection.groups(GROUP),
-    partitions_def=desired_state_sources,
     tags=CONCURRENCY_TAG,
     description="Read a desired-state source, plan against the live account, and (with "
                 "apply: true) submit and follow the jobs; records every number's outcome.",
@@ -25,3 +24,18 @@ reconcile_emergency_settings = define_asset_job(
 def apply_run_config(apply: bool = True) -> dict:
     """Run config that applies (or only plans) with the default safety limits."""
     return {"ops": {"emergency_update_jobs": {"config": {"apply": apply}}}}
+
+
+def run_job(source: str, apply: bool, run_config: dict | None = None, *, defs=None,
+            instance: DagsterInstance | None = None) -> ExecuteInProcessResult:
+    """Run the reconcile job for one source in this process (default: the persistent
+    instance of $DAGSTER_HOME and the code location's own definitions)."""
+    if defs is None:
+        from emergency_pipeline.definitions import defs
+    instance = instance or DagsterInstance.get()
+    if not instance.has_dynamic_partition(desired_state_sources.name, source):
+        instance.add_dynamic_partitions(desired_state_sources.name, [source])
+    job = defs.resolve_job_def(JOB_NAME)
+    return job.execute_in_process(run_config=run_config or apply_run_config(apply),
+                                  instance=instance, partition_key=source,
+                                  raise_on_error=False)

@@ -1,7 +1,5 @@
 """The daily run that applies the canonical desired state (stopped until someone starts it)."""
 
-from __future__ import annotations
-
 import os
 
 from dagster import DefaultScheduleStatus, RunRequest, ScheduleEvaluationContext, schedule

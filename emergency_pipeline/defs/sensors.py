@@ -3,8 +3,6 @@
 The cursor maps each file to the hash of the version last launched, and the run key carries
 that hash, so each file version runs exactly once, even if the cursor were lost."""
 
-from __future__ import annotations
-
 import hashlib
 import json
 import os

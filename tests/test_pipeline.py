@@ -1,0 +1,166 @@
+"""The whole Dagster job in process, against the emulator over HTTP and a real DuckDB file."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from dagster import DagsterInstance
+from dagster_duckdb import DuckDBResource
+
+from emergency_pipeline.definitions import build_definitions, defs
+from emergency_pipeline.defs.jobs import JOB_NAME, apply_run_config, run_job
+from emergency_pipeline.defs.resources import TelnyxResource
+from emergency_pipeline.emulator import Emulator
+from emergency_pipeline.sample import write_sample
+from emergency_pipeline.store import Store
+
+KEY = "KEY_pipeline_test_not_secret"
+NUMBERS, SEED = 600, 11
+
+
+class Setup:
+    def __init__(self, tmp_path: Path, emu: Emulator) -> None:
+        self.emu = emu
+        self.database = str(tmp_path / "outcomes.duckdb")
+        self.desired = str(write_sample(tmp_path / "desired.csv", NUMBERS, SEED, rows=150))
+        self.instance = DagsterInstance.ephemeral()
+        self.defs = build_definitions({
+            "telnyx": TelnyxResource(api_key=KEY, base_url=emu.base_url),
+            "duckdb": DuckDBResource(database=self.database),
+        })
+        self.store = Store(self.database)
+
+    def run(self, apply: bool = True, **jobs_config):
+        config = apply_run_config(apply)
+        config["ops"]["emergency_update_jobs"]["config"].update(jobs_config)
+        result = run_job(self.desired, apply, config, defs=self.defs, instance=self.instance)
+        assert result.success, [e.message for e in result.all_events if e.is_failure]
+        return result
+
+    def outcomes(self, run_id: str) -> pd.DataFrame:
+        return self.store.query("SELECT * FROM operation_outcomes WHERE run_id = ?", [run_id])
+
+
+@pytest.fixture
+def setup(tmp_path: Path):
+    with Emulator(numbers=NUMBERS, seed=SEED, api_key=KEY, job_seconds=0.4) as emu:
+        yield Setup(tmp_path, emu)
+
+
+def _state(emu: Emulator, number_id: str) -> dict:
+    return emu.number(number_id)
+
+
+def test_definitions_load() -> None:
+    defs.resolve_all_job_defs()
+    assert defs.resolve_job_def(JOB_NAME) is not None
+    keys = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
+    assert keys == {"desired_emergency_settings", "emergency_account_snapshot",
+                    "emergency_settings_plan", "emergency_update_jobs",
+                    "emergency_operation_outcomes"}
+
+
+def test_outcomes_match_the_emulator_number_by_number(setup: Setup) -> None:
+    before = {n["id"]: n for n in setup.emu.state.account.iter_numbers()}
+    result = setup.run()
+    out = setup.outcomes(result.run_id)
+    desired = pd.read_csv(setup.desired, dtype=str)
+    # Rule 5: every non-duplicate desired row has exactly one result.
+    assert len(out) == len(desired) - 1  # the sample ends with one identical duplicate
+    assert out.groupby(["source_file", "source_row"]).size().max() == 1
+    assert {"succeeded", "unchanged", "skipped", "rejected"} <= set(out["result"])
+    assert setup.emu.stats()["jobs_created"] >= 1
+    for row in out.itertuples():
+        if row.result == "rejected" or pd.isna(row.number_id):
+            continue
+        now = _state(setup.emu, row.number_id)
+        if row.result in ("succeeded", "unchanged"):
+            assert now["emergency_enabled"] == bool(row.target_enabled), row
+            want = row.target_address_id if row.target_enabled else None
+            assert now["emergency_address_id"] == want, row
+        elif row.result in ("failed", "skipped"):
+            then = before[row.number_id]
+            assert (now["emergency_enabled"], now["emergency_address_id"]) == (
+                then["emergency_enabled"], then["emergency_address_id"]), row
+    failed = out[out["result"] == "failed"]
+    assert failed["error_code"].notna().all() and failed["error_title"].notna().all()
+    # The per-run history and views answer the analysts' questions.
+    summary = setup.store.query("SELECT * FROM run_summary WHERE run_id = ?", [result.run_id])
+    assert int(summary["desired_rows"].iloc[0]) == len(out)
+
+
+def test_second_run_over_the_same_state_is_all_unchanged(setup: Setup) -> None:
+    first = setup.run()
+    setup.emu.finish_jobs()  # let provisioning settle, as it does in a day
+    jobs_after_first = setup.emu.stats()["jobs_created"]
+    second = setup.run()
+    out1, out2 = setup.outcomes(first.run_id), setup.outcomes(second.run_id)
+    assert setup.emu.stats()["jobs_created"] == jobs_after_first
+    assert set(out2["result"]) <= {"unchanged", "skipped", "rejected"}
+    became = out1["result"].isin(["succeeded", "unchanged"])
+    assert (out2["result"] == "unchanged").sum() == became.sum()
+
+
+def test_plan_only_run_submits_nothing(setup: Setup) -> None:
+    result = setup.run(apply=False)
+    out = setup.outcomes(result.run_id)
+    assert setup.emu.stats()["jobs_created"] == 0
+    assert "planned" in set(out["result"])
+    assert not set(out["result"]) & {"succeeded", "failed", "pending"}
+
+
+def test_rerun_after_stopping_right_after_the_posts_follows_instead_of_resubmitting(
+        setup: Setup) -> None:
+    setup.emu.state.job_seconds = 3.0  # jobs outlive the first run
+    first = setup.run(follow_timeout_seconds=0)
+    out1 = setup.outcomes(first.run_id)
+    jobs = setup.emu.stats()["jobs_created"]
+    assert jobs >= 1 and (out1["result"] == "pending").any()
+    second = setup.run(follow_timeout_seconds=60)
+    out2 = setup.outcomes(second.run_id)
+    assert setup.emu.stats()["jobs_created"] == jobs  # no extra job
+    pending_before = out1.loc[out1["result"] == "pending", "number_id"]
+    again = out2.set_index("number_id").loc[pending_before]
+    assert again["result"].isin(["succeeded", "failed"]).all()
+    assert again["job_id"].notna().all()
+    assert (out2["result"] != "pending").all()
+
+
+def test_safety_guard_refuses_a_mass_disable(setup: Setup, tmp_path: Path) -> None:
+    numbers = [n for n in setup.emu.state.account.iter_numbers() if n["emergency_enabled"]]
+    pd.DataFrame({"number": [n["phone_number"] for n in numbers[:60]],
+                  "enabled": "no"}).to_csv(setup.desired, index=False)
+    config = apply_run_config(True)
+    config["ops"]["emergency_update_jobs"]["config"].update(max_disable_count=10)
+    result = run_job(setup.desired, True, config, defs=setup.defs, instance=setup.instance)
+    assert not result.success
+    failure = next(e for e in result.all_events if e.is_step_failure)
+    message = failure.step_failure_data.error.message + str(
+        failure.step_failure_data.user_failure_data)
+    assert "max_disable_count" in message and "allow_mass_disable" in message
+    assert setup.emu.stats()["jobs_created"] == 0
+
+
+def test_an_analyst_holding_the_file_does_not_fail_the_run(
+        setup: Setup, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EMERGENCY_PIPELINE_LOCK_WAIT_SECONDS", "0.3")
+    Store(setup.database).write("operation_outcomes", pd.DataFrame({"run_id": ["earlier"]}))
+    code = ("import duckdb, sys; c = duckdb.connect(sys.argv[1], read_only=True); "
+            "print('open', flush=True); sys.stdin.read()")
+    analyst = subprocess.Popen([sys.executable, "-c", code, setup.database],
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert analyst.stdout.readline().strip() == "open"
+        result = setup.run()
+    finally:
+        analyst.stdin.close()
+        analyst.wait(timeout=10)
+    assert setup.store.flush() == 0
+    out = setup.outcomes(result.run_id)
+    assert len(out) > 0 and "succeeded" in set(out["result"])
+    assert setup.store.query("SELECT count(*) FROM operation_outcomes WHERE run_id = 'earlier'"
+                             ).iloc[0, 0] == 1

@@ -150,10 +150,10 @@ def _quote_ident(name: str) -> str:
 
 
 def _series_text(s: pd.Series) -> pd.Series:
-    if pd.api.types.is_bool_dtype(s):
-        return s.map(lambda v: "" if pd.isna(v) else ("true" if v else "false")).astype(object)
-    return s.astype(object).map(lambda v: "" if v is None or (isinstance(v, float) and math.isnan(v))
-                                else _cell_text(v)).astype(object)
+    values = s.to_numpy(dtype=object)
+    missing = pd.isna(values)
+    return pd.Series(["" if miss else _cell_text(v) for v, miss in zip(values, missing)],
+                     dtype=object)
 
 
 def read_duckdb(path: Path, table: str | None = None, query: str | None = None) -> RawTable:

@@ -1,0 +1,384 @@
+"""Desired-state readers and validation: real files under tmp_path, table-driven, and properties."""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+import string
+
+import duckdb
+import numpy as np
+import openpyxl
+import pandas as pd
+import phonenumbers
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from emergency_pipeline.desired_state import DesiredStateError, read_desired_state
+from emergency_pipeline.desired_state.phones import nanp_valid, parse_one
+
+ADDR = "1315262044401589175"
+NUMBER_ID = "1293385034380736105"
+
+
+def write_csv(path, rows):
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        csv.writer(f).writerows(rows)
+    return path
+
+
+def write_xlsx(path, rows, title="Sheet", start_row=1, extra_sheets=()):
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.title = title
+    for i, row in enumerate(rows):
+        for j, v in enumerate(row):
+            if v is not None:
+                ws.cell(row=start_row + i, column=j + 1, value=v)
+    for name, srows in extra_sheets:
+        other = wb.create_sheet(name)
+        for row in srows:
+            other.append(row)
+    wb.save(path)
+    return path
+
+
+def one(tmp_path, phone, flag="true", address=ADDR, region="US"):
+    p = write_csv(tmp_path / "one.csv", [["phone_number", "emergency_enabled",
+                                          "emergency_address_id"], [phone, flag, address]])
+    return read_desired_state(p, default_region=region)
+
+
+# -- phone numbers ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("cell,e164,number_id,reason", [
+    ("+19705555098", "+19705555098", None, None),
+    (" +1 (970) 555-5098 ", "+19705555098", None, None),
+    ("970-555-5098", "+19705555098", None, None),
+    ("19705555098", "+19705555098", None, None),
+    ("19705555098.0", "+19705555098", None, None),        # a float written out as text
+    ("tel:+19705555098", "+19705555098", None, None),
+    ("\u200b+19705555098", "+19705555098", None, None),   # zero-width space from a copy/paste
+    ("+44 20 7946 0958", "+442079460958", None, None),
+    (NUMBER_ID, None, NUMBER_ID, None),                   # a Telnyx id: digits, not possible
+    ("1.97E+10", None, None, "scientific notation"),
+    ("1234567890", None, None, "invalid phone number"),   # possible length, no such area code
+    ("5551234", None, None, "without its area code"),
+    ("+1970555509", None, None, "too short"),
+    ("hello", None, None, "not a phone number"),
+    ("+1 970 555 5098 ext 12", None, None, "extension"),
+    ("", None, None, "missing phone number"),
+])
+def test_phone_cells(tmp_path, cell, e164, number_id, reason):
+    ds = one(tmp_path, cell)
+    if reason is None:
+        row = ds.accepted.iloc[0]
+        assert (row.phone_number if pd.notna(row.phone_number) else None) == e164
+        assert (row.number_id if pd.notna(row.number_id) else None) == number_id
+    else:
+        assert ds.accepted.empty
+        rej = ds.rejected.iloc[0]
+        assert reason in rej.reason and rej.fix and rej.source_row == 2
+        assert rej.column == "phone_number" and rej.value == cell.strip()
+
+
+def test_default_region_is_configurable(tmp_path):
+    assert one(tmp_path, "020 7946 0958", region="GB").accepted.phone_number[0] == "+442079460958"
+    assert one(tmp_path, "020 7946 0958", region="US").accepted.empty
+
+
+def test_unknown_region_raises(tmp_path):
+    with pytest.raises(DesiredStateError, match="default_region"):
+        one(tmp_path, "+19705555098", region="XX")
+
+
+def test_fast_path_agrees_with_phonenumbers():
+    rng = random.Random(11)
+    nats = [str(rng.randrange(2 * 10**9, 10**10)) for _ in range(20000)]
+    nats += [rng.choice(["212", "970", "268", "876", "809", "416", "800", "900", "555"])
+             + str(rng.randrange(10**6, 10**7)) for _ in range(20000)]
+    fast = nanp_valid(pd.Series(nats))
+    slow = [phonenumbers.is_valid_number(phonenumbers.parse("+1" + n)) for n in nats]
+    assert list(fast) == slow
+    assert 0.2 < fast.mean() < 0.9          # the sample exercises both answers
+
+
+def test_number_id_rule():
+    assert parse_one(NUMBER_ID, "US").number_id == NUMBER_ID
+    assert parse_one("12345", "US").number_id == "12345"          # too short to be a number
+    assert parse_one("9705555098", "US").e164 == "+19705555098"   # a valid number wins
+    assert parse_one("+1293385034380736105", "US").reason          # a + is never an id
+
+
+# -- flags, addresses, columns ------------------------------------------------------------------
+
+@pytest.mark.parametrize("flag,expected", [
+    (w, True) for w in ("true", "TRUE", "Yes", "y", "1", "on", "Enabled", " true ")
+] + [(w, False) for w in ("false", "No", "N", "0", "OFF", "disabled")])
+def test_flag_words(tmp_path, flag, expected):
+    ds = one(tmp_path, "+19705555098", flag, ADDR if expected else "")
+    assert ds.accepted.emergency_enabled.tolist() == [expected]
+
+
+@pytest.mark.parametrize("flag,address,reason,column", [
+    ("maybe", ADDR, "unreadable emergency_enabled flag", "emergency_enabled"),
+    ("", ADDR, "missing emergency_enabled flag", "emergency_enabled"),
+    ("true", "", "enabled without an address", "emergency_address_id"),
+    ("false", ADDR, "disabled but an address", "emergency_address_id"),
+])
+def test_flag_and_address_rules(tmp_path, flag, address, reason, column):
+    ds = one(tmp_path, "+19705555098", flag, address)
+    assert ds.accepted.empty
+    assert reason in ds.rejected.reason[0] and ds.rejected.column[0] == column
+    assert ds.rejected.fix[0]
+
+
+@pytest.mark.parametrize("headers", [
+    ["phone_number", "emergency_enabled", "emergency_address_id"],
+    ["Phone Number", "Emergency Enabled", "Emergency Address ID"],
+    ["NUMBER", "enabled", "address_id"],
+    ["phone", "E911", "emergency address"],
+    ["E.164", "Emergency", "Address-Id"],
+    ["DID", "e911", "addressid"],
+    ["tn", "enabled?", "emergency_address"],
+])
+def test_column_aliases(tmp_path, headers):
+    p = write_csv(tmp_path / "a.csv", [headers, ["+19705555098", "yes", ADDR]])
+    ds = read_desired_state(p)
+    assert ds.accepted.emergency_address_id.tolist() == [ADDR]
+
+
+def test_file_without_usable_columns_rejects_every_row(tmp_path):
+    p = write_csv(tmp_path / "a.csv", [["mobile", "state", "site"],
+                                       ["+19705555098", "yes", "HQ"], ["+19705555099", "no", ""]])
+    ds = read_desired_state(p)
+    assert ds.accepted.empty
+    assert set(ds.rejected.column) == {"phone_number", "emergency_enabled"}
+    assert all("columns found: mobile, state, site" in r for r in ds.rejected.reason)
+    assert ds.counts()["rejected_rows"] == 2
+    ds.check_accounting()
+
+
+def test_extras_are_carried_as_json(tmp_path):
+    p = write_csv(tmp_path / "a.csv", [["phone", "enabled", "address_id", "ticket", "note"],
+                                       ["+19705555098", "y", ADDR, "CHG-1", 'say "hi"\\ok']])
+    extras = json.loads(read_desired_state(p).accepted.extras[0])
+    assert extras == {"ticket": "CHG-1", "note": 'say "hi"\\ok'}
+
+
+# -- row numbers, duplicates, accounting --------------------------------------------------------
+
+def test_csv_row_numbers_count_blank_lines_and_quoted_newlines(tmp_path):
+    p = tmp_path / "a.csv"
+    p.write_text("phone,enabled,address_id,note\n"
+                 "+19705555098,yes,1,\n"
+                 "\n"
+                 '+19705555099,yes,,"two\nlines"\n'
+                 "bad,yes,1,\n")
+    ds = read_desired_state(p)
+    assert ds.accepted.source_row.tolist() == [2]
+    assert ds.rejected.source_row.tolist() == [4, 5]
+    assert ds.counts()["blank_rows"] == 1
+
+
+def test_duplicates_collapse_and_conflicts_are_rejected(tmp_path):
+    p = write_csv(tmp_path / "a.csv", [
+        ["phone", "enabled", "address_id", "ticket"],
+        ["+19705555098", "yes", ADDR, "A"],
+        ["(970) 555-5098", "true", ADDR, "B"],      # identical target: collapses into row 2
+        ["+19705555099", "yes", ADDR, ""],
+        ["9705555099", "no", "", ""],               # conflicts with row 4
+        ["+19705555099", "no", "", ""],             # and with row 4 again
+    ])
+    ds = read_desired_state(p)
+    assert ds.accepted.source_row.tolist() == [2]
+    assert json.loads(ds.accepted.extras[0]) == {"ticket": "A"}
+    assert ds.duplicates[["source_row", "duplicate_of_row"]].values.tolist() == [[3, 2]]
+    conflicts = ds.rejected.set_index("source_row").reason
+    assert "row 5" in conflicts[4] and "row 6" in conflicts[4]
+    assert "row 4" in conflicts[5] and "row 6" in conflicts[5]
+    assert ds.counts() == {"input_rows": 5, "accepted": 1, "rejected_rows": 3, "rejections": 3,
+                           "collapsed_duplicates": 1, "blank_rows": 0}
+
+
+def test_a_row_with_two_problems_is_one_rejected_row(tmp_path):
+    p = write_csv(tmp_path / "a.csv", [["phone", "enabled"], ["junk", "maybe"]])
+    ds = read_desired_state(p)
+    assert len(ds.rejected) == 2 and ds.counts()["rejected_rows"] == 1
+    ds.check_accounting()
+
+
+@pytest.mark.parametrize("content", ["", "\n\n", "phone,enabled,address_id\n",
+                                     "phone,enabled\n,\n\n"])
+def test_empty_csv_is_an_error(tmp_path, content):
+    p = tmp_path / "a.csv"
+    p.write_text(content)
+    with pytest.raises(DesiredStateError, match="empty|no data rows"):
+        read_desired_state(p)
+
+
+def test_missing_file_and_unknown_type(tmp_path):
+    with pytest.raises(DesiredStateError, match="no such"):
+        read_desired_state(tmp_path / "nope.csv")
+    (tmp_path / "a.txt").write_text("x")
+    with pytest.raises(DesiredStateError, match="unsupported"):
+        read_desired_state(tmp_path / "a.txt")
+
+
+# -- XLSX ---------------------------------------------------------------------------------------
+
+def test_xlsx_numeric_cells_and_real_row_numbers(tmp_path):
+    p = write_xlsx(tmp_path / "a.xlsx", [
+        ["Phone", "E911", "Address ID", "Ticket"],
+        [19705555098, True, int(ADDR[:15]), 42],     # numbers typed as numbers
+        [None, None, None, None],                    # a blank row keeps its number
+        [9705555099.0, "no", None, 1.5],
+        ["junk", "yes", ADDR, None],
+    ], start_row=3)
+    ds = read_desired_state(p)
+    assert ds.accepted.phone_number.tolist() == ["+19705555098", "+19705555099"]
+    assert ds.accepted.source_row.tolist() == [4, 6]
+    assert ds.accepted.emergency_address_id[0] == ADDR[:15]
+    assert json.loads(ds.accepted.extras[0]) == {"Ticket": "42"}
+    assert json.loads(ds.accepted.extras[1]) == {"Ticket": "1.5"}
+    assert ds.rejected.source_row.tolist() == [7]
+
+
+def test_xlsx_named_sheet(tmp_path):
+    p = write_xlsx(tmp_path / "a.xlsx", [["notes"], ["nothing here"]], title="Readme",
+                   extra_sheets=[("Numbers", [["phone", "enabled"], ["+19705555098", "no"]])])
+    ds = read_desired_state(p, sheet="Numbers")
+    assert ds.accepted.phone_number.tolist() == ["+19705555098"]
+    assert ds.accepted.source_file[0].endswith("[Numbers]")
+    with pytest.raises(DesiredStateError, match="Readme, Numbers"):
+        read_desired_state(p, sheet="Nope")
+    # The first sheet has no usable columns: every row rejected, nothing raised.
+    assert read_desired_state(p).accepted.empty
+
+
+def test_xlsx_header_only_is_an_error(tmp_path):
+    p = write_xlsx(tmp_path / "a.xlsx", [["phone", "enabled", "address_id"]])
+    with pytest.raises(DesiredStateError, match="no data rows"):
+        read_desired_state(p)
+
+
+def test_damaged_xlsx_is_a_clear_error(tmp_path):
+    p = tmp_path / "a.xlsx"
+    p.write_bytes(b"PK\x03\x04 not really a workbook")
+    with pytest.raises(DesiredStateError, match="not a readable XLSX"):
+        read_desired_state(p)
+
+
+# -- folders and DuckDB -------------------------------------------------------------------------
+
+def test_folder_of_spreadsheets(tmp_path):
+    d = tmp_path / "inbox"
+    d.mkdir()
+    write_csv(d / "a.csv", [["phone", "enabled", "address_id"], ["+19705555098", "yes", ADDR]])
+    write_xlsx(d / "b.xlsx", [["number", "e911", "address_id"], [19705555098, "yes", ADDR],
+                              [19705555099, "no", None]])
+    (d / "~$b.xlsx").write_bytes(b"lock file")
+    (d / "readme.txt").write_text("ignored")
+    ds = read_desired_state(d)
+    assert len(ds.accepted) == 2
+    dup = ds.duplicates.iloc[0]
+    assert dup.source_file.endswith("b.xlsx") and dup.duplicate_of_file.endswith("a.csv")
+    assert ds.files.rows.tolist() == [1, 2]
+    ds.check_accounting()
+
+
+def test_empty_folder_is_an_error(tmp_path):
+    with pytest.raises(DesiredStateError, match="no spreadsheets"):
+        read_desired_state(tmp_path)
+
+
+def test_duckdb_table_and_query(tmp_path):
+    db = tmp_path / "desired.duckdb"
+    con = duckdb.connect(str(db))
+    con.execute("CREATE TABLE desired (tn BIGINT, enabled BOOLEAN, address_id VARCHAR, "
+                "site VARCHAR, phone2 DOUBLE)")
+    con.execute(f"INSERT INTO desired VALUES (19705555098, true, '{ADDR}', 'HQ', 1.0), "
+                "(19705555099, false, NULL, NULL, NULL), (NULL, NULL, NULL, NULL, NULL)")
+    con.close()
+    ds = read_desired_state(db, table="desired")
+    assert ds.accepted.phone_number.tolist() == ["+19705555098", "+19705555099"]
+    assert ds.accepted.source_row.tolist() == [1, 2]
+    assert json.loads(ds.accepted.extras[0]) == {"site": "HQ", "phone2": "1"}
+    assert ds.counts()["blank_rows"] == 1
+    q = read_desired_state(db, query="SELECT tn, enabled FROM desired WHERE NOT enabled")
+    assert q.accepted.phone_number.tolist() == ["+19705555099"]
+    with pytest.raises(DesiredStateError, match="tables: desired"):
+        read_desired_state(db, table="nope")
+    with pytest.raises(DesiredStateError, match="no rows"):
+        read_desired_state(db, query="SELECT * FROM desired WHERE false")
+
+
+# -- properties ---------------------------------------------------------------------------------
+
+HEADERS = ["phone_number", "Phone", "number", "e164", "did", "tn", "emergency_enabled",
+           "Enabled", "E911", "emergency", "address_id", "Emergency Address", "ticket", "note",
+           "site", "", "junk"]
+CELLS = st.one_of(
+    st.sampled_from(["+19705555098", "+19705555099", "(970) 555-5100", "9705555101",
+                     "19705555102.0", "1.97E+10", NUMBER_ID, "12345", "+44 20 7946 0958",
+                     "yes", "no", "TRUE", "off", "maybe", ADDR, "1", "0", "", " ", "None",
+                     "NaN", "#N/A"]),
+    st.text(max_size=12),
+    st.floats(allow_nan=True, allow_infinity=True).map(repr),
+    st.integers(min_value=-10**20, max_value=10**20).map(str),
+)
+
+
+@st.composite
+def grids(draw):
+    width = draw(st.integers(0, 5))
+    header = draw(st.lists(st.sampled_from(HEADERS), min_size=width, max_size=width))
+    rows = draw(st.lists(st.lists(CELLS, min_size=0, max_size=width + 1), max_size=12))
+    return [header] + rows
+
+
+def _nonblank(rows):
+    return [r for r in rows if any(c != "" for c in r)]
+
+
+@settings(max_examples=200, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(grid=grids())
+def test_any_csv_yields_rows_or_reasons(tmp_path, grid):
+    p = write_csv(tmp_path / "g.csv", grid)
+    with open(p, newline="", encoding="utf-8") as f:
+        expected_rows = len(_nonblank(list(csv.reader(f)))) - 1
+    try:
+        ds = read_desired_state(p)
+    except DesiredStateError:
+        assert expected_rows <= 0
+        return
+    assert ds.input_rows == expected_rows
+    ds.check_accounting()
+    assert ds.rejected.reason.notna().all() and (ds.rejected.reason != "").all()
+    assert ds.rejected.fix.notna().all()
+    ok = ds.accepted
+    assert (ok.phone_number.notna() ^ ok.number_id.notna()).all()
+    assert (ok.emergency_enabled == ok.emergency_address_id.notna()).all()
+    key = ok.phone_number.fillna("id:" + ok.number_id.fillna(""))
+    assert not key.duplicated().any()
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(rows=st.lists(st.lists(st.one_of(
+    st.none(), st.booleans(), st.integers(-10**15, 10**15),
+    st.floats(allow_nan=False, allow_infinity=False, width=64),
+    st.sampled_from(["+19705555098", "yes", "no", ADDR, "", "x"]),
+    st.text(alphabet=string.printable.strip(), max_size=8)), max_size=4), max_size=8))
+def test_any_xlsx_yields_rows_or_reasons(tmp_path, rows):
+    p = write_xlsx(tmp_path / "g.xlsx", [["phone", "enabled", "address_id", "note"]] + rows)
+    try:
+        ds = read_desired_state(p)
+    except DesiredStateError:
+        return
+    ds.check_accounting()
+    assert ds.input_rows <= len(rows)
+    assert np.all(ds.accepted.source_row.to_numpy() >= 2)

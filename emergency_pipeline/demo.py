@@ -11,7 +11,7 @@ import argparse
 import os
 from pathlib import Path
 
-from emergency_pipeline.defs.jobs import run_job
+from emergency_pipeline.defs.jobs import apply_run_config, run_job
 from emergency_pipeline.sample import DEMO_NUMBERS, DEMO_SEED
 
 # The emulator's key for the demo: not a secret, and never a real user's key.
@@ -68,7 +68,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"emulator: {args.numbers} numbers at {emu.base_url}")
         os.environ.update({"TELNYX_API_KEY": DEMO_KEY, "TELNYX_BASE_URL": emu.base_url,
                            "EMERGENCY_PIPELINE_DUCKDB": args.database})
-        result = run_job(str(desired), apply=not args.plan_only)
+        config = apply_run_config(apply=not args.plan_only)
+        config["loggers"] = {"console": {"config": {"log_level": "INFO"}}}
+        result = run_job(str(desired), apply=not args.plan_only, run_config=config)
         stats = emu.stats()
     print(f"run {result.run_id}: {'succeeded' if result.success else 'FAILED'}; "
           f"emulator saw {stats['requests']} requests, {stats['jobs_created']} jobs")

@@ -100,16 +100,12 @@ def desired_emergency_settings(context: AssetExecutionContext, config: DesiredSt
 def emergency_account_snapshot(context: AssetExecutionContext, telnyx: TelnyxResource,
                                duckdb: DuckDBResource) -> dict[str, Any]:
     """The live account: every number's emergency fields, the addresses, the jobs in flight."""
-    def progress(done: int, total: int, _records: list) -> None:
-        if done == total or done % 100 == 0:
-            context.log.info(f"pages read: {done}/{total}")
-
     with telnyx.client(context.log) as client:
         # Jobs first: a number still pending when the jobs are read is treated as in flight
         # even if its job finishes while the numbers are read. The other order would miss
         # a number whose job finished in between and show its old settings as current.
         in_flight = [j for j in client.list_jobs() if j.get("status") in JOB_IN_FLIGHT_STATUSES]
-        numbers = client.list_phone_numbers(on_page=progress)
+        numbers = client.list_phone_numbers()  # logs its pages as it goes
         addresses = client.list_addresses()
     numbers_df = pd.DataFrame(numbers).reindex(columns=NUMBER_COLUMNS)
     addresses_df = pd.DataFrame(addresses)

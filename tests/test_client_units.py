@@ -178,3 +178,41 @@ def test_job_matches_identifier_sets():
                                {"phone_number": "+15550000009"}]}
     assert not job_matches(extra, ours)
     assert not job_matches({**job, "type": "delete_phone_numbers"}, ours)
+
+
+# -- properties -------------------------------------------------------------------------------
+
+from hypothesis import given, strategies as st  # noqa: E402
+
+_numbers = st.lists(st.integers(2_000_000_000, 9_999_999_999).map(lambda n: f"+1{n}"),
+                    min_size=1, max_size=30, unique=True)
+
+
+@given(_numbers, st.randoms(use_true_random=False), st.booleans())
+def test_job_matches_any_order_and_shape(numbers, rnd, as_id_key):
+    shuffled = list(numbers)
+    rnd.shuffle(shuffled)
+    job = {"phone_numbers": [{"phone_number": n} if not as_id_key else {"id": n}
+                             for n in shuffled]}
+    assert job_matches(job, frozenset(numbers))
+    if len(numbers) > 1:
+        assert not job_matches(job, frozenset(numbers[1:]))
+        assert not job_matches({"phone_numbers": job["phone_numbers"][1:]}, frozenset(numbers))
+
+
+@given(st.integers(1, 40), st.floats(0.001, 5), st.floats(0.01, 60),
+       st.one_of(st.none(), st.floats(0, 100)))
+def test_backoff_is_bounded_and_honours_hints(attempt, base, cap, hint):
+    d = backoff_delay(attempt, base=base, cap=cap, hint=hint, rng=random.Random(attempt))
+    assert 0 <= d <= max(cap, hint or 0)
+    if hint is not None and hint <= cap:
+        assert d >= hint
+
+
+@given(st.lists(st.integers(0, 40), max_size=10), _numbers)
+def test_pointer_mapping_never_loses_an_error(indexes, numbers):
+    errors = [ApiError("10015", "Bad", None, f"/phone_numbers/{i}") for i in indexes]
+    rej = JobRejected(422, errors, method="POST", path="/j", phone_numbers=numbers)
+    mapped = sum(len(v) for v in rej.by_number.values())
+    assert mapped + len(rej.general_errors) == len(errors)
+    assert set(rej.by_number) <= set(numbers)

@@ -66,6 +66,11 @@ def make_batches(plan: pd.DataFrame, max_size: int = contract.MAX_NUMBERS_PER_JO
         .where(work["target_enabled"].astype(bool) & work["target_address_id"].notna(), ""),
         identifier=work["identifier"].astype(str),
     ).drop_duplicates(["identifier", "id_kind", "target_enabled", "target_address_id"])
+    clash = work["identifier"].duplicated(keep=False)
+    if clash.any():
+        # Two targets for one number would be two jobs racing on it (design rule 3).
+        raise ValueError("the plan asks for different settings on the same number: "
+                         + ", ".join(sorted(work.loc[clash, "identifier"].unique())[:10]))
     work = work.sort_values(["target_enabled", "target_address_id", "id_kind", "identifier"],
                             kind="stable")
     batches: list[Batch] = []

@@ -246,6 +246,23 @@ def test_xlsx_numeric_cells_and_real_row_numbers(tmp_path):
     assert ds.rejected.source_row.tolist() == [7]
 
 
+def test_xlsx_id_typed_as_a_number_is_rejected_not_rounded(tmp_path):
+    p = write_xlsx(tmp_path / "a.xlsx", [["number", "enabled"], [int(NUMBER_ID) * 1.0, "no"]])
+    ds = read_desired_state(p)
+    assert ds.accepted.empty
+    assert "scientific notation" in ds.rejected.reason[0]
+
+
+@pytest.mark.parametrize("sep", [";", "\t"])
+def test_csv_with_semicolons_or_tabs(tmp_path, sep):
+    p = tmp_path / "a.csv"
+    p.write_text(sep.join(["phone", "enabled", "note"]) + "\n"
+                 + sep.join(["+19705555098", "no", "a,b"]) + "\n")
+    ds = read_desired_state(p)
+    assert ds.accepted.phone_number.tolist() == ["+19705555098"]
+    assert json.loads(ds.accepted.extras[0]) == {"note": "a,b"}
+
+
 def test_xlsx_named_sheet(tmp_path):
     p = write_xlsx(tmp_path / "a.xlsx", [["notes"], ["nothing here"]], title="Readme",
                    extra_sheets=[("Numbers", [["phone", "enabled"], ["+19705555098", "no"]])])

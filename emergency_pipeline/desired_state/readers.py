@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-SPREADSHEET_SUFFIXES = (".csv", ".xlsx", ".xlsm")
+SPREADSHEET_SUFFIXES = (".csv", ".xlsx", ".xlsm", ".xls", ".ods")
+_WORKBOOK_SUFFIXES = (".xlsx", ".xlsm", ".xls", ".ods")     # all read by calamine
 DUCKDB_SUFFIXES = (".duckdb", ".db", ".ddb")
 
 
@@ -82,6 +83,15 @@ def _decode(data: bytes) -> str:
     return data.decode("latin-1")
 
 
+def _sniff_separator(text: str) -> str:
+    """Comma, or the semicolon / tab that some locales' spreadsheet exports use: whichever the
+    first non-blank line (the header) holds most of."""
+    header = next((line for line in text.splitlines() if line.strip()), "")
+    counts = {sep: header.count(sep) for sep in (",", ";", "\t")}
+    best = max(counts, key=lambda k: counts[k])
+    return best if counts[best] > counts[","] else ","
+
+
 def read_csv(path: Path) -> RawTable:
     try:
         data = path.read_bytes()
@@ -90,14 +100,15 @@ def read_csv(path: Path) -> RawTable:
     text = _decode(data).replace("\x00", "")
     if not text.strip():
         raise DesiredStateError(f"{path}: the file is empty (no header, no data rows)")
+    sep = _sniff_separator(text)
     try:
         # Fast path: the C parser, everything as text, blank lines kept so rows keep their numbers.
         grid = pd.read_csv(io.StringIO(text), header=None, dtype=object, keep_default_na=False,
-                           na_filter=False, skip_blank_lines=False, engine="c")
+                           na_filter=False, skip_blank_lines=False, engine="c", sep=sep)
         grid = grid.fillna("")
     except (pd.errors.ParserError, ValueError):
         # Ragged rows (more cells than the first line): the csv module, padded to the widest row.
-        records = list(csv.reader(io.StringIO(text)))
+        records = list(csv.reader(io.StringIO(text), delimiter=sep))
         width = max((len(r) for r in records), default=0)
         grid = pd.DataFrame([r + [""] * (width - len(r)) for r in records], dtype=object)
     grid.columns = range(len(grid.columns))
@@ -110,8 +121,10 @@ def _cell_text(v: object) -> str:
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, float):
-        if math.isfinite(v) and v.is_integer():
+        if math.isfinite(v) and v.is_integer() and abs(v) < 2**53:
             return str(int(v))          # a number typed as a number: 19705555098.0 -> 19705555098
+        # Past 2**53 a float has lost digits (a 19-digit id typed as a number): keep the
+        # scientific form so that validation rejects it instead of inventing digits.
         return repr(v)
     if isinstance(v, int):
         return str(v)
@@ -212,6 +225,6 @@ def _read_file(path: Path, sheet: str | None) -> RawTable:
     suffix = path.suffix.lower()
     if suffix == ".csv":
         return read_csv(path)
-    if suffix in (".xlsx", ".xlsm"):
+    if suffix in _WORKBOOK_SUFFIXES:
         return read_xlsx(path, sheet)
     raise DesiredStateError(f"{path}: unsupported file type {suffix!r} (use CSV or XLSX)")

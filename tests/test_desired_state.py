@@ -399,3 +399,14 @@ def test_any_xlsx_yields_rows_or_reasons(tmp_path, rows):
     ds.check_accounting()
     assert ds.input_rows <= len(rows)
     assert np.all(ds.accepted.source_row.to_numpy() >= 2)
+
+
+def test_csv_encodings_and_ragged_rows(tmp_path):
+    p = tmp_path / "a.csv"
+    p.write_bytes("\ufeffphone,enabled,site\n+19705555098,yes\n+19705555099,no,Zürich,extra\n"
+                  .encode("utf-8"))
+    ds = read_desired_state(p)
+    assert ds.accepted.source_row.tolist() == [3]      # row 2 enables without an address
+    assert json.loads(ds.accepted.extras[0]) == {"site": "Zürich", "column_4": "extra"}
+    p.write_bytes("phone,enabled,site\n+19705555099,no,Café\n".encode("cp1252"))
+    assert json.loads(read_desired_state(p).accepted.extras[0]) == {"site": "Café"}

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from emergency_pipeline import ledger
 from emergency_pipeline.batching import Batch, batch_of
-from emergency_pipeline.client import JobRejected, TelnyxClient
+from emergency_pipeline.client import JobRejected, TelnyxClient, job_matches
 from emergency_pipeline.contract import DEFAULT_MAX_JOBS_IN_FLIGHT, JOB_TERMINAL_STATUSES
 from emergency_pipeline.store import Store
 
@@ -40,10 +40,6 @@ def _error_dict(err: Any) -> dict[str, Any]:
     return {"code": err.code, "title": err.title, "detail": err.detail, "pointer": err.pointer}
 
 
-def _identifiers_of(job: dict[str, Any]) -> frozenset[str]:
-    return frozenset(p.get("id") or p.get("phone_number") for p in job.get("phone_numbers", []))
-
-
 def resume_open_batches(client: TelnyxClient, store: Store, run_id: str, log: Any,
                         state: ApplyState) -> None:
     """Pick up batches an earlier run recorded but did not see to the end."""
@@ -51,14 +47,20 @@ def resume_open_batches(client: TelnyxClient, store: Store, run_id: str, log: An
     if not open_:
         return
     log.info(f"resuming {len(open_)} open batch(es) from earlier runs")
-    missing = [(b, r) for b, job_id, r in open_ if job_id is None]
-    recent = client.list_jobs() if missing else []
-    by_identifiers = {_identifiers_of(j): j for j in recent}
-    for batch, job_id, _ in open_:
+    unanswered = [o for o in open_ if o.job_id is None]
+    skew = timedelta(seconds=client.config.clock_skew_seconds)
+    recent = (client.list_jobs(created_after=min(o.recorded_at for o in unanswered) - skew)
+              if unanswered else [])
+    for item in open_:
+        batch, job_id = item.batch, item.job_id
         if job_id is None:
-            job = by_identifiers.get(frozenset(batch.identifiers))
+            # The run stopped between recording the batch and recording its POST's answer:
+            # the job exists only if the POST reached Telnyx. Look for it before anything.
+            wanted = frozenset(batch.identifiers)
+            job = next((j for j in recent if job_matches(j, wanted)
+                        and (_parse_time(j.get("created_at")) or item.recorded_at)
+                        >= item.recorded_at - skew), None)
             if job is None:
-                # The POST never created a job: the numbers will be planned afresh.
                 ledger.record(store, [batch], run_id, "abandoned",
                               detail="no job found for this batch on resume")
                 state.abandoned += 1

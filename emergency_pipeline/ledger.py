@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import pandas as pd
@@ -58,19 +59,25 @@ def record(store: Store, batches: list[Batch], run_id: str, event: str, *,
     store.write(TABLE, _rows(batches, run_id, event, job_id, job_status, text))
 
 
-def open_batches(store: Store) -> list[tuple[Batch, str | None, str]]:
-    """Batches still open, as (batch, job_id or None, run_id that recorded them)."""
+@dataclass(frozen=True)
+class OpenBatch:
+    batch: Batch
+    job_id: str | None       # None: recorded, but the POST's answer was never recorded
+    recorded_at: datetime    # when it was last recorded (before its POST)
+
+
+def open_batches(store: Store) -> list[OpenBatch]:
+    """Batches whose latest event is `recorded` or `submitted`."""
     events = store.read(TABLE)
     if events.empty:
         return []
     events = events.sort_values("recorded_at", kind="stable")
     # The job id, once known, is carried by later events; keep the last one seen.
     job_ids = events.dropna(subset=["job_id"]).groupby("batch_id")["job_id"].last()
-    first_run = events.groupby("batch_id")["run_id"].first()
+    recorded = events[events["event"] == "recorded"].groupby("batch_id")["recorded_at"].last()
     latest = events.groupby("batch_id").tail(1)
-    latest = latest[latest["event"].isin(OPEN_EVENTS)]
     out = []
-    for row in latest.itertuples(index=False):
+    for row in latest[latest["event"].isin(OPEN_EVENTS)].itertuples(index=False):
         batch = Batch(
             batch_id=row.batch_id,
             emergency_enabled=bool(row.emergency_enabled),
@@ -79,5 +86,6 @@ def open_batches(store: Store) -> list[tuple[Batch, str | None, str]]:
             id_kind=row.id_kind,
             identifiers=tuple(row.identifiers),
         )
-        out.append((batch, job_ids.get(row.batch_id), first_run[row.batch_id]))
+        job_id = job_ids.get(row.batch_id) if row.event == "submitted" else None
+        out.append(OpenBatch(batch, job_id, recorded.get(row.batch_id, row.recorded_at)))
     return out

@@ -164,3 +164,46 @@ def test_an_analyst_holding_the_file_does_not_fail_the_run(
     assert len(out) > 0 and "succeeded" in set(out["result"])
     assert setup.store.query("SELECT count(*) FROM operation_outcomes WHERE run_id = 'earlier'"
                              ).iloc[0, 0] == 1
+
+
+def test_a_crash_between_recording_and_answer_adopts_the_job_or_replans(setup: Setup) -> None:
+    import httpx
+
+    from emergency_pipeline import ledger
+    from emergency_pipeline.batching import make_batches
+
+    planned = setup.run(apply=False)
+    plan = setup.store.query("SELECT * FROM emergency_plan WHERE run_id = ?", [planned.run_id])
+    posted, never_posted = make_batches(plan, max_size=1000)[:2]
+    # The crashed run recorded both batches; only the first POST reached Telnyx.
+    ledger.record(setup.store, [posted, never_posted], "crashed-run", "recorded")
+    answer = httpx.post(f"{setup.emu.base_url}/phone_numbers/jobs/update_emergency_settings",
+                        headers={"Authorization": f"Bearer {KEY}"},
+                        json={"phone_numbers": list(posted.identifiers),
+                              "emergency_enabled": posted.emergency_enabled,
+                              "emergency_address_id": posted.emergency_address_id})
+    assert answer.status_code == 202
+    lost_job_id = answer.json()["data"]["id"]
+
+    resumed = setup.run()
+    events = setup.store.query(
+        "SELECT batch_id, event, job_id, detail FROM job_ledger WHERE run_id = ? "
+        "ORDER BY recorded_at", [resumed.run_id])
+    adopted = events[(events["batch_id"] == posted.batch_id) & (events["event"] == "submitted")]
+    assert adopted["job_id"].tolist() == [lost_job_id]
+    assert "adopted" in adopted["detail"].iloc[0]
+    replanned = events[events["batch_id"] == never_posted.batch_id]["event"].tolist()
+    assert replanned[0] == "abandoned" and "submitted" in replanned
+    # Exactly one job per batch on the account: nothing was submitted twice.
+    jobs = [frozenset(p.get("phone_number") or p.get("id") for p in j["phone_numbers"])
+            for j in setup.emu.jobs()]
+    assert len(jobs) == len(set(jobs))
+    assert jobs.count(frozenset(posted.identifiers)) == 1
+
+
+def test_workspace_validates() -> None:
+    done = subprocess.run([str(Path(sys.executable).parent / "dagster"), "definitions",
+                           "validate", "-w", "workspace.yaml"],
+                          cwd=Path(__file__).parent.parent, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]

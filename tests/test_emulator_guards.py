@@ -189,3 +189,12 @@ def test_faults_parse_from_cli_text():
     for bad in ("error_rate=2", "nope=1", "error_rate"):
         with pytest.raises(ValueError):
             Faults.parse(bad)
+
+
+def test_stop_closes_kept_alive_connections(emulator_factory):
+    emu = emulator_factory()
+    with client(emu) as c:
+        assert c.get("/addresses").status_code == 200  # the connection stays open
+        emu.stop()
+        with pytest.raises(httpx.TransportError):
+            c.get("/addresses")

@@ -96,9 +96,9 @@ def test_unknown_region_raises(tmp_path):
 
 def test_fast_path_agrees_with_phonenumbers():
     rng = random.Random(11)
-    nats = [str(rng.randrange(2 * 10**9, 10**10)) for _ in range(20000)]
+    nats = [str(rng.randrange(2 * 10**9, 10**10)) for _ in range(8000)]
     nats += [rng.choice(["212", "970", "268", "876", "809", "416", "800", "900", "555"])
-             + str(rng.randrange(10**6, 10**7)) for _ in range(20000)]
+             + str(rng.randrange(10**6, 10**7)) for _ in range(8000)]
     fast = nanp_valid(pd.Series(nats))
     slow = [phonenumbers.is_valid_number(phonenumbers.parse("+1" + n)) for n in nats]
     assert list(fast) == slow

@@ -14,7 +14,7 @@ import random
 import time
 from array import array
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 from emergency_pipeline import contract
@@ -154,7 +154,10 @@ class Account:
         active, allowing = _STATUS_CODE["active"], {
             _STATUS_CODE[s] for s in contract.NUMBER_STATUSES_ALLOWING_EMERGENCY}
         e_active, e_disabled = _EMERGENCY_CODE["active"], _EMERGENCY_CODE["disabled"]
-        e_keep_address = {_EMERGENCY_CODE["provisioning"], _EMERGENCY_CODE["provisioning-failed"]}
+        # Enabled: active and provisioning. Keeping an address: those and provisioning-failed
+        # (the enable was tried and failed). Deprovisioning has dropped its address already.
+        e_enabled = {e_active, _EMERGENCY_CODE["provisioning"]}
+        e_keep_address = e_enabled | {_EMERGENCY_CODE["provisioning-failed"]}
         rand = rng.random
         ids, phones, status, enabled = acc.ids, acc.phones, acc.status, acc.enabled
         address, emergency, created = acc.address, acc.emergency, acc.created
@@ -176,11 +179,8 @@ class Account:
             status.append(st)
             if st in allowing and n_used:
                 em = _pick(rand(), emergency_thresholds, e_active)
-                enabled.append(1 if em in e_keep_address or em == e_active else 0)
-                if em == _EMERGENCY_CODE["provisioning-failed"]:
-                    enabled[-1] = 0
-                address.append(choices[i] if (em == e_active or em in e_keep_address)
-                               else NO_ADDRESS)
+                enabled.append(1 if em in e_enabled else 0)
+                address.append(choices[i] if em in e_keep_address else NO_ADDRESS)
                 emergency.append(em)
             else:
                 enabled.append(0)

@@ -237,9 +237,11 @@ class Store:
 
 
 def _has_table(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+    # fetchall: a result left half-read (fetchone) makes DuckDB 2 refuse the unregister that
+    # follows, so appending an empty frame to an existing table failed.
     return bool(con.execute(
         "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [table]
-    ).fetchone()[0])
+    ).fetchall()[0][0])
 
 
 def _read_spool(path: Path) -> pd.DataFrame:

@@ -2,7 +2,8 @@
 
     python benchmarks/emulator_paging.py [--numbers 100000]
 
-Starts `emergency-pipeline emulator` as a subprocess, pages with page[size]=250, and prints
+Starts `emergency-pipeline emulator` (or, with --module, `python -m
+emergency_pipeline.emulator`) as a subprocess, pages with page[size]=250, and prints
 the start-up time, the paging wall time, pages, numbers seen (must equal N) and the
 emulator process's resident memory (VmRSS).
 """
@@ -20,11 +21,13 @@ import time
 import httpx
 
 
-def _command() -> list[str]:
+def _command(module: bool) -> list[str]:
+    if module:  # the emulator alone, without the dispatcher's other sub-commands' imports
+        return [sys.executable, "-m", "emergency_pipeline.emulator"]
     script = pathlib.Path(sys.executable).with_name("emergency-pipeline")
     if script.exists():
-        return [str(script)]
-    return [sys.executable, "-m", "emergency_pipeline.cli"]
+        return [str(script), "emulator"]
+    return [sys.executable, "-m", "emergency_pipeline.cli", "emulator"]
 
 
 def _rss_mib(pid: int) -> float:
@@ -38,12 +41,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--numbers", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--module", action="store_true",
+                        help="start `python -m emergency_pipeline.emulator` instead")
     args = parser.parse_args()
 
     key = secrets.token_hex(16)  # a throwaway key; never printed
     started = time.monotonic()
     proc = subprocess.Popen(
-        _command() + ["emulator", "--port", "0", "--numbers", str(args.numbers),
+        _command(args.module) + ["--port", "0", "--numbers", str(args.numbers),
                       "--seed", str(args.seed), "--rate-limit", "100000000"],
         stdout=subprocess.PIPE, text=True, env={**os.environ, "TELNYX_API_KEY": key})
     try:

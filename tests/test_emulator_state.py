@@ -91,3 +91,13 @@ def test_cli_writes_a_state_file_that_matches_the_seed(tmp_path):
         list(Emulator(numbers=50, seed=9).numbers())
     proc = _cli("--faults", "nonsense=1")
     assert proc.wait(timeout=30) == 2
+
+
+def test_module_entry_point_writes_the_same_state(tmp_path):
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    for path, cmd in ((a, ["-m", "emergency_pipeline.emulator"]),
+                      (b, ["-m", "emergency_pipeline.cli", "emulator"])):
+        subprocess.run([sys.executable, *cmd, "--numbers", "30", "--seed", "2",
+                        "--write-state-file", str(path)], check=True, capture_output=True,
+                       timeout=60)
+    assert json.loads(a.read_text()) == json.loads(b.read_text())

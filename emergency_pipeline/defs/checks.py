@@ -1,5 +1,8 @@
 """Asset checks: the spreadsheet's quality, rule 5 (one result per desired number), the
-failure share, and a read-back of the account after apply."""
+failure share, and a read-back of the account after apply.
+
+The checks are partitioned like their assets: unpartitioned, they load every partition of the
+asset (a dict) from a persistent IO manager, and failed as soon as a second source had run."""
 
 import os
 from typing import Any
@@ -12,6 +15,7 @@ from dagster import (
 from emergency_pipeline.defs.assets import (
     desired_emergency_settings, emergency_operation_outcomes,
 )
+from emergency_pipeline.defs.partitions import desired_state_sources
 from emergency_pipeline.defs.resources import TelnyxResource
 from emergency_pipeline.desired_state import DesiredState
 
@@ -20,7 +24,7 @@ def _threshold(name: str, default: float) -> float:
     return float(os.environ.get(name, default))
 
 
-@asset_check(asset=desired_emergency_settings,
+@asset_check(asset=desired_emergency_settings, partitions_def=desired_state_sources,
              description="Share of spreadsheet rows rejected stays under a threshold.")
 def rejected_rows_share(desired_emergency_settings: DesiredState) -> AssetCheckResult:
     state = desired_emergency_settings
@@ -37,7 +41,7 @@ def rejected_rows_share(desired_emergency_settings: DesiredState) -> AssetCheckR
     )
 
 
-@asset_check(asset=emergency_operation_outcomes, blocking=True,
+@asset_check(asset=emergency_operation_outcomes, partitions_def=desired_state_sources, blocking=True,
              additional_ins={"desired": AssetIn(key=desired_emergency_settings.key)},
              description="Every desired row has exactly one result in the run (rule 5).")
 def one_result_per_desired_number(emergency_operation_outcomes: pd.DataFrame,
@@ -67,7 +71,7 @@ def one_result_per_desired_number(emergency_operation_outcomes: pd.DataFrame,
     )
 
 
-@asset_check(asset=emergency_operation_outcomes,
+@asset_check(asset=emergency_operation_outcomes, partitions_def=desired_state_sources,
              description="Share of submitted numbers that failed or expired stays low.")
 def failure_share(emergency_operation_outcomes: pd.DataFrame) -> AssetCheckResult:
     submitted = emergency_operation_outcomes[
@@ -82,7 +86,7 @@ def failure_share(emergency_operation_outcomes: pd.DataFrame) -> AssetCheckResul
     )
 
 
-@asset_check(asset=emergency_operation_outcomes,
+@asset_check(asset=emergency_operation_outcomes, partitions_def=desired_state_sources,
              description="After apply, the account read back agrees with the plan for every "
                          "number whose job succeeded.")
 def account_agrees_after_apply(context: AssetCheckExecutionContext,

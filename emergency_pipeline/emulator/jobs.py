@@ -141,6 +141,8 @@ class Job:
         if not self.in_flight:
             return
         target, status = self._target(now_mono)
+        if self.done < target:
+            self.updated_wall = now_wall
         while self.done < target:
             err = state.apply_number(self, self.done, now_wall)
             if err is not None:
@@ -154,8 +156,6 @@ class Job:
                 for pos in range(self.done, len(self.request.indexes)):
                     self.errors[pos] = {**err, "source": {"pointer": f"/phone_numbers/{pos}"}}
                 self.done = len(self.request.indexes)
-        elif target:
-            self.updated_wall = now_wall
 
     def finish(self, now_wall: float, state: Any) -> None:
         """Drive to the end now (as if its time had passed)."""

@@ -19,7 +19,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from emergency_pipeline import contract
 from emergency_pipeline.emulator.errors import (
-    ApiError, not_found, rate_limited, server_error, unauthorized, unprocessable)
+    ApiError, invalid, not_found, rate_limited, server_error, unauthorized, unprocessable)
 from emergency_pipeline.emulator.faults import Faults, FaultInjector
 from emergency_pipeline.emulator.state import RateLimiter, State, Stats
 
@@ -247,8 +247,8 @@ class Handler(BaseHTTPRequestHandler):
             try:
                 body = json.loads(raw or b"null")
             except ValueError:
-                return self._send_error(app, ApiError(400, [unprocessable(
-                    "The request body is not valid JSON.", "/base").errors[0]]), rl)
+                return self._send_error(app, ApiError(400, [invalid(
+                    "The request body is not valid JSON.", "/base")]), rl)
         try:
             with app.state.lock:
                 app.state.advance()
@@ -283,7 +283,12 @@ class Handler(BaseHTTPRequestHandler):
         self.flush_headers()
 
     def _admin(self, app: App, method: str, path: str, raw: bytes) -> None:
-        """Control routes for other processes: no auth, no faults, not counted."""
+        """Control routes for other processes: no auth, no faults, not counted; and so
+        for loopback clients only."""
+        if self.client_address[0] not in ("127.0.0.1", "::1"):
+            return self._send(None, 403, json.dumps({"errors": [{
+                "code": "10006", "title": "Not authorized",
+                "detail": "The emulator's control routes answer loopback clients only."}]}))
         try:
             if path == "/_emulator/faults" and method == "GET":
                 return self._send(None, 200, json.dumps(app.faults.faults.to_dict()))

@@ -48,15 +48,6 @@ class RateLimiter:
             }
             return allowed, headers
 
-    def peek(self) -> dict[str, str]:
-        with self._lock:
-            now = time.monotonic()
-            used = self._count if now - self._start < self.window else 0
-            reset = self.window - ((now - self._start) % self.window)
-            return {"x-ratelimit-limit": str(self.limit),
-                    "x-ratelimit-remaining": str(max(0, self.limit - used)),
-                    "x-ratelimit-reset": str(max(1, math.ceil(reset)))}
-
 
 class Stats:
     def __init__(self) -> None:

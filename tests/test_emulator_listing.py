@@ -169,3 +169,21 @@ def test_large_account_generates_quickly():
     emu = Emulator(numbers=100_000, seed=1)
     assert len(emu.state.account) == 100_000
     assert time.monotonic() - started < 5
+
+
+def test_sort_by_phone_number(tmp_path, emulator_factory):
+    import json
+    path = tmp_path / "s.json"
+    path.write_text(json.dumps({"addresses": [], "numbers": [
+        {"id": "1", "phone_number": "+13125550188"}, {"id": "2", "phone_number": "+12025550123"},
+        {"id": "3", "phone_number": "+14155550100", "status": "port-pending"}]}))
+    emu = emulator_factory(state_file=str(path))
+    with client(emu) as c:
+        def phones(**params):
+            return [n["phone_number"] for n in c.get("/phone_numbers", params=params).json()["data"]]
+        assert phones() == ["+13125550188", "+12025550123", "+14155550100"]
+        assert phones(sort="phone_number") == ["+12025550123", "+13125550188", "+14155550100"]
+        assert phones(sort="phone_number", **{"filter[status]": "active"}) == [
+            "+12025550123", "+13125550188"]
+        assert phones(sort="phone_number", **{"page[size]": 1, "page[number]": 3}) == [
+            "+14155550100"]

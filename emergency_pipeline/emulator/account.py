@@ -270,6 +270,12 @@ class Account:
     def index_of(self, key: str) -> int | None:
         return self.index_of_e164(key) if key.startswith("+") else self.index_of_id(key)
 
+    def by_phone(self, rows: Any) -> Any:
+        """rows (indexes) ordered by phone number."""
+        if isinstance(rows, range) and len(rows) == len(self.ids):
+            return self._phone_pos
+        return sorted(rows, key=self.phones.__getitem__)
+
     def address_index(self, address_id: str) -> int | None:
         return self._address_index.get(address_id)
 

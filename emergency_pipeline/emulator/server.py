@@ -88,6 +88,8 @@ class App:
             rows = (range(len(acc)) if phone is None and status is None and address is None
                     else st.filtered(phone_number=phone, status=status,
                                      emergency_address_id=address))
+            if sort == "phone_number":  # the other sorts keep the default order
+                rows = acc.by_phone(rows)
             chunk = rows[(number - 1) * size: number * size]
             data = ",".join(acc.number_json(i) for i in chunk)
             return 200, f'{{"data":[{data}],"meta":{_meta(number, size, len(rows))}}}'

@@ -11,7 +11,6 @@ import argparse
 import os
 from pathlib import Path
 
-from emergency_pipeline.defs.jobs import apply_run_config, run_job
 from emergency_pipeline.sample import DEMO_NUMBERS, DEMO_SEED
 
 # The emulator's key for the demo: not a secret, and never a real user's key.
@@ -55,6 +54,9 @@ def prepare_dagster_home(path: Path) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
+    # Dagster is imported here, not at the top: the console script's other sub-commands
+    # (the emulator) should start without it.
+    from emergency_pipeline.defs.jobs import apply_run_config, run_job
     from emergency_pipeline.emulator import Emulator
 
     home = prepare_dagster_home(Path(args.dagster_home))

@@ -93,7 +93,8 @@ def print_summary(database: str, run_id: str) -> None:
         "SELECT result, coalesce(error_title || ': ' || error_detail, reason) AS why, "
         "count(*) AS numbers FROM operation_outcomes "
         "WHERE run_id = ? AND result IN ('failed', 'expired', 'skipped', 'rejected') "
-        "GROUP BY ALL ORDER BY numbers DESC LIMIT 8", [run_id])
+        "GROUP BY ALL QUALIFY row_number() OVER (PARTITION BY result ORDER BY numbers DESC) <= 4 "
+        "ORDER BY result, numbers DESC", [run_id])
     print("\nResults of this run:")
     print(by_result.to_string(index=False))
     print("\nTop failure, skip and rejection reasons:")

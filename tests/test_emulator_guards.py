@@ -158,7 +158,8 @@ def test_stats_count_requests_statuses_routes(emulator):
     assert stats["jobs_created"] == 1
     emulator.reset_stats()
     assert emulator.stats() == {"requests": 0, "by_status": {}, "by_route": {},
-                                "jobs_created": 0, "dropped": 0, "lost_job_answers": 0}
+                                "jobs_created": 0, "dropped": 0, "lost_job_answers": 0,
+                                "addresses_created": 0, "lost_address_answers": 0}
 
 
 def test_admin_routes_need_no_key_and_drive_the_emulator(emulator_factory):

@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
+from .addresses import AddressCreation, AddressOps
 from .config import ClientConfig
 from .jobs import JobOps, JobSubmission
 from .listing import PageCallback, list_all
@@ -21,6 +22,7 @@ class TelnyxClient:
         self.log = log if log is not None else logger
         self._transport = Transport(config, self.log)
         self._jobs = JobOps(self._transport)
+        self._addresses = AddressOps(self._transport)
 
     def __enter__(self) -> TelnyxClient:
         return self
@@ -56,6 +58,17 @@ class TelnyxClient:
 
     def get_job(self, job_id: str) -> dict:
         return self._jobs.get_job(job_id)
+
+    # -- addresses ------------------------------------------------------------------------
+
+    def validate_address(self, fields: dict) -> dict:
+        """POST /addresses/actions/validate: {result, suggested, errors}."""
+        return self._addresses.validate(fields)
+
+    def create_address(self, fields: dict, find_existing: Callable[[], dict | None]
+                       ) -> AddressCreation:
+        """POST /addresses, never twice: see AddressOps.create. Raises AddressRejected on 422."""
+        return self._addresses.create(fields, find_existing)
 
     # -- jobs -----------------------------------------------------------------------------
 

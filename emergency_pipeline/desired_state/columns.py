@@ -8,6 +8,10 @@ from dataclasses import dataclass
 PHONE = "phone_number"
 FLAG = "emergency_enabled"
 ADDRESS = "emergency_address_id"
+# An address by its fields (issue 7): the canonical names are the Telnyx field names.
+STREET, EXTENDED, LOCALITY = "street_address", "extended_address", "locality"
+AREA, POSTAL, COUNTRY, NAME = "administrative_area", "postal_code", "country_code", "business_name"
+ADDRESS_FIELDS = (STREET, EXTENDED, LOCALITY, AREA, POSTAL, COUNTRY, NAME)
 
 # Normalised header -> canonical column, in order of preference: when a sheet has two columns
 # that both match (say `phone` and `number`), the one listed first wins and the other is kept as
@@ -17,6 +21,14 @@ ALIASES: dict[str, tuple[str, ...]] = {
             "phonenumberid", "numberid"),
     FLAG: ("emergencyenabled", "enabled", "e911", "emergency", "e911enabled"),
     ADDRESS: ("emergencyaddressid", "addressid", "emergencyaddress"),
+    STREET: ("streetaddress", "street", "address1", "addressline1", "streetaddress1"),
+    EXTENDED: ("extendedaddress", "address2", "addressline2", "suite", "streetaddress2",
+               "unit", "floor"),
+    LOCALITY: ("locality", "city", "town"),
+    AREA: ("administrativearea", "state", "province", "region", "stateprovince"),
+    POSTAL: ("postalcode", "zip", "zipcode", "postcode"),
+    COUNTRY: ("countrycode", "country"),
+    NAME: ("businessname", "company", "sitename", "name", "companyname", "business"),
 }
 
 _NOT_ALNUM = re.compile(r"[\W_]+", re.UNICODE)
@@ -35,10 +47,13 @@ class ColumnMatch:
     flag: str | None
     address: str | None
     extras: tuple[str, ...]
+    # canonical address field -> the sheet's header, for the address columns it has
+    address_fields: tuple[tuple[str, str], ...] = ()
 
     def header(self, canonical: str) -> str:
         """The header to show an operator for a canonical column (the sheet's own when present)."""
-        found = {PHONE: self.phone, FLAG: self.flag, ADDRESS: self.address}[canonical]
+        found = {PHONE: self.phone, FLAG: self.flag, ADDRESS: self.address,
+                 **dict(self.address_fields)}.get(canonical)
         return found if found is not None else canonical
 
 
@@ -54,7 +69,8 @@ def match_columns(headers: list[str]) -> ColumnMatch:
                 break
     used = {h for h in chosen.values() if h is not None}
     extras = tuple(h for h in headers if h not in used)
-    return ColumnMatch(chosen[PHONE], chosen[FLAG], chosen[ADDRESS], extras)
+    fields = tuple((f, chosen[f]) for f in ADDRESS_FIELDS if chosen[f] is not None)
+    return ColumnMatch(chosen[PHONE], chosen[FLAG], chosen[ADDRESS], extras, fields)
 
 
 def describe_aliases(canonical: str) -> str:

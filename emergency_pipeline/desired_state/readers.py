@@ -108,7 +108,12 @@ def read_csv(path: Path) -> RawTable:
         grid = grid.fillna("")
     except (pd.errors.ParserError, ValueError):
         # Ragged rows (more cells than the first line): the csv module, padded to the widest row.
-        records = list(csv.reader(io.StringIO(text), delimiter=sep))
+        # (The csv module refuses cells over 128 KiB by default; the C parser had none.)
+        csv.field_size_limit(max(csv.field_size_limit(), len(text) + 1))
+        try:
+            records = list(csv.reader(io.StringIO(text), delimiter=sep))
+        except csv.Error as exc:
+            raise DesiredStateError(f"{path}: not a readable CSV ({exc})") from None
         width = max((len(r) for r in records), default=0)
         grid = pd.DataFrame([r + [""] * (width - len(r)) for r in records], dtype=object)
     grid.columns = range(len(grid.columns))

@@ -15,7 +15,10 @@ import re
 import numpy as np
 import pandas as pd
 
-from .columns import ADDRESS, FLAG, PHONE, ColumnMatch, describe_aliases, match_columns
+from emergency_pipeline import addresses as addr
+
+from .columns import (ADDRESS, COUNTRY, FLAG, NAME, PHONE, ColumnMatch, describe_aliases,
+                      match_columns)
 from .phones import clean, map_distinct, parse_phones
 from .readers import RawTable
 
@@ -25,7 +28,7 @@ FLAG_WORDS = {
 }
 
 ACCEPTED_COLUMNS = ["source_file", "source_row", "phone_number", "number_id",
-                    "emergency_enabled", "emergency_address_id", "extras"]
+                    "emergency_enabled", "emergency_address_id", "extras", "address_fields"]
 REJECTED_COLUMNS = ["source_file", "source_row", "column", "value", "reason", "fix",
                     "phone_number"]
 DUPLICATE_COLUMNS = ["source_file", "source_row", "phone_number", "number_id",
@@ -114,6 +117,14 @@ def validate_table(raw: RawTable, region: str) -> tuple[pd.DataFrame, pd.DataFra
     flag_raw = clean(raw.cells[m.flag])
     flag = map_distinct(flag_raw, lambda s: FLAG_WORDS.get(s.casefold()))
     address = clean(raw.cells[m.address]) if m.address else pd.Series([""] * n, dtype=object)
+    # Address fields (issue 7): a row may name its address by street, city, ... instead of id.
+    given = {f: clean(raw.cells[h]) for f, h in m.address_fields}
+    place = [v for f, v in given.items() if f not in (COUNTRY, NAME)]
+    has_fields = (np.logical_or.reduce([(v != "").to_numpy() for v in place])
+                  if place else np.zeros(n, bool))
+    missing = {f: (given[f] == "").to_numpy() if f in given else np.ones(n, bool)
+               for f in addr.REQUIRED_FIELDS}
+    incomplete = has_fields & np.logical_or.reduce(list(missing.values()))
 
     bad_phone = parsed["reason"].notna().to_numpy()
     flag_missing = (flag_raw == "").to_numpy()
@@ -121,6 +132,7 @@ def validate_table(raw: RawTable, region: str) -> tuple[pd.DataFrame, pd.DataFra
     enabled = (flag == True).to_numpy()  # noqa: E712 (object column of True/False/None)
     disabled = (flag == False).to_numpy()  # noqa: E712
     has_addr = (address != "").to_numpy()
+    by_fields = has_fields & ~has_addr
     words = "true/false, yes/no, y/n, 1/0, on/off or enabled/disabled"
     addr_col = m.header(ADDRESS)
 
@@ -131,16 +143,30 @@ def validate_table(raw: RawTable, region: str) -> tuple[pd.DataFrame, pd.DataFra
     problems.append(_problem(raw, flag_bad, m.flag, flag_raw, "unreadable emergency_enabled flag",
                              f"write {words}", phone))
     problems.append(_problem(
-        raw, enabled & ~has_addr, addr_col, address, "emergency enabled without an address",
-        "give the emergency_address_id of a validated address of the account, or set the flag "
-        "to false", phone))
+        raw, enabled & ~has_addr & ~has_fields, addr_col, address,
+        "emergency enabled without an address",
+        "give the emergency_address_id of a validated address of the account, or the address "
+        "(street, city, state, postal code, country), or set the flag to false", phone))
     problems.append(_problem(
         raw, disabled & has_addr, addr_col, address,
         "emergency disabled but an address is given (ambiguous: which one was meant?)",
         "clear the address to disable, or set the flag to true to enable with it", phone))
+    problems.append(_problem(
+        raw, disabled & has_fields & ~has_addr, m.header(addr.STREET),
+        given.get(addr.STREET, pd.Series([""] * n, dtype=object)),
+        "emergency disabled but an address is given (ambiguous: which one was meant?)",
+        "clear the address columns to disable, or set the flag to true to enable with it",
+        phone))
+    for f, absent in missing.items():
+        problems.append(_problem(
+            raw, enabled & by_fields & incomplete & absent, m.header(f),
+            pd.Series([""] * n, dtype=object), f"the address has no {f}",
+            "give street, city (locality) and postal code, with state and country, or an "
+            "emergency_address_id", phone))
     rejected = _typed(pd.concat(problems, ignore_index=True), REJECTED_COLUMNS)
 
-    ok = ~(bad_phone | flag_missing | flag_bad | (enabled & ~has_addr) | (disabled & has_addr))
+    ok = ~(bad_phone | flag_missing | flag_bad | (enabled & ~has_addr & ~has_fields)
+           | (disabled & has_addr) | (disabled & has_fields) | (enabled & by_fields & incomplete))
     idx = np.flatnonzero(ok)
     accepted = pd.DataFrame({
         "source_file": raw.source_file,
@@ -155,7 +181,29 @@ def validate_table(raw: RawTable, region: str) -> tuple[pd.DataFrame, pd.DataFra
     })
     accepted["emergency_address_id"] = accepted["emergency_address_id"].where(
         accepted["emergency_address_id"] != "", None)
+    accepted["address_fields"] = _address_json(given, idx, has_fields[idx] & enabled[idx], region)
     return _typed(accepted, ACCEPTED_COLUMNS), rejected
+
+
+def _address_json(given: dict[str, pd.Series], idx: np.ndarray, use: np.ndarray,
+                  region: str) -> np.ndarray:
+    """The address fields of each accepted row as JSON text (None when the row gives none);
+    the country defaults to the sheet's region."""
+    out = np.full(len(idx), None, dtype=object)
+    if not given or not use.any():
+        return out
+    cols = {f: v.to_numpy(dtype=object)[idx] for f, v in given.items()}
+    for k in np.flatnonzero(use):
+        fields = {f: cols[f][k] for f in cols}
+        if not fields.get(COUNTRY):
+            fields[COUNTRY] = region
+        out[k] = addr.fields_json(fields)
+    return out
+
+
+def _place_text(fields_json: str) -> str:
+    key = addr.address_key(json.loads(fields_json))
+    return key.text if key is not None else fields_json
 
 
 def _label(file: str, row: int, own_file: str) -> str:
@@ -175,8 +223,11 @@ def resolve_duplicates(accepted: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFra
     if not dup_any.any():
         return accepted, empty_rejected(), _typed(
             pd.DataFrame({c: [] for c in DUPLICATE_COLUMNS}), DUPLICATE_COLUMNS)
+    place = accepted["address_fields"].map(
+        lambda t: "" if t is None or t != t else _place_text(t)) \
+        if "address_fields" in accepted else ""
     target = accepted["emergency_enabled"].astype(str) + "|" + \
-        accepted["emergency_address_id"].fillna("").astype(object)
+        accepted["emergency_address_id"].fillna("").astype(object) + "|" + place
     sub = pd.DataFrame({"key": key[dup_any], "target": target[dup_any]})
     conflicting_keys = sub.groupby("key")["target"].nunique()
     conflicting_keys = set(conflicting_keys[conflicting_keys > 1].index)

@@ -297,6 +297,16 @@ class Account:
 
     # ---- changes --------------------------------------------------------------------
 
+    def add_address(self, record: dict[str, Any]) -> int:
+        """A new address (POST /addresses); returns its index."""
+        if len(self.addresses) >= NO_ADDRESS:
+            raise ValueError("too many addresses")
+        self.addresses.append(record)
+        self._address_index[str(record["id"])] = len(self.addresses) - 1
+        self.address_use.append(0)
+        self.version += 1
+        return len(self.addresses) - 1
+
     def set_emergency(self, i: int, enabled: bool, address: int | None, status: str,
                       now: float) -> None:
         old_a = self.address[i]

@@ -21,6 +21,7 @@ class Faults:
     latency: float = 0.0             # seconds added to every answer
     drop_rate: float = 0.0           # share of connections closed without an answer
     lose_job_post_rate: float = 0.0  # share of job POSTs whose job is created, answer dropped
+    lose_address_post_rate: float = 0.0  # same for POST /addresses: created, answer dropped
     expire_rate: float = 0.0         # share of jobs that end `expired`
     fail_job_rate: float = 0.0       # share of jobs that end `failed`
     seed: int | None = None          # seeds the dice (None: unpredictable)
@@ -106,6 +107,11 @@ class FaultInjector:
     def lose_job_answer(self) -> bool:
         with self._lock:
             rate = self.faults.lose_job_post_rate
+            return bool(rate) and self._rng.random() < rate
+
+    def lose_address_answer(self) -> bool:
+        with self._lock:
+            rate = self.faults.lose_address_post_rate
             return bool(rate) and self._rng.random() < rate
 
     def job_fate(self) -> str:

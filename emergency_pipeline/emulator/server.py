@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from emergency_pipeline import contract
+from emergency_pipeline.emulator import addresses
 from emergency_pipeline.emulator.errors import (
     ApiError, invalid, not_found, rate_limited, server_error, unauthorized, unprocessable)
 from emergency_pipeline.emulator.faults import Faults, FaultInjector
@@ -34,6 +35,8 @@ _ROUTES: list[tuple[str, re.Pattern[str], str]] = [
         ("GET", r"/phone_numbers/(?P<id>[^/]+)/voice", "get_voice"),
         ("POST", r"/phone_numbers/(?P<id>[^/]+)/actions/enable_emergency", "enable_emergency"),
         ("GET", r"/addresses", "list_addresses"),
+        ("POST", r"/addresses", "create_address"),
+        ("POST", r"/addresses/actions/validate", "validate_address"),
         ("GET", r"/addresses/(?P<id>[^/]+)", "get_address"),
     ]
 ]
@@ -44,6 +47,8 @@ _ROUTE_LABEL = {
     "get_voice": "GET /v2/phone_numbers/{id}/voice",
     "enable_emergency": "POST /v2/phone_numbers/{id}/actions/enable_emergency",
     "list_addresses": "GET /v2/addresses", "get_address": "GET /v2/addresses/{id}",
+    "create_address": "POST /v2/addresses",
+    "validate_address": "POST /v2/addresses/actions/validate",
 }
 _ADDRESS_SORTS = ("created_at", "first_name", "last_name", "business_name", "street_address")
 _NUMBER_SORTS = ("purchased_at", "phone_number", "connection_name", "usage_payment_method")
@@ -111,6 +116,10 @@ class App:
                          f'"meta":{_meta(number, size, len(jobs))}}}')
         if name == "list_addresses":
             return 200, self._list_addresses(query)
+        if name == "validate_address":
+            return 200, _data(addresses.validate(body))
+        if name == "create_address":
+            return 200, _data(addresses.create(acc, body, time.time()))
         if name == "get_address":
             k = acc.address_index(params["id"])
             if k is None:
@@ -257,6 +266,12 @@ class Handler(BaseHTTPRequestHandler):
                 status, text = app.dispatch(name, params, query, body)
         except ApiError as err:
             return self._send_error(app, err, rl)
+        if name == "create_address":
+            app.stats.add("addresses_created")
+            if app.faults.lose_address_answer():
+                app.stats.add("lost_address_answers")
+                self.close_connection = True
+                return
         if name == "create_job":
             app.stats.add("jobs_created")
             if app.faults.lose_job_answer():

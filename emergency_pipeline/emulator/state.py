@@ -62,6 +62,8 @@ class Stats:
             self.jobs_created = 0
             self.dropped = 0
             self.lost_job_answers = 0
+            self.addresses_created = 0
+            self.lost_address_answers = 0
 
     def request(self, route: str) -> None:
         with self._lock:
@@ -79,7 +81,9 @@ class Stats:
         with self._lock:
             return {"requests": self.requests, "by_status": dict(self.by_status),
                     "by_route": dict(self.by_route), "jobs_created": self.jobs_created,
-                    "dropped": self.dropped, "lost_job_answers": self.lost_job_answers}
+                    "dropped": self.dropped, "lost_job_answers": self.lost_job_answers,
+                    "addresses_created": self.addresses_created,
+                    "lost_address_answers": self.lost_address_answers}
 
 
 class State:

@@ -16,7 +16,7 @@ from typing import Any
 
 from emergency_pipeline import ledger
 from emergency_pipeline.batching import Batch, batch_of
-from emergency_pipeline.client import JobRejected, TelnyxClient, job_matches
+from emergency_pipeline.client import JobRejected, TelnyxAPIError, TelnyxClient, job_matches
 from emergency_pipeline.contract import DEFAULT_MAX_JOBS_IN_FLIGHT, JOB_TERMINAL_STATUSES
 from emergency_pipeline.store import Store
 
@@ -153,6 +153,7 @@ def follow(client: TelnyxClient, store: Store, run_id: str, log: Any, state: App
         return
     log.info(f"following {len(job_ids)} job(s) for up to {deadline_seconds:.0f}s")
     state.jobs.update(client.follow_jobs(job_ids, deadline_seconds=deadline_seconds))
+    _abandon_unknown_jobs(client, store, run_id, log, state)
     finished = [b for b, j in state.batch_job.items()
                 if state.jobs.get(j, {}).get("status") in JOB_TERMINAL_STATUSES]
     for batch_id in finished:
@@ -160,6 +161,26 @@ def follow(client: TelnyxClient, store: Store, run_id: str, log: Any, state: App
         ledger.record(store, [state.batches[batch_id]], run_id, "finished",
                       job_id=job["id"], job_status=job["status"])
     log.info(f"jobs finished: {len(finished)}/{len(state.batch_job)}")
+
+
+def _abandon_unknown_jobs(client: TelnyxClient, store: Store, run_id: str, log: Any,
+                         state: ApplyState) -> None:
+    """Close ledger batches whose job the account does not know (404), e.g. a ledger kept
+    across emulator restarts or accounts: their numbers are planned afresh next run."""
+    for batch_id, job_id in list(state.batch_job.items()):
+        if job_id in state.jobs:
+            continue
+        try:
+            state.jobs[job_id] = client.get_job(job_id)
+        except TelnyxAPIError as exc:
+            if exc.status != 404:
+                continue  # unreadable for now: the batch stays open for the next run
+            log.warning(f"job {job_id} of batch {batch_id} is not on this account; "
+                        "its numbers will be planned afresh")
+            ledger.record(store, [state.batches[batch_id]], run_id, "abandoned",
+                          job_id=job_id, detail="job not found on the account (404)")
+            del state.batch_job[batch_id]
+            state.abandoned += 1
 
 
 def number_results(state: ApplyState) -> dict[str, dict[str, Any]]:

@@ -207,3 +207,23 @@ def test_workspace_validates() -> None:
                           cwd=Path(__file__).parent.parent, capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_a_ledger_job_unknown_to_the_account_is_closed_not_waited_for(setup: Setup) -> None:
+    import time
+
+    from emergency_pipeline import ledger
+    from emergency_pipeline.batching import batch_of
+
+    number = next(n for n in setup.emu.state.account.iter_numbers() if n["status"] == "active")
+    ghost = batch_of([number["phone_number"]], False, None, "e164")
+    ledger.record(setup.store, [ghost], "other-account-run", "recorded")
+    ledger.record(setup.store, [ghost], "other-account-run", "submitted",
+                  job_id="00000000-0000-4000-8000-000000000000")
+    started = time.monotonic()
+    result = setup.run(follow_timeout_seconds=120)
+    assert time.monotonic() - started < 60
+    events = setup.store.query("SELECT event FROM job_ledger WHERE batch_id = ? AND run_id = ?",
+                               [ghost.batch_id, result.run_id])["event"].tolist()
+    assert events == ["abandoned"]
+    assert ledger.open_batches(setup.store) == []

@@ -17,6 +17,9 @@ from .transport import Transport
 
 JOBS_PATH = "/phone_numbers/jobs"
 
+# follow(): a job the API says does not exist (404) is not waited for.
+_GONE = object()
+
 
 @dataclass(frozen=True)
 class JobSubmission:
@@ -216,6 +219,9 @@ class JobOps:
                 order = [j for j in ids if j in pending]
                 results = list(pool.map(self._get_quietly, order))
                 for job_id, job in zip(order, results):
+                    if job is _GONE:
+                        pending.discard(job_id)   # not on this account: nothing to wait for
+                        continue
                     if job is None:
                         continue
                     before = latest.get(job_id)
@@ -244,9 +250,9 @@ class JobOps:
             self.log.warning(f"jobs: {len(missing)} could not be read at all, e.g. {missing[0]}")
         return {j: latest[j] for j in ids if j in latest}
 
-    def _get_quietly(self, job_id: str) -> dict | None:
+    def _get_quietly(self, job_id: str) -> dict | object | None:
         try:
             return self.get_job(job_id)
         except TelnyxAPIError as exc:   # one unreadable job must not stop following the others
             self.log.warning(f"job {job_id}: {exc}")
-            return None
+            return _GONE if exc.status == 404 else None

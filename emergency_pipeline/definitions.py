@@ -18,7 +18,7 @@ def build_definitions(resources: dict[str, Any]) -> Definitions:
     """The code location with the given resources (tests and the demo pass their own)."""
     return Definitions(
         assets=[assets.desired_emergency_settings, assets.emergency_account_snapshot,
-                assets.emergency_settings_plan, assets.emergency_update_jobs,
+                assets.emergency_address_resolution, assets.emergency_settings_plan, assets.emergency_update_jobs,
                 assets.emergency_operation_outcomes],
         asset_checks=all_checks(),
         jobs=[reconcile_emergency_settings],

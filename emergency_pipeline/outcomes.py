@@ -15,7 +15,7 @@ ACTIONABLE = ("enable", "disable", "change_address")
 
 COLUMNS = [
     "run_id", "source", "source_file", "source_row", "phone_number", "number_id", "action",
-    "target_enabled", "target_address_id", "result", "reason", "batch_id", "job_id",
+    "target_enabled", "target_address_id", "address_given", "result", "reason", "batch_id", "job_id",
     "job_status", "error_code", "error_title", "error_detail", "error_pointer", "extras",
     "planned_at", "submitted_at", "finished_at", "recorded_at",
 ]

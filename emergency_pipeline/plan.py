@@ -27,7 +27,7 @@ ACTIONS = ("enable", "disable", "change_address", "noop", "skip")
 ACTIONABLE = ("enable", "disable", "change_address")
 PLAN_COLUMNS = [
     "source_file", "source_row", "phone_number", "number_id", "identifier", "id_kind",
-    "target_enabled", "target_address_id", "current_enabled", "current_address_id",
+    "target_enabled", "target_address_id", "address_given", "current_enabled", "current_address_id",
     "current_emergency_status", "number_status", "action", "reason", "extras",
 ]
 
@@ -173,6 +173,9 @@ def build_plan(accepted: pd.DataFrame, numbers: pd.DataFrame, addresses: pd.Data
          lambda k: _cat("not in the account: no number with id ", identifier[k]))
     fill(rule == 2, lambda k: _cat("address not in the account: ", target_address[k],
                                    " is not one of the account's addresses"))
+    if "address_note" in acc:   # why an address given by its fields has no id (resolution)
+        note = acc["address_note"].to_numpy(dtype=object)
+        fill((rule == 2) & pd.notna(note), lambda k: note[k])
     fill(rule == 3, lambda k: dup_reason[k])
     fill(rule == 4, lambda k: "a job is already in flight for this number")
     fill(rule == 5, lambda k: _cat("emergency_status is ", estatus[k], "; wait until it settles"))
@@ -194,6 +197,8 @@ def build_plan(accepted: pd.DataFrame, numbers: pd.DataFrame, addresses: pd.Data
         "id_kind": id_kind,
         "target_enabled": target_enabled,
         "target_address_id": target_address,
+        "address_given": acc["address_given"].to_numpy(dtype=object) if "address_given" in acc
+        else None,
         "current_enabled": pd.array(np.where(known, cur_on, None), dtype="boolean"),
         "current_address_id": cur_address,
         "current_emergency_status": estatus,
@@ -203,7 +208,7 @@ def build_plan(accepted: pd.DataFrame, numbers: pd.DataFrame, addresses: pd.Data
         "extras": acc["extras"].to_numpy() if "extras" in acc else "{}",
     })
     for c in ("source_file", "phone_number", "number_id", "identifier", "id_kind",
-              "target_address_id", "current_address_id", "current_emergency_status",
+              "target_address_id", "address_given", "current_address_id", "current_emergency_status",
               "number_status", "action", "reason", "extras"):
         plan[c] = plan[c].astype("str")
     return plan[PLAN_COLUMNS]

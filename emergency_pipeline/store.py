@@ -42,8 +42,10 @@ CREATE TABLE IF NOT EXISTS operation_outcomes (
     batch_id VARCHAR, job_id VARCHAR, job_status VARCHAR,
     error_code VARCHAR, error_title VARCHAR, error_detail VARCHAR, error_pointer VARCHAR,
     extras VARCHAR, planned_at TIMESTAMPTZ, submitted_at TIMESTAMPTZ,
-    finished_at TIMESTAMPTZ, recorded_at TIMESTAMPTZ
+    finished_at TIMESTAMPTZ, recorded_at TIMESTAMPTZ, address_given VARCHAR
 );
+-- Files made before addresses could be given by their fields (issue 7).
+ALTER TABLE operation_outcomes ADD COLUMN IF NOT EXISTS address_given VARCHAR;
 CREATE TABLE IF NOT EXISTS _spool_applied (spool_id VARCHAR PRIMARY KEY, applied_at TIMESTAMPTZ);
 """
 
@@ -258,9 +260,18 @@ def _write_frame(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame
         if mode == "replace" or not _has_table(con, table):
             con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM frame")
         elif len(frame):
+            _add_new_columns(con, table)
             con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM frame")
     finally:
         con.unregister("frame")
+
+
+def _add_new_columns(con: duckdb.DuckDBPyConnection, table: str) -> None:
+    """Columns the frame has and an older file's table lacks (a table grows, never breaks)."""
+    have = {r[0] for r in con.execute(f"DESCRIBE {table}").fetchall()}
+    for name, kind, *_ in con.execute("DESCRIBE SELECT * FROM frame").fetchall():
+        if name not in have:
+            con.execute(f'ALTER TABLE {table} ADD COLUMN "{name}" {kind}')
 
 
 @contextlib.contextmanager

@@ -60,7 +60,7 @@ def test_definitions_load() -> None:
     assert defs.resolve_job_def(JOB_NAME) is not None
     keys = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
     assert keys == {"desired_emergency_settings", "emergency_account_snapshot",
-                    "emergency_settings_plan", "emergency_update_jobs",
+                    "emergency_address_resolution", "emergency_settings_plan", "emergency_update_jobs",
                     "emergency_operation_outcomes"}
 
 

@@ -1,7 +1,7 @@
 """The assets, along the flow of ../shared/design.md:
 
-desired_emergency_settings -> emergency_account_snapshot -> emergency_settings_plan
-    -> emergency_update_jobs -> emergency_operation_outcomes
+desired_emergency_settings -> emergency_account_snapshot -> emergency_address_resolution
+    -> emergency_settings_plan -> emergency_update_jobs -> emergency_operation_outcomes
 
 Values travel between assets through Dagster's IO manager; each asset also writes its DuckDB
 table through the store (which spools while an analyst holds the file) and reports counts.
@@ -18,6 +18,7 @@ from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
 from emergency_pipeline import jobs as job_runner
+from emergency_pipeline.address_resolution import Resolution, is_placeholder, resolve_addresses
 from emergency_pipeline.batching import make_batches
 from emergency_pipeline.contract import DEFAULT_MAX_JOBS_IN_FLIGHT, JOB_IN_FLIGHT_STATUSES
 from emergency_pipeline.defs.partitions import desired_state_sources
@@ -37,6 +38,11 @@ class DesiredStateConfig(Config):
     default_region: str = Field(default="US", description="Region for national-format numbers.")
     table: str | None = Field(default=None, description="Table, when the source is a DuckDB file.")
     query: str | None = Field(default=None, description="Query, when the source is a DuckDB file.")
+
+
+class AddressConfig(Config):
+    apply: bool = Field(default=False, description="Create the addresses the sheet gives by "
+                        "their fields and the account lacks. False only validates them.")
 
 
 class ApplyConfig(Config):
@@ -140,13 +146,43 @@ def _in_flight_identifiers(jobs: list[dict[str, Any]]) -> frozenset[str]:
 
 
 @asset(group_name=GROUP, partitions_def=desired_state_sources)
+def emergency_address_resolution(context: AssetExecutionContext, config: AddressConfig,
+                                 desired_emergency_settings: DesiredState,
+                                 emergency_account_snapshot: dict[str, Any],
+                                 telnyx: TelnyxResource, duckdb: DuckDBResource) -> Resolution:
+    """Addresses given by their fields -> ids: matched in the account, or validated and
+    (when applying) created once; rows with a bad or ambiguous address are rejected."""
+    store = store_for(duckdb)
+    with telnyx.client(context.log) as client:
+        res = resolve_addresses(desired_emergency_settings.accepted,
+                                emergency_account_snapshot["addresses"], client, store,
+                                apply=config.apply, run_id=context.run.run_id, log=context.log)
+    if len(res.table):
+        store.write("address_resolutions", _stamp(res.table, context).assign(recorded_at=_now()))
+    counts = res.counts()
+    context.log.info("addresses by their fields: " + (
+        ", ".join(f"{k[10:]} {v}" for k, v in counts.items()) or "none in the sheet"))
+    context.add_output_metadata({
+        "applied": config.apply,
+        "distinct_addresses": len(res.table),
+        **counts,
+        "rows_rejected_for_their_address": len(
+            res.rejected[["source_file", "source_row"]].drop_duplicates()),
+        "addresses": _md_table(res.table[["address_given", "status", "address_id", "rows",
+                                          "candidates", "errors", "suggested"]].head(50)),
+    })
+    return res
+
+
+@asset(group_name=GROUP, partitions_def=desired_state_sources)
 def emergency_settings_plan(context: AssetExecutionContext,
-                            desired_emergency_settings: DesiredState,
+                            emergency_address_resolution: Resolution,
                             emergency_account_snapshot: dict[str, Any],
                             duckdb: DuckDBResource) -> pd.DataFrame:
     """One action per desired number: enable, disable, change_address, noop or skip."""
     snap = emergency_account_snapshot
-    plan = build_plan(desired_emergency_settings.accepted, snap["numbers"], snap["addresses"],
+    res = emergency_address_resolution
+    plan = build_plan(res.accepted, snap["numbers"], res.addresses,
                       in_flight=_in_flight_identifiers(snap["jobs_in_flight"]))
     plan = plan.assign(planned_at=_now())
     store_for(duckdb).write("emergency_plan", _stamp(plan, context))
@@ -171,6 +207,10 @@ def emergency_update_jobs(context: AssetExecutionContext, config: ApplyConfig,
     plan = emergency_settings_plan
     store = store_for(duckdb)
     batches = make_batches(plan, max_size=config.max_batch_size)
+    if config.apply and any(is_placeholder(b.emergency_address_id) for b in batches):
+        # The resolution only planned its new addresses (its own `apply` was not set).
+        raise Failure(description="some numbers target addresses that were not created: set "
+                      "apply: true for emergency_address_resolution too (apply_run_config does)")
     try:
         check_disable_guard(plan, len(emergency_account_snapshot["numbers"]),
                             config.max_disable_count, config.max_disable_share,
@@ -218,13 +258,16 @@ def emergency_update_jobs(context: AssetExecutionContext, config: ApplyConfig,
 @asset(group_name=GROUP, partitions_def=desired_state_sources)
 def emergency_operation_outcomes(context: AssetExecutionContext,
                                  desired_emergency_settings: DesiredState,
+                                 emergency_address_resolution: Resolution,
                                  emergency_settings_plan: pd.DataFrame,
                                  emergency_update_jobs: dict[str, Any],
                                  duckdb: DuckDBResource) -> pd.DataFrame:
     """One row per desired number of the run, appended to operation_outcomes (history)."""
     plan = emergency_settings_plan
     planned_at = plan["planned_at"].iloc[0] if len(plan) else _now()
-    outcomes = build_outcomes(plan, desired_emergency_settings.rejected,
+    rejected = pd.concat([desired_emergency_settings.rejected,
+                          emergency_address_resolution.rejected], ignore_index=True)
+    outcomes = build_outcomes(plan, rejected,
                               emergency_update_jobs["results"], run_id=context.run.run_id,
                               source=context.partition_key,
                               applied=emergency_update_jobs["applied"],

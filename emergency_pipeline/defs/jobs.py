@@ -23,7 +23,8 @@ reconcile_emergency_settings = define_asset_job(
 
 def apply_run_config(apply: bool = True) -> dict:
     """Run config that applies (or only plans) with the default safety limits."""
-    return {"ops": {"emergency_update_jobs": {"config": {"apply": apply}}}}
+    return {"ops": {"emergency_address_resolution": {"config": {"apply": apply}},
+                    "emergency_update_jobs": {"config": {"apply": apply}}}}
 
 
 def run_job(source: str, apply: bool, run_config: dict | None = None, *, defs=None,

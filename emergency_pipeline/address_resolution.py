@@ -151,7 +151,7 @@ def resolve_addresses(accepted: pd.DataFrame, account_addresses: list[dict] | pd
                           "phone_numbers": numbers_of([pos])})
             continue
         key = addr.address_key(fields)
-        groups.setdefault(key.text if key else addr.fields_json(fields), []).append(pos)
+        groups.setdefault(key.group if key else addr.fields_json(fields), []).append(pos)
 
     open_intents = _ledger_open(store) if (store is not None and apply and groups) else set()
     fresh: addr.AddressIndex | None = None

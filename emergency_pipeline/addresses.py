@@ -137,6 +137,12 @@ class PlaceKey:
                          self.country))
 
     @property
+    def group(self) -> str:
+        """The place without the ZIP+4 extension: rows that differ only there are one place."""
+        return "|".join((self.street, self.extended, self.locality, self.area, self.postal,
+                         self.country))
+
+    @property
     def coarse(self) -> tuple[str, ...]:
         return (self.street, self.extended, self.locality, self.postal, self.country)
 

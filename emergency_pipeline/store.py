@@ -46,6 +46,16 @@ CREATE TABLE IF NOT EXISTS operation_outcomes (
 );
 -- Files made before addresses could be given by their fields (issue 7).
 ALTER TABLE operation_outcomes ADD COLUMN IF NOT EXISTS address_given VARCHAR;
+CREATE TABLE IF NOT EXISTS address_ledger (
+    address_key VARCHAR, run_id VARCHAR, event VARCHAR, address_id VARCHAR, fields VARCHAR,
+    detail VARCHAR, recorded_at TIMESTAMPTZ
+);
+CREATE TABLE IF NOT EXISTS address_resolutions (
+    run_id VARCHAR, source VARCHAR, address_key VARCHAR, address_given VARCHAR,
+    status VARCHAR, address_id VARCHAR, candidates VARCHAR, "rows" INTEGER,
+    phone_numbers VARCHAR, errors VARCHAR, suggested VARCHAR, detail VARCHAR,
+    recorded_at TIMESTAMPTZ
+);
 CREATE TABLE IF NOT EXISTS _spool_applied (spool_id VARCHAR PRIMARY KEY, applied_at TIMESTAMPTZ);
 """
 

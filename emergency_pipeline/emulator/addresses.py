@@ -33,6 +33,9 @@ KNOWN_CITIES = {
     "new york": ("NY", "10001"), "san francisco": ("CA", "94103"), "dallas": ("TX", "75201"),
     "springfield": ("IL", "62701"), "madison": ("WI", "53703"),
 }
+STATE_NAMES = {"TX": "TEXAS", "IL": "ILLINOIS", "CO": "COLORADO", "WA": "WASHINGTON",
+               "GA": "GEORGIA", "MA": "MASSACHUSETTS", "AZ": "ARIZONA", "OR": "OREGON",
+               "FL": "FLORIDA", "NY": "NEW YORK", "CA": "CALIFORNIA", "WI": "WISCONSIN"}
 _ZIP = re.compile(r"^\d{5}(-?\d{4})?$")
 _NUMBER = re.compile(r"^\s*(\d+)")
 
@@ -81,7 +84,8 @@ def check(body: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, str]]:
                                     f"{_text(body, 'locality')}.", "/postal_code"))
                 suggested["postal_code"] = zip5
             area = _text(body, "administrative_area")
-            if area and area.upper() != state:
+            if area and " ".join(area.upper().replace(".", " ").split()) not in (
+                    state, STATE_NAMES.get(state)):
                 errors.append(error("20209", "Invalid administrative area",
                                     f"{_text(body, 'locality')} is not in {area}.",
                                     "/administrative_area"))

@@ -1,0 +1,241 @@
+"""Addresses by their fields against the emulator: its endpoints, the client, and the job."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import httpx
+import pandas as pd
+import pytest
+from dagster import DagsterInstance
+from dagster_duckdb import DuckDBResource
+
+from _client_support import KEY, fast_config, running_emulator
+from _emulator_support import allowing
+from emergency_pipeline import addresses as addr
+from emergency_pipeline.address_resolution import LEDGER
+from emergency_pipeline.client import AddressRejected, TelnyxClient
+from emergency_pipeline.definitions import build_definitions
+from emergency_pipeline.defs.jobs import apply_run_config, run_job
+from emergency_pipeline.defs.resources import TelnyxResource
+from emergency_pipeline.emulator import Emulator, Faults
+from emergency_pipeline.store import Store
+
+NEW = {"street_address": "1 Main Street", "locality": "Springfield",
+       "administrative_area": "IL", "postal_code": "62701", "country_code": "US",
+       "business_name": "Acme Springfield Depot"}
+log = logging.getLogger("test")
+
+
+def _post(emu: Emulator, path: str, body: dict) -> httpx.Response:
+    return httpx.post(emu.base_url + path, json=body, timeout=10,
+                      headers={"Authorization": f"Bearer {KEY}"})
+
+
+# ---- the emulator's endpoints -------------------------------------------------------------
+
+def test_emulator_validates_and_creates_addresses():
+    with running_emulator(numbers=50) as emu:
+        ok = _post(emu, "/addresses/actions/validate", NEW)
+        assert ok.status_code == 200
+        assert ok.json()["data"]["result"] == "valid"
+        assert ok.json()["data"]["suggested"]["postal_code"] == "62701"
+
+        wrong_zip = _post(emu, "/addresses/actions/validate", {**NEW, "postal_code": "62799"})
+        data = wrong_zip.json()["data"]
+        assert data["result"] == "invalid" and data["suggested"]["postal_code"] == "62701"
+        assert data["errors"][0]["source"]["pointer"] == "/postal_code"
+
+        zero = _post(emu, "/addresses/actions/validate", {**NEW, "street_address": "0 Main St"})
+        assert zero.json()["data"]["result"] == "invalid"
+        assert zero.json()["data"]["errors"][0]["source"]["pointer"] == "/street_address"
+
+        missing = _post(emu, "/addresses/actions/validate", {"street_address": "1 Main St"})
+        assert missing.status_code == 422
+        errors = missing.json()["errors"]
+        assert {e["code"] for e in errors} == {"10015"}
+        assert {e["source"]["pointer"] for e in errors} == {"/country_code", "/postal_code"}
+
+        before = len(emu.addresses())
+        refused = _post(emu, "/addresses", {**NEW, "postal_code": "62799"})
+        assert refused.status_code == 422 and refused.json()["errors"][0]["code"] == "20208"
+        nameless = _post(emu, "/addresses", {**NEW, "business_name": ""})
+        assert nameless.status_code == 422
+        assert nameless.json()["errors"][0]["source"]["pointer"] == "/business_name"
+        assert len(emu.addresses()) == before
+
+        made = _post(emu, "/addresses", NEW)
+        assert made.status_code == 200
+        new_id = made.json()["data"]["id"]
+        listed = httpx.get(emu.base_url + "/addresses", params={"page[size]": 250},
+                           headers={"Authorization": f"Bearer {KEY}"}).json()["data"]
+        assert new_id in {a["id"] for a in listed}
+        assert emu.stats()["addresses_created"] == 1
+        # A job can use it at once.
+        number = allowing(emu, 1, emergency_status="disabled")[0]
+        job = _post(emu, "/phone_numbers/jobs/update_emergency_settings", {
+            "phone_numbers": [number["phone_number"]], "emergency_enabled": True,
+            "emergency_address_id": new_id})
+        assert job.status_code == 202
+
+
+# ---- the client -----------------------------------------------------------------------------
+
+def test_client_create_after_a_lost_answer_adopts_instead_of_creating_again():
+    with running_emulator(numbers=20, faults=Faults(lose_address_post_rate=1.0, seed=1)) as emu:
+        with TelnyxClient(fast_config(emu), log=log) as client:
+            def find():
+                index = addr.AddressIndex(client.list_addresses())
+                hit = index.find(NEW)
+                return dict(index.by_id[hit.ids[0]]) if hit.ids else None
+
+            made = client.create_address(NEW, find)
+        assert made.adopted
+        assert emu.stats()["addresses_created"] == 1
+        assert emu.stats()["lost_address_answers"] == 1
+        assert made.address_id in {a["id"] for a in emu.addresses()}
+
+
+def test_client_create_refused_raises_address_rejected_and_validate_tells_why():
+    with running_emulator(numbers=20) as emu:
+        with TelnyxClient(fast_config(emu), log=log) as client:
+            result = client.validate_address({**NEW, "postal_code": "62799"})
+            assert result["result"] == "invalid"
+            with pytest.raises(AddressRejected) as err:
+                client.create_address({**NEW, "street_address": "0 Main St"}, lambda: None)
+        assert "/street_address" in str(err.value)
+        assert KEY not in str(err.value)
+        assert emu.stats()["addresses_created"] == 0
+
+
+# ---- the whole job ----------------------------------------------------------------------------
+
+class Setup:
+    def __init__(self, tmp_path: Path, emu: Emulator) -> None:
+        self.emu = emu
+        self.database = str(tmp_path / "outcomes.duckdb")
+        self.desired = str(tmp_path / "desired.csv")
+        self.instance = DagsterInstance.ephemeral()
+        self.defs = build_definitions({
+            "telnyx": TelnyxResource(api_key=KEY, base_url=emu.base_url),
+            "duckdb": DuckDBResource(database=self.database)})
+        self.store = Store(self.database)
+        numbers = allowing(emu, 9, emergency_status="disabled")
+        self.numbers = [n["phone_number"] for n in numbers]
+        have = emu.addresses()[0]
+        self.existing = have
+        same_place = {"Street": have["street_address"].upper().replace("STREET", "ST"),
+                      "Suite": have["extended_address"].replace("Floor", "Fl."),
+                      "City": have["locality"].lower(), "State": have["administrative_area"],
+                      "ZIP": have["postal_code"] + "-1234", "Company": ""}
+        new = [{"Street": "1 Main Street", "City": "Springfield", "State": "IL",
+                "ZIP": "62701", "Company": "Acme Depot"},
+               {"Street": "1 main st.", "City": "SPRINGFIELD", "State": "Illinois",
+                "ZIP": "62701-0001", "Company": ""},
+               {"Street": "1 Main St", "City": "Springfield", "State": "IL", "ZIP": "62701",
+                "Company": "Acme Depot"}]
+        rows = [dict(r) for r in new]
+        rows += [dict(same_place), dict(same_place)]
+        rows.append({"Street": "500 Commerce Street", "City": "Dallas", "State": "TX",
+                     "ZIP": "75301", "Company": "Acme Annex"})                 # invalid
+        rows.append({"Address ID": have["id"], "City": "Nowhere"})             # disagrees
+        rows.append({"Address ID": have["id"], "City": have["locality"]})      # agrees
+        rows.append({"Street": "7 Nowhere Lane", "City": "Madison", "State": "WI",
+                     "ZIP": "53703"})                                          # no name
+        sheet = pd.DataFrame(rows).fillna("")
+        sheet.insert(0, "phone", self.numbers)
+        sheet.insert(1, "e911", "yes")
+        sheet.to_csv(self.desired, index=False)
+
+    def run(self, apply: bool):
+        result = run_job(self.desired, apply, apply_run_config(apply), defs=self.defs,
+                         instance=self.instance)
+        assert result.success, [e.message for e in result.all_events if e.is_failure]
+        return result
+
+    def outcomes(self, run_id: str) -> pd.DataFrame:
+        return self.store.query("SELECT * FROM operation_outcomes WHERE run_id = ? "
+                                "ORDER BY source_row", [run_id]).set_index("phone_number")
+
+    def resolutions(self, run_id: str) -> pd.DataFrame:
+        return self.store.query("SELECT * FROM address_resolutions WHERE run_id = ?", [run_id])
+
+
+@pytest.fixture
+def setup(tmp_path: Path):
+    with Emulator(numbers=300, seed=5, api_key=KEY, job_seconds=0.2) as emu:
+        yield Setup(tmp_path, emu)
+
+
+def _created(setup: Setup) -> list[dict]:
+    return [a for a in setup.emu.addresses() if a["locality"] == "Springfield"]
+
+
+def test_apply_matches_creates_once_and_rejects_with_the_suggestion(setup: Setup) -> None:
+    result = setup.run(apply=True)
+    assert setup.emu.stats()["addresses_created"] == 1          # three rows, one address
+    (new,) = _created(setup)
+    out = setup.outcomes(result.run_id)
+    n = setup.numbers
+    assert out.loc[n[0:3], "target_address_id"].tolist() == [new["id"]] * 3
+    assert out.loc[n[0:3], "result"].isin(["succeeded", "pending"]).all()
+    assert out.loc[n[3:5], "target_address_id"].tolist() == [setup.existing["id"]] * 2
+    assert "1 main st." in out.loc[n[1], "address_given"]            # as the sheet gave it
+    assert out.loc[n[5], "result"] == "rejected"
+    assert "postal_code '75201'" in out.loc[n[5], "reason"]           # the suggestion
+    assert out.loc[n[6], "result"] == "rejected" and "disagree" in out.loc[n[6], "reason"]
+    assert out.loc[n[7], "target_address_id"] == setup.existing["id"]
+    assert out.loc[n[7], "result"] in ("succeeded", "pending")
+    assert out.loc[n[8], "result"] == "rejected" and "business name" in out.loc[n[8], "reason"]
+    status = setup.resolutions(result.run_id).groupby("status")["rows"].sum().to_dict()
+    assert status == {"created": 3, "matched": 2, "invalid": 2, "disagrees": 1,
+                      "matched_by_id": 1}
+    # Every row has exactly one result.
+    assert len(out) == 9
+
+    setup.emu.finish_jobs()
+    again = setup.run(apply=True)
+    assert setup.emu.stats()["addresses_created"] == 1
+    assert set(setup.resolutions(again.run_id)["status"]) == {
+        "matched", "invalid", "disagrees", "matched_by_id"}
+
+
+def test_plan_only_creates_nothing_and_says_what_it_would_create(setup: Setup) -> None:
+    before = len(setup.emu.addresses())
+    result = setup.run(apply=False)
+    assert len(setup.emu.addresses()) == before
+    assert setup.emu.stats()["addresses_created"] == 0
+    res = setup.resolutions(result.run_id)
+    would = res[res["status"] == "would_create"]
+    assert len(would) == 1 and int(would["rows"].iloc[0]) == 3
+    assert "Springfield" in would["address_given"].iloc[0]
+    out = setup.outcomes(result.run_id)
+    assert (out.loc[setup.numbers[0:3], "result"] == "planned").all()
+
+
+def test_rerun_after_a_crash_between_recording_and_the_answer_does_not_create_twice(
+        setup: Setup) -> None:
+    key = addr.address_key({**NEW, "country_code": "US"}).group
+    # The crashed run recorded its intent; its POST reached Telnyx but the answer was lost.
+    setup.store.write(LEDGER, pd.DataFrame([{
+        "address_key": key, "run_id": "crashed", "event": "recorded", "address_id": None,
+        "fields": "{}", "detail": None, "recorded_at": pd.Timestamp.now(tz="UTC")}]))
+    assert _post(setup.emu, "/addresses", NEW).status_code == 200
+    (lost,) = _created(setup)
+    result = setup.run(apply=True)
+    assert setup.emu.stats()["addresses_created"] == 1
+    assert len(_created(setup)) == 1
+    out = setup.outcomes(result.run_id)
+    assert out.loc[setup.numbers[0:3], "target_address_id"].tolist() == [lost["id"]] * 3
+
+
+def test_rerun_after_a_crash_before_the_post_creates_it_once(setup: Setup) -> None:
+    key = addr.address_key({**NEW, "country_code": "US"}).group
+    setup.store.write(LEDGER, pd.DataFrame([{
+        "address_key": key, "run_id": "crashed", "event": "recorded", "address_id": None,
+        "fields": "{}", "detail": None, "recorded_at": pd.Timestamp.now(tz="UTC")}]))
+    setup.run(apply=True)
+    assert setup.emu.stats()["addresses_created"] == 1
+    events = setup.store.query(f"SELECT event FROM {LEDGER} ORDER BY recorded_at")["event"]
+    assert events.tolist() == ["recorded", "recorded", "created"]

@@ -176,7 +176,8 @@ def check_pair(emu: Emulator, database: str, run_id: str | None, desired: Path
 
 def soak(pairs: int, *, seed: int = 0, numbers: int = 1500, rows: int = 300,
          job_seconds: float = 1.0, kill_share: float = 0.5, kill_window: tuple[float, float]
-         = (3.0, 12.0), workdir: Path | None = None, echo=print) -> list[PairReport]:
+         = (3.0, 12.0), follow_choices: tuple[float, ...] = (0.0, 2.0, 60.0),
+         workdir: Path | None = None, echo=print) -> list[PairReport]:
     rng = random.Random(seed)
     workdir = Path(workdir or tempfile.mkdtemp(prefix="soak-"))
     workdir.mkdir(parents=True, exist_ok=True)
@@ -205,7 +206,7 @@ def soak(pairs: int, *, seed: int = 0, numbers: int = 1500, rows: int = 300,
             emu.set_faults(faults)
             jobs_before = emu.stats()["jobs_created"]
             kill = rng.random() < kill_share
-            follow = rng.choice([0.0, 2.0, 60.0])
+            follow = rng.choice(follow_choices)
             first = _child(source, env, follow, log)
             killed_at = first_rc = None
             if kill:

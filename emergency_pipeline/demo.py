@@ -90,11 +90,13 @@ def print_summary(database: str, run_id: str) -> None:
         "SELECT result, count(*) AS numbers FROM operation_outcomes WHERE run_id = ? "
         "GROUP BY result ORDER BY numbers DESC", [run_id])
     reasons = store.query(
-        "SELECT result, coalesce(error_title || ': ' || error_detail, reason) AS why, "
-        "count(*) AS numbers FROM operation_outcomes "
-        "WHERE run_id = ? AND result IN ('failed', 'expired', 'skipped', 'rejected') "
-        "GROUP BY ALL QUALIFY row_number() OVER (PARTITION BY result ORDER BY numbers DESC) <= 4 "
-        "ORDER BY result, numbers DESC", [run_id])
+        "SELECT result, why, numbers FROM ("
+        "  SELECT result, coalesce(error_title || ': ' || error_detail, reason) AS why,"
+        "         count(*) AS numbers FROM operation_outcomes"
+        "  WHERE run_id = ? AND result IN ('failed', 'expired', 'skipped', 'rejected')"
+        "  GROUP BY ALL)"
+        " QUALIFY row_number() OVER (PARTITION BY result ORDER BY numbers DESC) <= 4"
+        " ORDER BY result, numbers DESC", [run_id])
     print("\nResults of this run:")
     print(by_result.to_string(index=False))
     print("\nTop failure, skip and rejection reasons:")

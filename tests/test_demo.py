@@ -1,0 +1,28 @@
+"""`emergency-pipeline demo`, the README's first command, end to end in a child process."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+
+ROOT = Path(__file__).parent.parent
+
+
+def test_demo_applies_the_sample_and_prints_a_summary(tmp_path: Path) -> None:
+    database, home = tmp_path / "demo.duckdb", tmp_path / "dagster_home"
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "emergency-pipeline"), "demo",
+         "--database", str(database), "--dagster-home", str(home), "--job-seconds", "0.5"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "Results of this run:" in done.stdout
+    assert "Top failure, skip and rejection reasons:" in done.stdout
+    assert str(database) in done.stdout
+    con = duckdb.connect(str(database), read_only=True)
+    results = dict(con.sql("SELECT result, count(*) FROM operation_outcomes GROUP BY 1").fetchall())
+    assert results.get("succeeded", 0) > 0 and results.get("rejected", 0) > 0
+    # The run is in the persistent Dagster home, for `dagster dev` to show.
+    assert (home / "dagster.yaml").exists() and any(home.rglob("*.db"))

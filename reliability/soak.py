@@ -55,6 +55,7 @@ class PairReport:
     wrong_state: int = 0
     seconds: float = 0.0
     faults: dict[str, Any] = field(default_factory=dict)
+    resumes: int = 1
 
     @property
     def ok(self) -> bool:
@@ -65,7 +66,8 @@ class PairReport:
         kill = f"killed@{self.killed_at:.1f}s" if self.killed_at is not None \
             else f"rc={self.first_rc}"
         res = " ".join(f"{k}={v}" for k, v in sorted(self.results.items()))
-        return (f"pair {self.pair:3d} {kill:>13} resume_rc={self.resume_rc} "
+        return (f"pair {self.pair:3d} {kill:>13} resume_rc={self.resume_rc}"
+                f"{'' if self.resumes == 1 else f' (after {self.resumes} resume runs)'} "
                 f"desired={self.desired} jobs+={self.jobs_created} | {res} | "
                 f"dup_in_flight={self.dup_in_flight} bad_results={self.bad_results} "
                 f"wrong_state={self.wrong_state} ({self.seconds:.0f}s)")
@@ -222,9 +224,14 @@ def soak(pairs: int, *, seed: int = 0, numbers: int = 1500, rows: int = 300,
                 first.communicate(timeout=600)
             if killed_at is None:
                 first_rc = first.returncode
-            resume = _child(source, env, 120.0, log)
-            out, _ = resume.communicate(timeout=900)
-            run_id = _run_id(out)
+            # A resume run that gives up (its retries exhausted by a long 429/5xx spell, as an
+            # operator would see) is run again, up to three times; the checks use the last.
+            for resumes in range(1, 4):
+                resume = _child(source, env, 120.0, log)
+                out, _ = resume.communicate(timeout=900)
+                run_id = _run_id(out)
+                if resume.returncode == 0:
+                    break
             bad, wrong, results = check_pair(emu, database, run_id, source)
             dups = duplicate_in_flight(emu.jobs())
             report = PairReport(pair, killed_at, first_rc, resume.returncode, run_id,
@@ -232,7 +239,7 @@ def soak(pairs: int, *, seed: int = 0, numbers: int = 1500, rows: int = 300,
                                 jobs_created=emu.stats()["jobs_created"] - jobs_before,
                                 results=results, dup_in_flight=len(dups), bad_results=bad,
                                 wrong_state=wrong, seconds=time.monotonic() - began,
-                                faults=faults.to_dict())
+                                faults=faults.to_dict(), resumes=resumes)
             reports.append(report)
             echo(report.line())
             for d in dups[:5]:
@@ -250,6 +257,7 @@ def soak(pairs: int, *, seed: int = 0, numbers: int = 1500, rows: int = 300,
     echo(f"  dup_in_flight={sum(r.dup_in_flight for r in reports)} "
          f"bad_results={sum(r.bad_results for r in reports)} "
          f"wrong_state={sum(r.wrong_state for r in reports)} "
+         f"pairs_needing_a_second_resume={sum(r.resumes > 1 for r in reports)} "
          f"failed_resume_runs={sum(r.resume_rc != 0 for r in reports)}")
     return reports
 

@@ -15,6 +15,7 @@ from emergency_pipeline.sample import DEMO_NUMBERS, DEMO_SEED
 
 # The emulator's key for the demo: not a secret, and never a real user's key.
 DEMO_KEY = "KEY_emulator_demo"
+DEMO_FAULTS = "number_fail_rate=0.03,seed=7"
 
 DAGSTER_YAML = """\
 # Written by `emergency-pipeline demo`. Runs of the reconcile job are queued one at a time:
@@ -39,6 +40,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--dagster-home", default=".dagster_home")
     p.add_argument("--job-seconds", type=float, default=2.0,
                    help="how long the emulator takes to carry out a job")
+    p.add_argument("--faults", default=DEMO_FAULTS,
+                   help="emulator faults (name=value,...); by default the provider refuses a "
+                        "few numbers, so the summary shows failures with Telnyx's errors")
     p.add_argument("--plan-only", action="store_true", help="plan, do not submit")
     p.set_defaults(func=run)
 
@@ -57,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     # Dagster is imported here, not at the top: the console script's other sub-commands
     # (the emulator) should start without it.
     from emergency_pipeline.defs.jobs import apply_run_config, run_job
-    from emergency_pipeline.emulator import Emulator
+    from emergency_pipeline.emulator import Emulator, Faults
 
     home = prepare_dagster_home(Path(args.dagster_home))
     desired = Path(args.desired)
@@ -66,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
 
         write_sample(desired, args.numbers, args.seed)
     with Emulator(numbers=args.numbers, seed=args.seed, api_key=DEMO_KEY,
-                  job_seconds=args.job_seconds) as emu:
+                  job_seconds=args.job_seconds, faults=Faults.parse(args.faults)) as emu:
         print(f"emulator: {args.numbers} numbers at {emu.base_url}")
         os.environ.update({"TELNYX_API_KEY": DEMO_KEY, "TELNYX_BASE_URL": emu.base_url,
                            "EMERGENCY_PIPELINE_DUCKDB": args.database})
@@ -91,7 +95,7 @@ def print_summary(database: str, run_id: str) -> None:
         "GROUP BY result ORDER BY numbers DESC", [run_id])
     reasons = store.query(
         "SELECT result, why, numbers FROM ("
-        "  SELECT result, coalesce(error_title || ': ' || error_detail, reason) AS why,"
+        "  SELECT result, coalesce(error_code || ' ' || error_title, reason) AS why,"
         "         count(*) AS numbers FROM operation_outcomes"
         "  WHERE run_id = ? AND result IN ('failed', 'expired', 'skipped', 'rejected')"
         "  GROUP BY ALL)"
@@ -99,8 +103,9 @@ def print_summary(database: str, run_id: str) -> None:
         " ORDER BY result, numbers DESC", [run_id])
     print("\nResults of this run:")
     print(by_result.to_string(index=False))
-    print("\nTop failure, skip and rejection reasons:")
-    with_width = reasons.assign(why=reasons["why"].str.slice(0, 90))
-    print(with_width.to_string(index=False))
+    print("\nTop failure, skip and rejection reasons (numbers, result, why):")
+    for r in reasons.itertuples():
+        why = r.why if len(r.why) <= 100 else r.why[:99] + "…"
+        print(f"{r.numbers:>7}  {r.result:<8}  {why}")
     print(f"\nOutcomes: {Path(database).resolve()} (table operation_outcomes; views "
           "latest_outcome_per_number, failures_by_error_code, run_summary)")

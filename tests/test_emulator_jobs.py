@@ -207,6 +207,28 @@ def test_jobs_that_expire_or_fail_leave_the_rest_unchanged(emulator_factory, fat
         assert emu.number(op["id"])["emergency_enabled"] is True
 
 
+def test_numbers_the_provider_refuses_fail_alone_and_stay_unchanged(emulator_factory):
+    emu = emulator_factory(job_seconds=0.05, faults=Faults(number_fail_rate=0.5, seed=3))
+    targets = allowing(emu, 40, emergency_enabled=False, emergency_status="disabled")
+    addr = emu.addresses()[0]["id"]
+    with client(emu) as c:
+        job = c.post(JOBS, json={"emergency_enabled": True, "emergency_address_id": addr,
+                                 "phone_numbers": [n["id"] for n in targets]}).json()["data"]
+        emu.finish_jobs()
+        job = c.get(f"/phone_numbers/jobs/{job['id']}").json()["data"]
+    assert job["status"] == "completed"
+    failed, ok = job["failed_operations"], job["successful_operations"]
+    assert failed and ok and len(failed) + len(ok) == 40   # some of each at a 50% rate
+    position = {n["id"]: pos for pos, n in enumerate(targets)}
+    for op in failed:
+        err = op["errors"][0]
+        assert err["code"] == "10015" and err["title"] == "Emergency provisioning refused"
+        assert err["source"] == {"pointer": f"/phone_numbers/{position[op['id']]}"}
+        assert emu.number(op["id"]) == next(n for n in targets if n["id"] == op["id"])
+    for op in ok:
+        assert emu.number(op["id"])["emergency_address_id"] == addr
+
+
 def test_list_jobs_filter_sort_and_pages(emulator_factory):
     emu = emulator_factory(job_seconds=60)
     nums = allowing(emu, 5)

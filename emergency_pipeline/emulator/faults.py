@@ -24,6 +24,7 @@ class Faults:
     lose_address_post_rate: float = 0.0  # same for POST /addresses: created, answer dropped
     expire_rate: float = 0.0         # share of jobs that end `expired`
     fail_job_rate: float = 0.0       # share of jobs that end `failed`
+    number_fail_rate: float = 0.0    # share of numbers in jobs the provider refuses (left as they were)
     seed: int | None = None          # seeds the dice (None: unpredictable)
 
     def __post_init__(self) -> None:
@@ -112,6 +113,11 @@ class FaultInjector:
     def lose_address_answer(self) -> bool:
         with self._lock:
             rate = self.faults.lose_address_post_rate
+            return bool(rate) and self._rng.random() < rate
+
+    def number_fails(self) -> bool:
+        with self._lock:
+            rate = self.faults.number_fail_rate
             return bool(rate) and self._rng.random() < rate
 
     def job_fate(self) -> str:

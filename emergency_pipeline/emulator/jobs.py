@@ -199,6 +199,14 @@ def number_error(account: Account, i: int, pos: int) -> dict[str, Any] | None:
     return None
 
 
+def provider_refusal(enable: bool, pos: int) -> dict[str, Any]:
+    """A number the emergency service provider refused (the `number_fail_rate` fault)."""
+    what = "provisioning" if enable else "deprovisioning"
+    return invalid(f"The emergency service provider refused the {what} of this phone number; "
+                   "it was left unchanged. Check the number's address and try again.",
+                   f"/phone_numbers/{pos}", f"Emergency {what} refused")
+
+
 def _fate_error(status: str) -> dict[str, Any]:
     if status == "expired":
         return error("10015", "Job expired",

@@ -140,6 +140,8 @@ class State:
         acc, req = self.account, job.request
         i = req.indexes[pos]
         err = jobs_mod.number_error(acc, i, pos)
+        if err is None and self.faults.number_fails():
+            err = jobs_mod.provider_refusal(req.enable, pos)
         if err is not None:
             return err
         self._change(i, req.enable, req.address, now_wall)

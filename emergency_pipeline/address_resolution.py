@@ -118,9 +118,26 @@ def resolve_addresses(accepted: pd.DataFrame, account_addresses: list[dict] | pd
         rejected_pos.add(pos)
         reject_rows.append({
             "source_file": acc.at[pos, "source_file"], "source_row": acc.at[pos, "source_row"],
-            "column": column, "value": value, "reason": reason, "fix": fix,
+            "column": sheet_header(pos, column), "value": value, "reason": reason, "fix": fix,
             "phone_number": acc.at[pos, "phone_number"]
             if pd.notna(acc.at[pos, "phone_number"]) else acc.at[pos, "number_id"]})
+
+    def sheet_header(pos: int, column: str) -> str:
+        """The column as the row's sheet names it (the canonical name when unknown)."""
+        names = acc.at[pos, "address_columns"] if "address_columns" in acc else None
+        return json.loads(names).get(column, column) if isinstance(names, str) else column
+
+    def refused_or_unsettled(positions: list[int], refused: bool, reason: str,
+                             note: str) -> None:
+        """Telnyx refused the address: its rows are rejected. No clear answer: they go on
+        without an id (the plan skips them) and a re-run tries again."""
+        for p in positions:
+            if refused:
+                reject(p, addr.STREET, acc.at[p, "address_given"], reason,
+                       "correct the address fields")
+            else:
+                ids[p] = None
+                acc.at[p, "address_note"] = note
 
     def numbers_of(positions: list[int]) -> str:
         shown = [str(acc.at[p, "phone_number"] if pd.notna(acc.at[p, "phone_number"])
@@ -196,14 +213,8 @@ def resolve_addresses(accepted: pd.DataFrame, account_addresses: list[dict] | pd
             invalid = isinstance(exc, AddressRejected)
             text = "; ".join(e.describe() for e in exc.errors) or str(exc)
             table.append({**row, "status": "invalid" if invalid else "failed", "errors": text})
-            for p in positions:
-                if invalid:
-                    reject(p, addr.STREET, acc.at[p, "address_given"],
-                           f"Telnyx refused the address: {text}",
-                           "correct the address fields")
-                else:
-                    ids[p] = None
-                    acc.at[p, "address_note"] = f"the address could not be validated: {exc}"
+            refused_or_unsettled(positions, invalid, f"Telnyx refused the address: {text}",
+                                 f"the address could not be validated: {exc}")
             continue
         if result.get("result") != "valid":
             text = _errors_text(result.get("errors") or [])
@@ -237,18 +248,13 @@ def resolve_addresses(accepted: pd.DataFrame, account_addresses: list[dict] | pd
         created = _create(client, store, key, fields, run_id, log)
         if isinstance(created, str):    # an error text
             rejected_now = created.startswith("rejected:")
+            text = created.split(":", 1)[1].strip()
             table.append({**row, "status": "invalid" if rejected_now else "failed",
-                          "errors": created.split(":", 1)[1].strip()})
-            for p in positions:
-                if rejected_now:
-                    reject(p, addr.STREET, acc.at[p, "address_given"],
-                           f"Telnyx refused to create the address: {created[9:].strip()}",
-                           "correct the address fields")
-                else:
-                    ids[p] = None
-                    acc.at[p, "address_note"] = ("the address could not be created "
-                                                 f"({created.split(':', 1)[1].strip()}); "
-                                                 "a re-run looks for it before creating it")
+                          "errors": text})
+            refused_or_unsettled(positions, rejected_now,
+                                 f"Telnyx refused to create the address: {text}",
+                                 f"the address could not be created ({text}); "
+                                 "a re-run looks for it before creating it")
             continue
         address, adopted = created
         table.append({**row, "status": "adopted" if adopted else "created",

@@ -188,6 +188,10 @@ def test_apply_matches_creates_once_and_rejects_with_the_suggestion(setup: Setup
     assert out.loc[n[7], "target_address_id"] == setup.existing["id"]
     assert out.loc[n[7], "result"] in ("succeeded", "pending")
     assert out.loc[n[8], "result"] == "rejected" and "business name" in out.loc[n[8], "reason"]
+    # Each rejection names the column as the sheet heads it, not the canonical field.
+    assert out.loc[n[5], "reason"].startswith("column Street:")
+    assert out.loc[n[6], "reason"].startswith("column Address ID:")
+    assert out.loc[n[8], "reason"].startswith("column Company:")
     status = setup.resolutions(result.run_id).groupby("status")["rows"].sum().to_dict()
     assert status == {"created": 3, "matched": 2, "invalid": 2, "disagrees": 1,
                       "matched_by_id": 1}

@@ -28,7 +28,8 @@ FLAG_WORDS = {
 }
 
 ACCEPTED_COLUMNS = ["source_file", "source_row", "phone_number", "number_id",
-                    "emergency_enabled", "emergency_address_id", "extras", "address_fields"]
+                    "emergency_enabled", "emergency_address_id", "extras", "address_fields",
+                    "address_columns"]
 REJECTED_COLUMNS = ["source_file", "source_row", "column", "value", "reason", "fix",
                     "phone_number"]
 DUPLICATE_COLUMNS = ["source_file", "source_row", "phone_number", "number_id",
@@ -181,7 +182,11 @@ def validate_table(raw: RawTable, region: str) -> tuple[pd.DataFrame, pd.DataFra
     })
     accepted["emergency_address_id"] = accepted["emergency_address_id"].where(
         accepted["emergency_address_id"] != "", None)
-    accepted["address_fields"] = _address_json(given, idx, has_fields[idx] & enabled[idx], region)
+    use_fields = has_fields[idx] & enabled[idx]
+    accepted["address_fields"] = _address_json(given, idx, use_fields, region)
+    # The sheet's own headers, so a later rejection of the address names the column it shows.
+    headers = json.dumps({ADDRESS: addr_col, **{f: h for f, h in m.address_fields}})
+    accepted["address_columns"] = np.where(use_fields, headers, None)
     return _typed(accepted, ACCEPTED_COLUMNS), rejected
 
 

@@ -52,23 +52,8 @@ class AddressOps:
         """The ValidateAddressResult (result, suggested, errors). Raises AddressRejected on
         422 (a required field missing)."""
         body = {k: v for k, v in fields.items() if k in VALIDATE_FIELDS and v}
-        started = time.monotonic()
-        attempt_no = 0
-        while True:
-            attempt_no += 1
-            attempt = self.t.send("POST", VALIDATE_PATH, json_body=body)
-            failure = attempt.failure
-            if failure is None:
-                return _data(attempt.body)
-            if failure.status == 422:
-                raise self.t.error_for(attempt, "POST", VALIDATE_PATH, attempts=attempt_no,
-                                       cls=AddressRejected)
-            delay = self.t.delay_for(attempt_no, failure)
-            if not failure.retryable or attempt_no >= self.config.max_attempts or \
-                    time.monotonic() - started + delay > self.config.max_retry_seconds:
-                raise self.t.error_for(attempt, "POST", VALIDATE_PATH, attempts=attempt_no)
-            self.log.warning(f"address validation: {failure.reason}; retry in {delay:.2f}s")
-            time.sleep(delay)
+        return _data(self.t.retrying("POST", VALIDATE_PATH, json_body=body,
+                                     what="address validation", rejected=AddressRejected))
 
     def create(self, fields: Mapping[str, Any],
                find_existing: Callable[[], dict | None]) -> AddressCreation:

@@ -133,24 +133,33 @@ class Transport:
 
     def get(self, path: str, params: dict | None = None, *, what: str | None = None) -> Any:
         """GET with retries on 429, 5xx, timeouts and dropped connections; returns the JSON body."""
-        what = what or f"GET {path}"
+        return self.retrying("GET", path, params=params, what=what)
+
+    def retrying(self, method: str, path: str, *, params: dict | None = None,
+                 json_body: Any = None, what: str | None = None,
+                 rejected: type[TelnyxAPIError] = TelnyxAPIError) -> Any:
+        """A request without side effects (a read, a validation), retried on 429, 5xx,
+        timeouts and dropped connections; returns the JSON body. A 422 raises `rejected`."""
+        what = what or f"{method} {path}"
+        shown = _show(path, params)
         started = time.monotonic()
         attempt_no = 0
         while True:
             attempt_no += 1
-            attempt = self.send("GET", path, params=params)
+            attempt = self.send(method, path, params=params, json_body=json_body)
             if attempt.failure is None:
                 return attempt.body
             failure = attempt.failure
             if not failure.retryable:
-                raise self.error_for(attempt, "GET", _show(path, params), attempts=attempt_no)
+                cls = rejected if failure.status == 422 else TelnyxAPIError
+                raise self.error_for(attempt, method, shown, attempts=attempt_no, cls=cls)
             delay = self.delay_for(attempt_no, failure)
             elapsed = time.monotonic() - started
             if attempt_no >= self.config.max_attempts or \
                     elapsed + delay > self.config.max_retry_seconds:
                 self.log.warning(f"{what}: {failure.reason}; giving up after {attempt_no} "
                                  f"attempts in {elapsed:.1f}s")
-                raise self.error_for(attempt, "GET", _show(path, params), attempts=attempt_no)
+                raise self.error_for(attempt, method, shown, attempts=attempt_no)
             with self._stats_lock:
                 self.retries += 1
             self.log.warning(f"{what}: {failure.reason}; retry {attempt_no}/"

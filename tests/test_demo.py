@@ -19,10 +19,12 @@ def test_demo_applies_the_sample_and_prints_a_summary(tmp_path: Path) -> None:
         cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "Results of this run:" in done.stdout
-    assert "Top failure, skip and rejection reasons:" in done.stdout
+    assert "Top failure, skip and rejection reasons" in done.stdout
+    assert "failed    10015 Emergency provisioning refused" in done.stdout   # Telnyx's error
     assert str(database) in done.stdout
     con = duckdb.connect(str(database), read_only=True)
     results = dict(con.sql("SELECT result, count(*) FROM operation_outcomes GROUP BY 1").fetchall())
     assert results.get("succeeded", 0) > 0 and results.get("rejected", 0) > 0
+    assert results.get("failed", 0) > 0      # the demo's emulator refuses a few numbers
     # The run is in the persistent Dagster home, for `dagster dev` to show.
     assert (home / "dagster.yaml").exists() and any(home.rglob("*.db"))

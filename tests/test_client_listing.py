@@ -74,3 +74,15 @@ def test_max_rate_spaces_requests():
             assert len(client.list_phone_numbers()) == 1500
             elapsed = time.monotonic() - t0
     assert elapsed >= 0.45      # 6 requests at 10/s: at least 5 intervals
+
+
+def test_count_and_get_each_by_id_under_faults():
+    with running_emulator(numbers=1_000, seed=4, rate_limit=100_000) as emu:
+        wanted = [n["id"] for n in list(emu.state.account.iter_numbers())[::50]]
+        emu.set_faults(Faults(error_rate=0.2, drop_rate=0.1, seed=2))
+        with TelnyxClient(fast_config(emu), log=log) as client:
+            assert client.count_phone_numbers() == 1_000
+            got = client.get_phone_numbers([wanted[0], "999", *wanted[1:]])
+    # In the order asked, each once; the id the account does not know (404) is left out.
+    assert [n["id"] for n in got] == wanted
+    assert all("emergency_enabled" in n for n in got)

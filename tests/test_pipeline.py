@@ -227,3 +227,49 @@ def test_a_ledger_job_unknown_to_the_account_is_closed_not_waited_for(setup: Set
                                [ghost.batch_id, result.run_id])["event"].tolist()
     assert events == ["abandoned"]
     assert ledger.open_batches(setup.store) == []
+
+
+def _read_back(result) -> dict:
+    (evaluation,) = [e for e in result.get_asset_check_evaluations()
+                     if e.check_name == "account_agrees_after_apply"]
+    return {"passed": evaluation.passed,
+            **{k: v.value for k, v in evaluation.metadata.items()}}
+
+
+@pytest.mark.parametrize("changes", [2, 40])
+def test_read_back_takes_the_cheaper_way(setup: Setup, tmp_path: Path, changes: int) -> None:
+    # 600 numbers are 3 pages: two changes are read back by id, forty by listing the account.
+    setup.emu.state.job_seconds = 0.05
+    numbers = [n for n in setup.emu.state.account.iter_numbers()
+               if n["status"] == "active" and n["emergency_status"] == "disabled"][:changes]
+    address = setup.emu.addresses()[0]["id"]
+    pd.DataFrame({"phone_number": [n["phone_number"] for n in numbers], "e911": "yes",
+                  "address_id": address}).to_csv(tmp_path / "few.csv", index=False)
+    setup.desired = str(tmp_path / "few.csv")
+    before = dict(setup.emu.stats()["by_route"])
+    result = setup.run(follow_timeout_seconds=60)
+    after = setup.emu.stats()["by_route"]
+    by_id = after.get("GET /v2/phone_numbers/{id}", 0) - before.get("GET /v2/phone_numbers/{id}", 0)
+    check = _read_back(result)
+    assert check["passed"] and check["checked"] == changes
+    assert by_id == (changes if changes < 3 else 0)
+
+
+@pytest.mark.parametrize("changes", [1, 40])
+def test_read_back_reports_numbers_the_account_disagrees_on(setup: Setup, changes: int) -> None:
+    from dagster import build_asset_check_context
+
+    from emergency_pipeline.defs.checks import account_agrees_after_apply
+
+    # Outcomes that claim success for targets the account does not hold.
+    numbers = [n for n in setup.emu.state.account.iter_numbers()
+               if n["emergency_status"] == "disabled"][:changes]
+    outcomes = pd.DataFrame({
+        "result": "succeeded", "number_id": [n["id"] for n in numbers],
+        "phone_number": [n["phone_number"] for n in numbers], "target_enabled": True,
+        "target_address_id": setup.emu.addresses()[0]["id"]})
+    telnyx = TelnyxResource(api_key=KEY, base_url=setup.emu.base_url)
+    result = account_agrees_after_apply(build_asset_check_context(), outcomes, telnyx)
+    assert not result.passed
+    assert result.metadata["disagreeing"].value == changes
+    assert numbers[0]["phone_number"] in result.metadata["sample"].value

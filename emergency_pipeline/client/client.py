@@ -10,7 +10,7 @@ from typing import Any
 from .addresses import AddressCreation, AddressOps
 from .config import ClientConfig
 from .jobs import JobOps, JobSubmission
-from .listing import PageCallback, list_all
+from .listing import PageCallback, count, get_each, list_all
 from .transport import Transport
 
 logger = logging.getLogger("emergency_pipeline.client")
@@ -48,6 +48,13 @@ class TelnyxClient:
     def list_phone_numbers(self, on_page: PageCallback | None = None) -> list[dict]:
         """Every number of the account (with its emergency fields), each exactly once."""
         return list_all(self._transport, "/phone_numbers", what="phone numbers", on_page=on_page)
+
+    def count_phone_numbers(self) -> int:
+        return count(self._transport, "/phone_numbers", what="phone numbers")
+
+    def get_phone_numbers(self, ids: Sequence[str]) -> list[dict]:
+        """These numbers by id, fetched concurrently (cheaper than a listing for a few)."""
+        return get_each(self._transport, "/phone_numbers", ids, what="phone numbers read back")
 
     def list_addresses(self) -> list[dict]:
         return list_all(self._transport, "/addresses", what="addresses")

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from typing import Any
 
+from .errors import TelnyxAPIError
 from .transport import Transport
 
 # on_page(pages_done, total_pages, records_of_that_page), called once per page, one at a time.
@@ -29,6 +30,55 @@ def _meta(body: Any) -> tuple[list[dict], int, int | None]:
     total_results = meta.get("total_results")
     return (records, int(total_pages) if total_pages is not None else 1,
             int(total_results) if total_results is not None else None)
+
+
+def concurrently(transport: Transport, fn: Callable[[Any], Any], items: Sequence[Any]) -> None:
+    """fn(item) for each item on up to max_concurrency threads; the first failure is raised
+    and the calls not yet started are cancelled."""
+    if not items:
+        return
+    workers = min(transport.config.max_concurrency, len(items))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="telnyx") as pool:
+        futures = [pool.submit(fn, item) for item in items]
+        done, pending = wait(futures, return_when=FIRST_EXCEPTION)
+        for f in pending:
+            f.cancel()
+        for f in done:
+            f.result()   # re-raise the first failure (a TelnyxAPIError)
+
+
+def count(transport: Transport, path: str, *, what: str, params: dict | None = None) -> int:
+    """How many records a listing holds (one request: a page of one)."""
+    body = transport.get(path, _page_params(params, 1, 1), what=f"{what} count")
+    records, total_pages, total_results = _meta(body)
+    return total_results if total_results is not None else total_pages * len(records)
+
+
+def get_each(transport: Transport, path: str, ids: Sequence[str], *, what: str) -> list[dict]:
+    """GET path/{id} for each id, concurrently; the records found (an id the API does not
+    know, 404, is left out), in the order of `ids`."""
+    found: dict[str, dict] = {}
+    done = [0]
+    lock = threading.Lock()
+    step = max(1, len(ids) // 10)
+
+    def fetch(ident: str) -> None:
+        try:
+            body = transport.get(f"{path}/{ident}", what=f"{what} {ident}")
+        except TelnyxAPIError as exc:
+            if exc.status != 404:
+                raise
+            body = None
+        data = body.get("data") if isinstance(body, dict) else None
+        with lock:
+            if isinstance(data, dict):
+                found[ident] = data
+            done[0] += 1
+            if done[0] % step == 0:
+                transport.log.info(f"{what}: {done[0]} of {len(ids)} fetched")
+
+    concurrently(transport, fetch, list(ids))
+    return [found[i] for i in ids if i in found]
 
 
 def list_all(
@@ -75,15 +125,7 @@ def list_all(
                 on_page(done, total_pages, records)
         return number
 
-    if total_pages > 1:
-        workers = min(transport.config.max_concurrency, total_pages - 1)
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="telnyx-page") as pool:
-            futures = [pool.submit(fetch, n) for n in range(2, total_pages + 1)]
-            done, pending = wait(futures, return_when=FIRST_EXCEPTION)
-            for f in pending:
-                f.cancel()
-            for f in done:
-                f.result()   # re-raise the first failure (a TelnyxAPIError)
+    concurrently(transport, fetch, range(2, total_pages + 1))
 
     seen: set[Any] = set()
     out: list[dict] = []

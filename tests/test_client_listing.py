@@ -86,3 +86,14 @@ def test_count_and_get_each_by_id_under_faults():
     # In the order asked, each once; the id the account does not know (404) is left out.
     assert [n["id"] for n in got] == wanted
     assert all("emergency_enabled" in n for n in got)
+
+
+def test_listing_keeps_only_the_fields_asked_for():
+    with running_emulator(numbers=600, seed=4, rate_limit=100_000) as emu:
+        with TelnyxClient(fast_config(emu), log=log) as client:
+            full = client.list_phone_numbers()
+            slim = client.list_phone_numbers(fields=["phone_number", "emergency_enabled"])
+    assert len(full[0]) > 10
+    assert [set(n) for n in slim] == [{"id", "phone_number", "emergency_enabled"}] * 600
+    assert [(n["id"], n["emergency_enabled"]) for n in slim] == \
+        [(n["id"], n["emergency_enabled"]) for n in full]

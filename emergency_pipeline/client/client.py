@@ -45,9 +45,12 @@ class TelnyxClient:
 
     # -- reads ----------------------------------------------------------------------------
 
-    def list_phone_numbers(self, on_page: PageCallback | None = None) -> list[dict]:
-        """Every number of the account (with its emergency fields), each exactly once."""
-        return list_all(self._transport, "/phone_numbers", what="phone numbers", on_page=on_page)
+    def list_phone_numbers(self, on_page: PageCallback | None = None,
+                           fields: Sequence[str] | None = None) -> list[dict]:
+        """Every number of the account (with its emergency fields), each exactly once; only
+        `fields` of each when given."""
+        return list_all(self._transport, "/phone_numbers", what="phone numbers", on_page=on_page,
+                        fields=fields)
 
     def count_phone_numbers(self) -> int:
         return count(self._transport, "/phone_numbers", what="phone numbers")

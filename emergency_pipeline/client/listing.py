@@ -89,8 +89,11 @@ def list_all(
     params: dict | None = None,
     on_page: PageCallback | None = None,
     key: str = "id",
+    fields: Sequence[str] | None = None,
 ) -> list[dict]:
-    """Every record of a listing, each once (by `key`), in page order.
+    """Every record of a listing, each once (by `key`), in page order; only `fields` of each
+    when given (a number record has some thirty fields: at a million numbers, keeping the few
+    used is the difference between gigabytes and hundreds of megabytes).
 
     A page that fails is retried by the transport; a page that still fails fails the listing
     (an incomplete account snapshot would be worse than none).
@@ -99,6 +102,12 @@ def list_all(
     log = transport.log
     body = transport.get(path, _page_params(params, 1, size), what=f"{what} page 1")
     first, total_pages, total_results = _meta(body)
+    keep = None if fields is None else (key, *[f for f in fields if f != key])
+
+    def project(records: list[dict]) -> list[dict]:
+        return records if keep is None else [{f: r.get(f) for f in keep} for r in records]
+
+    first = project(first)
     pages: dict[int, list[dict]] = {1: first}
     lock = threading.Lock()
     step = max(1, total_pages // 10)
@@ -111,6 +120,7 @@ def list_all(
         got = transport.get(path, _page_params(params, number, size),
                             what=f"{what} page {number}/{total_pages}")
         records, pages_now, _ = _meta(got)
+        records = project(records)
         with lock:
             pages[number] = records
             done = len(pages)

@@ -111,7 +111,7 @@ def emergency_account_snapshot(context: AssetExecutionContext, telnyx: TelnyxRes
         # even if its job finishes while the numbers are read. The other order would miss
         # a number whose job finished in between and show its old settings as current.
         in_flight = [j for j in client.list_jobs() if j.get("status") in JOB_IN_FLIGHT_STATUSES]
-        numbers = client.list_phone_numbers()  # logs its pages as it goes
+        numbers = client.list_phone_numbers(fields=NUMBER_COLUMNS)  # logs its pages
         addresses = client.list_addresses()
     numbers_df = pd.DataFrame(numbers).reindex(columns=NUMBER_COLUMNS)
     addresses_df = pd.DataFrame(addresses)

@@ -21,6 +21,9 @@ from emergency_pipeline.defs.resources import TelnyxResource
 from emergency_pipeline.desired_state import DesiredState
 
 
+READ_BACK_FIELDS = ["id", "emergency_enabled", "emergency_address_id"]
+
+
 def _threshold(name: str, default: float) -> float:
     return float(os.environ.get(name, default))
 
@@ -100,8 +103,8 @@ def account_agrees_after_apply(context: AssetCheckExecutionContext,
     with telnyx.client(context.log) as client:
         live = pd.DataFrame(read_back(client, done["number_id"].astype(str).tolist(), context.log))
     if live.empty:
-        live = pd.DataFrame(columns=["id", "emergency_enabled", "emergency_address_id"])
-    merged = done.merge(live[["id", "emergency_enabled", "emergency_address_id"]],
+        live = pd.DataFrame(columns=READ_BACK_FIELDS)
+    merged = done.merge(live[READ_BACK_FIELDS],
                         left_on="number_id", right_on="id", how="left",
                         suffixes=("", "_live"))
     want_addr = merged["target_address_id"].where(merged["target_enabled"].astype(bool))
@@ -124,7 +127,7 @@ def read_back(client: Any, ids: list[str], log: Any) -> list[dict]:
         log.info(f"reading back {len(ids)} numbers one by one (the listing is {pages} pages)")
         return client.get_phone_numbers(ids)
     log.info(f"reading back {len(ids)} numbers by listing the account ({pages} pages)")
-    return client.list_phone_numbers()
+    return client.list_phone_numbers(fields=READ_BACK_FIELDS)
 
 
 def all_checks() -> list[Any]:

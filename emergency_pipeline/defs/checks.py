@@ -6,12 +6,19 @@ asset (a dict) from a persistent IO manager, and failed as soon as a second sour
 
 import math
 import os
+import warnings
 from typing import Any
 
 import pandas as pd
 from dagster import (
-    AssetCheckExecutionContext, AssetCheckResult, AssetCheckSeverity, AssetIn, asset_check,
+    AssetCheckExecutionContext, AssetCheckResult, AssetCheckSeverity, AssetIn, PreviewWarning,
+    asset_check,
 )
+
+# Partitioned checks are a deliberate choice (see above); say so once here rather than warn
+# at every load of the code location.
+warnings.filterwarnings("ignore", category=PreviewWarning,
+                        message="Specifying a partitions_def on an AssetCheckSpec")
 
 from emergency_pipeline.defs.assets import (
     desired_emergency_settings, emergency_operation_outcomes,

@@ -273,3 +273,18 @@ def test_read_back_reports_numbers_the_account_disagrees_on(setup: Setup, change
     assert not result.passed
     assert result.metadata["disagreeing"].value == changes
     assert numbers[0]["phone_number"] in result.metadata["sample"].value
+
+
+@pytest.mark.parametrize("bad, passed", [(1, True), (3, False)])
+def test_rejected_share_counts_every_row_of_the_sheet(tmp_path: Path, bad: int,
+                                                      passed: bool) -> None:
+    from emergency_pipeline.defs.checks import rejected_rows_share
+    from emergency_pipeline.desired_state import read_desired_state
+
+    # Ten rows: identical copies count as rows of the sheet; the limit is 20%.
+    good = ["+12025550123,no"] * 5 + ["+12025550124,no"] * (10 - bad - 5)
+    (tmp_path / "s.csv").write_text("phone,e911\n" + "\n".join(good + ["junk,no"] * bad) + "\n")
+    result = rejected_rows_share(read_desired_state(tmp_path / "s.csv"))
+    assert result.metadata["rows"].value == 10
+    assert result.metadata["rejected_rows"].value == bad
+    assert result.passed is passed

@@ -39,8 +39,7 @@ def _threshold(name: str, default: float) -> float:
              description="Share of spreadsheet rows rejected stays under a threshold.")
 def rejected_rows_share(desired_emergency_settings: DesiredState) -> AssetCheckResult:
     state = desired_emergency_settings
-    rejected = len(state.rejected[["source_file", "source_row"]].drop_duplicates())
-    total = rejected + len(state.accepted)
+    rejected, total = state.rejected_rows, state.input_rows   # the sheet's rows, duplicates too
     share = rejected / total if total else 0.0
     limit = _threshold("EMERGENCY_PIPELINE_MAX_REJECTED_SHARE", 0.2)
     return AssetCheckResult(

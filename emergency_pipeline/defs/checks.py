@@ -15,11 +15,6 @@ from dagster import (
     asset_check,
 )
 
-# Partitioned checks are a deliberate choice (see above); say so once here rather than warn
-# at every load of the code location.
-warnings.filterwarnings("ignore", category=PreviewWarning,
-                        message="Specifying a partitions_def on an AssetCheckSpec")
-
 from emergency_pipeline.defs.assets import (
     desired_emergency_settings, emergency_operation_outcomes,
 )
@@ -27,6 +22,10 @@ from emergency_pipeline.defs.partitions import desired_state_sources
 from emergency_pipeline.defs.resources import TelnyxResource
 from emergency_pipeline.desired_state import DesiredState
 
+# Partitioned checks are a deliberate choice (see above); say so once here rather than warn
+# at every load of the code location.
+warnings.filterwarnings("ignore", category=PreviewWarning,
+                        message="Specifying a partitions_def on an AssetCheckSpec")
 
 READ_BACK_FIELDS = ["id", "emergency_enabled", "emergency_address_id"]
 

@@ -288,3 +288,28 @@ def test_rejected_share_counts_every_row_of_the_sheet(tmp_path: Path, bad: int,
     assert result.metadata["rows"].value == 10
     assert result.metadata["rejected_rows"].value == bad
     assert result.passed is passed
+
+
+def test_numbers_the_provider_refuses_are_failed_with_its_error(setup: Setup) -> None:
+    from emergency_pipeline.emulator import Faults
+
+    before = {n["id"]: n for n in setup.emu.state.account.iter_numbers()}
+    setup.emu.set_faults(Faults(number_fail_rate=0.5, seed=1))
+    result = setup.run(follow_timeout_seconds=60)
+    out = setup.outcomes(result.run_id)
+    failed = out[out["result"] == "failed"]
+    assert len(failed) > 0 and (out["result"] == "succeeded").any()
+    assert set(failed["error_code"]) == {"10015"}
+    want = failed["target_enabled"].map({True: "Emergency provisioning refused",
+                                         False: "Emergency deprovisioning refused"})
+    assert (failed["error_title"] == want).all()
+    assert failed["error_pointer"].str.match(r"^/phone_numbers/\d+$").all()
+    for row in failed.itertuples():      # left as they were
+        now, then = _state(setup.emu, row.number_id), before[row.number_id]
+        assert now["emergency_address_id"] == then["emergency_address_id"], row
+    # Half refused is far past the 10% limit: the check warns, the run still succeeds.
+    (check,) = [e for e in result.get_asset_check_evaluations()
+                if e.check_name == "failure_share"]
+    assert not check.passed and check.metadata["failed_or_expired"].value == len(failed)
+    by_code = setup.store.query("SELECT * FROM failures_by_error_code")
+    assert "10015" in set(by_code["error_code"])

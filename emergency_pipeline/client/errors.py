@@ -131,21 +131,12 @@ def errors_by_number(
 class JobRejected(TelnyxAPIError):
     """Telnyx refused to create the job (422). Nothing was created; do not retry unchanged."""
 
-    def __init__(
-        self,
-        status: int | None,
-        errors: Sequence[ApiError] = (),
-        *,
-        method: str,
-        path: str,
-        phone_numbers: Sequence[str] = (),
-        reason: str | None = None,
-        attempts: int = 1,
-    ) -> None:
+    def __init__(self, status: int | None, errors: Sequence[ApiError] = (), *,
+                 phone_numbers: Sequence[str] = (), **where: Any) -> None:
+        """`where`: TelnyxAPIError's method, path, reason and attempts."""
         self.phone_numbers = tuple(phone_numbers)
         self.by_number, self.general_errors = errors_by_number(errors, self.phone_numbers)
-        super().__init__(status, errors, method=method, path=path, reason=reason,
-                         attempts=attempts)
+        super().__init__(status, errors, **where)
 
     @property
     def failing_numbers(self) -> tuple[str, ...]:

@@ -105,20 +105,12 @@ class FaultInjector:
                 return Decision(latency=f.latency, status=500 if rnd() < 0.5 else 503)
             return Decision(latency=f.latency)
 
-    def lose_job_answer(self) -> bool:
+    def happens(self, rate: str) -> bool:
+        """Roll for one event of a per-event fault: `lose_job_post_rate`,
+        `lose_address_post_rate` or `number_fail_rate`."""
         with self._lock:
-            rate = self.faults.lose_job_post_rate
-            return bool(rate) and self._rng.random() < rate
-
-    def lose_address_answer(self) -> bool:
-        with self._lock:
-            rate = self.faults.lose_address_post_rate
-            return bool(rate) and self._rng.random() < rate
-
-    def number_fails(self) -> bool:
-        with self._lock:
-            rate = self.faults.number_fail_rate
-            return bool(rate) and self._rng.random() < rate
+            share = getattr(self.faults, rate)
+            return bool(share) and self._rng.random() < share
 
     def job_fate(self) -> str:
         """'completed', 'expired' or 'failed', decided when a job is created."""

@@ -50,6 +50,11 @@ _ROUTE_LABEL = {
     "create_address": "POST /v2/addresses",
     "validate_address": "POST /v2/addresses/actions/validate",
 }
+# Routes that create something: (the count, the fault that loses the answer, the lost count).
+_CREATIONS = {
+    "create_job": ("jobs_created", "lose_job_post_rate", "lost_job_answers"),
+    "create_address": ("addresses_created", "lose_address_post_rate", "lost_address_answers"),
+}
 _ADDRESS_SORTS = ("created_at", "first_name", "last_name", "business_name", "street_address")
 _NUMBER_SORTS = ("purchased_at", "phone_number", "connection_name", "usage_payment_method")
 
@@ -266,16 +271,11 @@ class Handler(BaseHTTPRequestHandler):
                 status, text = app.dispatch(name, params, query, body)
         except ApiError as err:
             return self._send_error(app, err, rl)
-        if name == "create_address":
-            app.stats.add("addresses_created")
-            if app.faults.lose_address_answer():
-                app.stats.add("lost_address_answers")
-                self.close_connection = True
-                return
-        if name == "create_job":
-            app.stats.add("jobs_created")
-            if app.faults.lose_job_answer():
-                app.stats.add("lost_job_answers")
+        if name in _CREATIONS:
+            made, rate, lost = _CREATIONS[name]
+            app.stats.add(made)
+            if app.faults.happens(rate):    # created, but the answer never arrives
+                app.stats.add(lost)
                 self.close_connection = True
                 return
         self._send(app, status, text, rl)

@@ -140,7 +140,7 @@ class State:
         acc, req = self.account, job.request
         i = req.indexes[pos]
         err = jobs_mod.number_error(acc, i, pos)
-        if err is None and self.faults.number_fails():
+        if err is None and self.faults.happens("number_fail_rate"):
             err = jobs_mod.provider_refusal(req.enable, pos)
         if err is not None:
             return err

@@ -2,7 +2,7 @@
 
 Each pair: a new desired state (random targets, sometimes an earlier pair's sheet again, so
 identical batches recur), random faults (5xx, 429 bursts, dropped connections, lost job-POST
-answers, latency, expired and failed jobs), a first run of `emergency-pipeline run --apply`
+answers, latency, expired and failed jobs, numbers the provider refuses), a first run of `emergency-pipeline run --apply`
 in a child process that is killed with SIGKILL at a random moment in some pairs, then a
 resume run. The emulator lives in this process, so its state persists across the pair.
 After each pair it checks and prints:
@@ -80,7 +80,7 @@ def random_faults(rng: random.Random) -> Faults:
                   drop_rate=rng.choice([0, 0.01, 0.03]),
                   lose_job_post_rate=rng.choice([0, 0.2, 0.5]),
                   expire_rate=rng.choice([0, 0.1, 0.2]), fail_job_rate=rng.choice([0, 0.05]),
-                  seed=rng.randrange(1 << 30))
+                  number_fail_rate=rng.choice([0, 0.03]), seed=rng.randrange(1 << 30))
 
 
 def write_desired(emu: Emulator, path: Path, rng: random.Random, rows: int,

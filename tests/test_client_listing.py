@@ -97,3 +97,26 @@ def test_listing_keeps_only_the_fields_asked_for():
     assert [set(n) for n in slim] == [{"id", "phone_number", "emergency_enabled"}] * 600
     assert [(n["id"], n["emergency_enabled"]) for n in slim] == \
         [(n["id"], n["emergency_enabled"]) for n in full]
+
+
+def test_429s_are_waited_out_but_failures_are_bounded_by_attempts():
+    import pytest
+
+    from emergency_pipeline.client import TelnyxAPIError
+
+    with running_emulator(numbers=750, seed=4, rate_limit=100_000) as emu:
+        # Bursts of three 429s against one request at a time: each burst meets a single
+        # request three times in a row, more than max_attempts.
+        emu.set_faults(Faults(throttle_rate=0.5, throttle_burst=3, seed=8))
+        with TelnyxClient(fast_config(emu, max_attempts=2, max_concurrency=1),
+                          log=log) as client:
+            assert len(client.list_phone_numbers()) == 750
+        by_status = {int(k): v for k, v in emu.stats()["by_status"].items()}
+        assert by_status[429] >= 3 and by_status[429] % 3 == 0   # whole bursts, waited out
+        # 5xx are failures: two of them in a row and the request gives up.
+        emu.set_faults(Faults(error_rate=1.0, seed=8))
+        emu.reset_stats()
+        with TelnyxClient(fast_config(emu, max_attempts=2), log=log) as client:
+            with pytest.raises(TelnyxAPIError, match="after 2 attempts"):
+                client.list_phone_numbers()
+        assert emu.stats()["requests"] == 2

@@ -62,10 +62,10 @@ class AddressOps:
         be asked (its listing fails), nothing is sent again and the error is raised."""
         body = dict(fields)
         what = f"address {body.get('street_address')!r}, {body.get('locality')!r}"
-        started = time.monotonic()
-        attempt_no = 0
+        budget = self.t.budget()
         while True:
-            attempt_no += 1
+            budget.attempts += 1
+            attempt_no = budget.attempts
             attempt = self.t.send("POST", ADDRESSES_PATH, json_body=body)
             failure = attempt.failure
             if failure is None:
@@ -88,8 +88,7 @@ class AddressOps:
                                          "by the unanswered POST")
                         return AddressCreation(found, adopted=True)
             delay = self.t.delay_for(attempt_no, failure)
-            if attempt_no >= self.config.max_attempts or \
-                    time.monotonic() - started + delay > self.config.max_retry_seconds:
+            if not budget.allows_another(failure, delay):
                 raise self.t.error_for(attempt, "POST", ADDRESSES_PATH, attempts=attempt_no)
             self.log.warning(f"{what}: {failure.reason}; not created, sending again in "
                              f"{delay:.2f}s")

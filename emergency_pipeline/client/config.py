@@ -39,6 +39,7 @@ class ClientConfig:
     max_concurrency: int = 8
     max_rate: float | None = None          # requests per second, across all threads
     max_attempts: int = 6                  # per request (GET) or per job submission (POST)
+    max_throttled_attempts: int = 30       # 429s, waited out, counted apart from failures
     max_retry_seconds: float = 120.0       # total time one request may spend retrying
     # Tuning with sensible defaults; tests shrink them to stay fast.
     backoff_base: float = 0.5              # first retry waits about this long
@@ -70,8 +71,8 @@ class ClientConfig:
             raise ValueError("max_concurrency must be at least 1")
         if self.max_rate is not None and self.max_rate <= 0:
             raise ValueError("max_rate must be positive or None")
-        if self.max_attempts < 1:
-            raise ValueError("max_attempts must be at least 1")
+        if self.max_attempts < 1 or self.max_throttled_attempts < 1:
+            raise ValueError("max_attempts and max_throttled_attempts must be at least 1")
         if min(self.connect_timeout, self.read_timeout) <= 0:
             raise ValueError("timeouts must be positive")
         if not 1 <= self.page_size <= 250:

@@ -157,11 +157,11 @@ class JobOps:
         what = (f"job for {len(numbers)} numbers ({numbers[0] if numbers else '-'}...) "
                 f"emergency_enabled={bool(emergency_enabled)}")
         started_wall = datetime.now(timezone.utc)
-        started = time.monotonic()
-        attempt_no = 0
+        budget = self.t.budget()
         ambiguous_seen = False
         while True:
-            attempt_no += 1
+            budget.attempts += 1
+            attempt_no = budget.attempts
             attempt = self.t.send("POST", JOB_PATH, json_body=body)
             failure = attempt.failure
             if failure is None:
@@ -189,17 +189,14 @@ class JobOps:
                 if job is not None:
                     return JobSubmission(job=job, adopted=True)
             delay = self.t.delay_for(attempt_no, failure)
-            elapsed = time.monotonic() - started
-            if attempt_no >= self.config.max_attempts or \
-                    elapsed + delay > self.config.max_retry_seconds:
+            if not budget.allows_another(failure, delay):
                 err = self.t.error_for(attempt, "POST", JOB_PATH, attempts=attempt_no)
                 self.log.warning(f"{what}: giving up: {err}"
                                  + ("; no job with these numbers was found"
                                     if ambiguous_seen else ""))
                 raise err
             self.log.warning(f"{what}: {failure.reason}; submitting again "
-                             f"(attempt {attempt_no + 1}/{self.config.max_attempts}) in "
-                             f"{delay:.2f}s")
+                             f"(attempt {attempt_no + 1}) in {delay:.2f}s")
             time.sleep(delay)
 
     # -- following ------------------------------------------------------------------------

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from datetime import datetime, timezone
 
@@ -106,3 +107,33 @@ def backoff_delay(
     if hint is not None:
         delay = max(hint + rng.uniform(0, min(1.0, 0.1 * hint + base / 4)), min(delay, hint))
     return min(max(delay, 0.0), max(cap, hint or 0.0))
+
+
+@dataclass
+class RetryBudget:
+    """How long one request may keep trying. Failures (5xx, timeouts, dropped connections)
+    count against `max_attempts`; a 429 is the API saying "wait", not a fault, so it counts
+    against its own, larger `max_throttled`; everything against `max_seconds`. (Counting
+    429s as failures gave up on a request that a burst of 429s met at every retry although
+    each wait honoured the reset.)"""
+
+    max_attempts: int
+    max_throttled: int
+    max_seconds: float
+    attempts: int = 0
+    failures: int = 0
+    throttled: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+    def allows_another(self, failure: Failure, delay: float) -> bool:
+        """Count this failed attempt; may the request be sent again after `delay`?"""
+        if failure.status == 429:
+            self.throttled += 1
+        else:
+            self.failures += 1
+        return (self.failures < self.max_attempts and self.throttled < self.max_throttled
+                and self.elapsed + delay <= self.max_seconds)
+
+    @property
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started

@@ -16,7 +16,8 @@ import httpx
 from .config import ClientConfig
 from .errors import TelnyxAPIError, parse_errors, redact
 from .pacing import Pacer
-from .retry import Failure, backoff_delay, classify_exception, classify_response
+from .retry import (Failure, RetryBudget, backoff_delay, classify_exception,
+                    classify_response)
 
 
 @dataclass(frozen=True)
@@ -127,6 +128,10 @@ class Transport:
 
     # -- reads, with retries --------------------------------------------------------------
 
+    def budget(self) -> RetryBudget:
+        c = self.config
+        return RetryBudget(c.max_attempts, c.max_throttled_attempts, c.max_retry_seconds)
+
     def delay_for(self, retry_number: int, failure: Failure) -> float:
         return backoff_delay(retry_number, base=self.config.backoff_base,
                              cap=self.config.backoff_max, hint=failure.hint, rng=self._rng)
@@ -142,28 +147,25 @@ class Transport:
         timeouts and dropped connections; returns the JSON body. A 422 raises `rejected`."""
         what = what or f"{method} {path}"
         shown = _show(path, params)
-        started = time.monotonic()
-        attempt_no = 0
+        budget = self.budget()
         while True:
-            attempt_no += 1
+            budget.attempts += 1
             attempt = self.send(method, path, params=params, json_body=json_body)
             if attempt.failure is None:
                 return attempt.body
             failure = attempt.failure
             if not failure.retryable:
                 cls = rejected if failure.status == 422 else TelnyxAPIError
-                raise self.error_for(attempt, method, shown, attempts=attempt_no, cls=cls)
-            delay = self.delay_for(attempt_no, failure)
-            elapsed = time.monotonic() - started
-            if attempt_no >= self.config.max_attempts or \
-                    elapsed + delay > self.config.max_retry_seconds:
-                self.log.warning(f"{what}: {failure.reason}; giving up after {attempt_no} "
-                                 f"attempts in {elapsed:.1f}s")
-                raise self.error_for(attempt, method, shown, attempts=attempt_no)
+                raise self.error_for(attempt, method, shown, attempts=budget.attempts, cls=cls)
+            delay = self.delay_for(budget.attempts, failure)
+            if not budget.allows_another(failure, delay):
+                self.log.warning(f"{what}: {failure.reason}; giving up after {budget.attempts} "
+                                 f"attempts in {budget.elapsed:.1f}s")
+                raise self.error_for(attempt, method, shown, attempts=budget.attempts)
             with self._stats_lock:
                 self.retries += 1
-            self.log.warning(f"{what}: {failure.reason}; retry {attempt_no}/"
-                             f"{self.config.max_attempts - 1} in {delay:.2f}s")
+            self.log.warning(f"{what}: {failure.reason}; retry {budget.attempts} in "
+                             f"{delay:.2f}s")
             time.sleep(delay)
 
 

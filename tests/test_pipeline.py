@@ -313,3 +313,21 @@ def test_numbers_the_provider_refuses_are_failed_with_its_error(setup: Setup) ->
     assert not check.passed and check.metadata["failed_or_expired"].value == len(failed)
     by_code = setup.store.query("SELECT * FROM failures_by_error_code")
     assert "10015" in set(by_code["error_code"])
+
+
+def test_a_read_back_the_api_refuses_is_a_failed_check_not_a_failed_run(setup: Setup) -> None:
+    from dagster import build_asset_check_context
+
+    from emergency_pipeline.defs.checks import account_agrees_after_apply
+    from emergency_pipeline.emulator import Faults
+
+    number = next(iter(setup.emu.state.account.iter_numbers()))
+    outcomes = pd.DataFrame({"result": ["succeeded"], "number_id": [number["id"]],
+                             "phone_number": [number["phone_number"]], "target_enabled": [False],
+                             "target_address_id": [None]})
+    setup.emu.set_faults(Faults(error_rate=1.0, seed=1))
+    telnyx = TelnyxResource(api_key=KEY, base_url=setup.emu.base_url, max_attempts=2)
+    result = account_agrees_after_apply(build_asset_check_context(), outcomes, telnyx)
+    assert not result.passed
+    assert result.description.startswith("could not read the account back")
+    assert KEY not in result.description

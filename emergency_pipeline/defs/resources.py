@@ -25,12 +25,17 @@ class TelnyxResource(ConfigurableResource):
     max_rate: float | None = Field(default=None, description="Requests per second, at most.")
     connect_timeout: float = 5.0
     read_timeout: float = 30.0
+    max_attempts: int = Field(default=6, description="Tries per request on 5xx, timeouts and "
+                              "dropped connections (429s are waited out apart).")
+    max_retry_seconds: float = Field(default=120.0, description="Time one request may retry.")
 
     def client(self, log: Any) -> TelnyxClient:
         return TelnyxClient(
             ClientConfig(api_key=self.api_key, base_url=self.base_url,
                          connect_timeout=self.connect_timeout, read_timeout=self.read_timeout,
-                         max_concurrency=self.max_concurrency, max_rate=self.max_rate),
+                         max_concurrency=self.max_concurrency, max_rate=self.max_rate,
+                         max_attempts=self.max_attempts,
+                         max_retry_seconds=self.max_retry_seconds),
             log=log,
         )
 

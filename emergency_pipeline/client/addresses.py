@@ -64,8 +64,7 @@ class AddressOps:
         what = f"address {body.get('street_address')!r}, {body.get('locality')!r}"
         budget = self.t.budget()
         while True:
-            budget.attempts += 1
-            attempt_no = budget.attempts
+            attempt_no = budget.tries + 1
             attempt = self.t.send("POST", ADDRESSES_PATH, json_body=body)
             failure = attempt.failure
             if failure is None:

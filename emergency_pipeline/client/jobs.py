@@ -160,8 +160,7 @@ class JobOps:
         budget = self.t.budget()
         ambiguous_seen = False
         while True:
-            budget.attempts += 1
-            attempt_no = budget.attempts
+            attempt_no = budget.tries + 1
             attempt = self.t.send("POST", JOB_PATH, json_body=body)
             failure = attempt.failure
             if failure is None:

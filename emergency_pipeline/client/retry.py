@@ -120,7 +120,6 @@ class RetryBudget:
     max_attempts: int
     max_throttled: int
     max_seconds: float
-    attempts: int = 0
     failures: int = 0
     throttled: int = 0
     started: float = field(default_factory=time.monotonic)
@@ -133,6 +132,11 @@ class RetryBudget:
             self.failures += 1
         return (self.failures < self.max_attempts and self.throttled < self.max_throttled
                 and self.elapsed + delay <= self.max_seconds)
+
+    @property
+    def tries(self) -> int:
+        """Attempts that have failed so far."""
+        return self.failures + self.throttled
 
     @property
     def elapsed(self) -> float:

@@ -149,22 +149,22 @@ class Transport:
         shown = _show(path, params)
         budget = self.budget()
         while True:
-            budget.attempts += 1
+            attempt_no = budget.tries + 1
             attempt = self.send(method, path, params=params, json_body=json_body)
             if attempt.failure is None:
                 return attempt.body
             failure = attempt.failure
             if not failure.retryable:
                 cls = rejected if failure.status == 422 else TelnyxAPIError
-                raise self.error_for(attempt, method, shown, attempts=budget.attempts, cls=cls)
-            delay = self.delay_for(budget.attempts, failure)
+                raise self.error_for(attempt, method, shown, attempts=attempt_no, cls=cls)
+            delay = self.delay_for(attempt_no, failure)
             if not budget.allows_another(failure, delay):
-                self.log.warning(f"{what}: {failure.reason}; giving up after {budget.attempts} "
+                self.log.warning(f"{what}: {failure.reason}; giving up after {attempt_no} "
                                  f"attempts in {budget.elapsed:.1f}s")
-                raise self.error_for(attempt, method, shown, attempts=budget.attempts)
+                raise self.error_for(attempt, method, shown, attempts=attempt_no)
             with self._stats_lock:
                 self.retries += 1
-            self.log.warning(f"{what}: {failure.reason}; retry {budget.attempts} in "
+            self.log.warning(f"{what}: {failure.reason}; retry {attempt_no} in "
                              f"{delay:.2f}s")
             time.sleep(delay)
 

@@ -15,11 +15,11 @@ from dagster import (
     asset_check,
 )
 
+from emergency_pipeline.client import TelnyxAPIError
 from emergency_pipeline.defs.assets import (
     desired_emergency_settings, emergency_operation_outcomes,
 )
 from emergency_pipeline.defs.partitions import desired_state_sources
-from emergency_pipeline.client import TelnyxAPIError
 from emergency_pipeline.defs.resources import TelnyxResource
 from emergency_pipeline.desired_state import DesiredState
 

@@ -4,7 +4,8 @@ Each pair: a new desired state (random targets, sometimes an earlier pair's shee
 identical batches recur), random faults (5xx, 429 bursts, dropped connections, lost job-POST
 answers, latency, expired and failed jobs, numbers the provider refuses), a first run of
 `emergency-pipeline run --apply` in a child process that is killed with SIGKILL at a random
-moment in some pairs, then a resume run. The emulator lives in this process, so its state persists across the pair.
+moment in some pairs, then a resume run. The emulator lives in this process, so its state
+persists across the pair.
 After each pair it checks and prints:
 
   dup_in_flight   two jobs holding the same number whose in-flight periods overlap   (0)

@@ -229,9 +229,9 @@ def test_a_ledger_job_unknown_to_the_account_is_closed_not_waited_for(setup: Set
     assert ledger.open_batches(setup.store) == []
 
 
-def _read_back(result) -> dict:
-    (evaluation,) = [e for e in result.get_asset_check_evaluations()
-                     if e.check_name == "account_agrees_after_apply"]
+def _check(result, name: str) -> dict:
+    """The run's evaluation of one asset check: passed, and its metadata values."""
+    (evaluation,) = [e for e in result.get_asset_check_evaluations() if e.check_name == name]
     return {"passed": evaluation.passed,
             **{k: v.value for k, v in evaluation.metadata.items()}}
 
@@ -250,7 +250,7 @@ def test_read_back_takes_the_cheaper_way(setup: Setup, tmp_path: Path, changes: 
     result = setup.run(follow_timeout_seconds=60)
     after = setup.emu.stats()["by_route"]
     by_id = after.get("GET /v2/phone_numbers/{id}", 0) - before.get("GET /v2/phone_numbers/{id}", 0)
-    check = _read_back(result)
+    check = _check(result, "account_agrees_after_apply")
     assert check["passed"] and check["checked"] == changes
     assert by_id == (changes if changes < 3 else 0)
 
@@ -308,9 +308,8 @@ def test_numbers_the_provider_refuses_are_failed_with_its_error(setup: Setup) ->
         now, then = _state(setup.emu, row.number_id), before[row.number_id]
         assert now["emergency_address_id"] == then["emergency_address_id"], row
     # Half refused is far past the 10% limit: the check warns, the run still succeeds.
-    (check,) = [e for e in result.get_asset_check_evaluations()
-                if e.check_name == "failure_share"]
-    assert not check.passed and check.metadata["failed_or_expired"].value == len(failed)
+    check = _check(result, "failure_share")
+    assert not check["passed"] and check["failed_or_expired"] == len(failed)
     by_code = setup.store.query("SELECT * FROM failures_by_error_code")
     assert "10015" in set(by_code["error_code"])
 

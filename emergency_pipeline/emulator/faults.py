@@ -24,7 +24,7 @@ class Faults:
     lose_address_post_rate: float = 0.0  # same for POST /addresses: created, answer dropped
     expire_rate: float = 0.0         # share of jobs that end `expired`
     fail_job_rate: float = 0.0       # share of jobs that end `failed`
-    number_fail_rate: float = 0.0    # share of numbers in jobs the provider refuses (left as they were)
+    number_fail_rate: float = 0.0    # share of numbers in jobs the provider refuses (unchanged)
     seed: int | None = None          # seeds the dice (None: unpredictable)
 
     def __post_init__(self) -> None:

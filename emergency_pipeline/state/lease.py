@@ -310,6 +310,8 @@ def held(lease: AccountLease, account: str, run_id: str, *, wait_seconds: float,
     a clean exit by default: a later step of the same run takes it again (re-entrant), and the
     run's last step releases it (release_on_exit=True).
     """
+    if heartbeat_seconds <= 0:
+        raise ValueError("heartbeat_seconds must be positive")
     holder = lease.acquire(account, run_id, wait_seconds=wait_seconds, on_wait=on_wait,
                            is_run_finished=is_run_finished)
     kept = HeldLease(lease, holder)

@@ -11,8 +11,8 @@ For the accepted rows that give an address by its fields (`address_fields`, JSON
   are created once (POST /addresses) on an apply run, or shown as `would_create` with a
   placeholder id (`new-address-...`) that the plan carries and nothing ever submits.
 
-Creation never doubles an address: the intent is recorded in the `address_ledger` table
-before the POST; a run that finds an intent still open (its creation was never recorded)
+Creation never doubles an address: the intent is recorded in the address ledger
+(state/ledger.py) before the POST; a run that finds an intent still open (its creation was never recorded)
 lists the account's addresses again and matches by fields before creating; after an
 ambiguous failure the client does the same before sending again.
 """
@@ -30,9 +30,8 @@ import pandas as pd
 from emergency_pipeline import addresses as addr
 from emergency_pipeline.client import AddressRejected, TelnyxAPIError
 from emergency_pipeline.desired_state.validate import REJECTED_COLUMNS
-from emergency_pipeline.store import Store
+from emergency_pipeline.state.ledger import Ledger
 
-LEDGER = "address_ledger"
 PLACEHOLDER_PREFIX = "new-address-"
 RESOLUTION_COLUMNS = ["address_key", "address_given", "status", "address_id", "candidates",
                       "rows", "phone_numbers", "errors", "suggested", "detail"]
@@ -76,24 +75,8 @@ def _errors_text(errors: list[dict] | tuple) -> str:
     return "; ".join(parts)
 
 
-def _ledger_open(store: Store) -> set[str]:
-    """Place keys whose latest ledger event is `recorded` (a creation that may have happened)."""
-    events = store.read(LEDGER)
-    if events.empty:
-        return set()
-    latest = events.sort_values("recorded_at", kind="stable").groupby("address_key").tail(1)
-    return set(latest.loc[latest["event"] == "recorded", "address_key"])
-
-
-def _record(store: Store, key: str, run_id: str, event: str, fields: dict,
-            address_id: str | None = None, detail: str | None = None) -> None:
-    store.write(LEDGER, pd.DataFrame([{
-        "address_key": key, "run_id": run_id, "event": event, "address_id": address_id,
-        "fields": json.dumps(fields, sort_keys=True), "detail": detail, "recorded_at": _now()}]))
-
-
 def resolve_addresses(accepted: pd.DataFrame, account_addresses: list[dict] | pd.DataFrame,
-                      client: Any, store: Store | None, *, apply: bool, run_id: str,
+                      client: Any, ledger: Ledger | None, *, apply: bool, run_id: str,
                       log: Any) -> Resolution:
     acc = accepted.reset_index(drop=True).copy()
     if isinstance(account_addresses, pd.DataFrame):
@@ -170,7 +153,8 @@ def resolve_addresses(accepted: pd.DataFrame, account_addresses: list[dict] | pd
         key = addr.address_key(fields)
         groups.setdefault(key.group if key else addr.fields_json(fields), []).append(pos)
 
-    open_intents = _ledger_open(store) if (store is not None and apply and groups) else set()
+    open_intents = (ledger.open_address_intents() if (ledger is not None and apply and groups)
+                    else set())
     fresh: addr.AddressIndex | None = None
 
     def relist() -> addr.AddressIndex:
@@ -245,7 +229,7 @@ def resolve_addresses(accepted: pd.DataFrame, account_addresses: list[dict] | pd
             for p in positions:
                 ids[p] = placeholder
             continue
-        created = _create(client, store, key, fields, run_id, log)
+        created = _create(client, ledger, key, fields, run_id, log)
         if isinstance(created, str):    # an error text
             rejected_now = created.startswith("rejected:")
             text = created.split(":", 1)[1].strip()
@@ -289,7 +273,7 @@ def _table(rows: list[dict]) -> pd.DataFrame:
     return grouped[RESOLUTION_COLUMNS]
 
 
-def _create(client: Any, store: Store | None, key: str, fields: dict, run_id: str,
+def _create(client: Any, ledger: Ledger | None, key: str, fields: dict, run_id: str,
             log: Any) -> tuple[dict, bool] | str:
     """(address, adopted), or 'rejected: ...' / 'failed: ...'."""
     def find_existing() -> dict | None:
@@ -297,20 +281,20 @@ def _create(client: Any, store: Store | None, key: str, fields: dict, run_id: st
         match = found.find(fields)
         return dict(found.by_id[match.ids[0]]) if match.ids else None
 
-    if store is not None:
-        _record(store, key, run_id, "recorded", fields)   # before the POST: see the docstring
+    if ledger is not None:
+        ledger.record_address(key, run_id, "recorded", fields)   # before the POST (docstring)
     try:
         made = client.create_address(fields, find_existing)
     except AddressRejected as exc:
         text = "; ".join(e.describe() for e in exc.errors) or str(exc)
-        if store is not None:
-            _record(store, key, run_id, "rejected", fields, detail=text)
+        if ledger is not None:
+            ledger.record_address(key, run_id, "rejected", fields, detail=text)
         return f"rejected: {text}"
     except TelnyxAPIError as exc:
         # Left `recorded`: the next run lists the addresses before creating it again.
         log.warning(f"address {addr.describe(fields)}: {exc}")
         return f"failed: {exc}"
-    if store is not None:
-        _record(store, key, run_id, "adopted" if made.adopted else "created", fields,
-                address_id=made.address_id)
+    if ledger is not None:
+        ledger.record_address(key, run_id, "adopted" if made.adopted else "created", fields,
+                              address_id=made.address_id)
     return made.address, made.adopted

@@ -9,13 +9,23 @@ from dagster import Definitions
 from emergency_pipeline.defs import assets
 from emergency_pipeline.defs.checks import all_checks
 from emergency_pipeline.defs.jobs import reconcile_emergency_settings
-from emergency_pipeline.defs.resources import default_resources
+from emergency_pipeline.defs.io_manager import RunScopedIOManager
+from emergency_pipeline.defs.resources import PipelineState, default_resources, state_dir_for
 from emergency_pipeline.defs.schedules import daily_emergency_reconcile
 from emergency_pipeline.defs.sensors import desired_state_inbox
 
 
 def build_definitions(resources: dict[str, Any]) -> Definitions:
-    """The code location with the given resources (tests and the demo pass their own)."""
+    """The code location with the given resources (tests and the demo pass their own).
+
+    Without a `state` resource, the state folder sits beside the DuckDB file; the IO manager
+    keeps the steps' references in that folder, per run."""
+    resources = dict(resources)
+    if "state" not in resources:
+        resources["state"] = PipelineState(
+            directory=state_dir_for(str(resources["duckdb"].database)))
+    resources.setdefault("io_manager", RunScopedIOManager(
+        directory=resources["state"].directory))
     return Definitions(
         assets=[assets.desired_emergency_settings, assets.emergency_account_snapshot,
                 assets.emergency_address_resolution, assets.emergency_settings_plan, assets.emergency_update_jobs,

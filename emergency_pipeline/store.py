@@ -1,11 +1,13 @@
-"""Every DuckDB read and write of the pipeline: tables, the job ledger, outcomes, views.
+"""The analytics file: every DuckDB history table people query (outcomes, plans, views).
+
+The safety state (lease, ledgers) is not here but in state/ (SQLite), and a run's working
+data is in run_tables: neither ever waits on this file.
 
 DuckDB allows one writing process at a time, and any other process holding the file open,
 even read-only, blocks a writer. An analyst's open notebook must not fail a scheduled run or
 lose its results, so a write that cannot get the lock within `lock_wait_seconds` goes to a
 spool folder beside the database (`<file>.spool/`, one DuckDB file per write) and the next
-write that gets the lock applies the spool first, in order, exactly once. Reads that the
-pipeline depends on (the ledger) combine the database, opened read-only, with the spool.
+write that gets the lock applies the spool first, in order, exactly once.
 
 All of it sits behind this one module so that moving to a shared DuckDB service or a
 warehouse is a change here, not in the assets.
@@ -30,11 +32,6 @@ log = logging.getLogger(__name__)
 
 # Tables with a fixed schema: history that analysts query and the pipeline appends to.
 SCHEMA = """
-CREATE TABLE IF NOT EXISTS job_ledger (
-    batch_id VARCHAR, run_id VARCHAR, event VARCHAR, job_id VARCHAR, job_status VARCHAR,
-    emergency_enabled BOOLEAN, emergency_address_id VARCHAR, id_kind VARCHAR,
-    identifiers VARCHAR[], number_count INTEGER, detail VARCHAR, recorded_at TIMESTAMPTZ
-);
 CREATE TABLE IF NOT EXISTS operation_outcomes (
     run_id VARCHAR, source VARCHAR, source_file VARCHAR, source_row INTEGER,
     phone_number VARCHAR, number_id VARCHAR, action VARCHAR,
@@ -46,10 +43,6 @@ CREATE TABLE IF NOT EXISTS operation_outcomes (
 );
 -- Files made before addresses could be given by their fields (issue 7).
 ALTER TABLE operation_outcomes ADD COLUMN IF NOT EXISTS address_given VARCHAR;
-CREATE TABLE IF NOT EXISTS address_ledger (
-    address_key VARCHAR, run_id VARCHAR, event VARCHAR, address_id VARCHAR, fields VARCHAR,
-    detail VARCHAR, recorded_at TIMESTAMPTZ
-);
 CREATE TABLE IF NOT EXISTS address_resolutions (
     run_id VARCHAR, source VARCHAR, address_key VARCHAR, address_given VARCHAR,
     status VARCHAR, address_id VARCHAR, candidates VARCHAR, "rows" INTEGER,
@@ -90,6 +83,10 @@ FROM operation_outcomes GROUP BY run_id ORDER BY recorded_at DESC;
 """
 
 
+# How long a writer remembers that the file was held by someone else (see Store._connect).
+HELD_MEMORY_SECONDS = 120.0
+
+
 class StoreLocked(RuntimeError):
     """The database file is held by another process beyond the configured wait."""
 
@@ -110,9 +107,26 @@ class Store:
 
     # -- connections -------------------------------------------------------------------------
 
+    @property
+    def _held_marker(self) -> Path:
+        return Path(f"{self.database}.held")
+
+    def _recently_held(self) -> bool:
+        try:
+            return time.time() - self._held_marker.stat().st_mtime < HELD_MEMORY_SECONDS
+        except OSError:
+            return False
+
     def _connect(self, read_only: bool) -> duckdb.DuckDBPyConnection:
-        """Connect, waiting with backoff while another process holds the lock."""
-        deadline = time.monotonic() + self.lock_wait_seconds
+        """Connect, waiting with backoff while another process holds the lock.
+
+        Once a writer has found the file held (an analyst's notebook), the writes that follow
+        within HELD_MEMORY_SECONDS, in any process, try once and spool at once: a run must
+        not pay the full wait again for each of its writes."""
+        wait = self.lock_wait_seconds
+        if not read_only and self._recently_held():
+            wait = 0.0
+        deadline = time.monotonic() + wait
         delay = 0.05
         while True:
             try:
@@ -121,6 +135,8 @@ class Store:
             except duckdb.IOException as exc:
                 if not _is_lock_error(exc) or time.monotonic() + delay > deadline:
                     if _is_lock_error(exc):
+                        if not read_only:
+                            self._held_marker.touch()
                         raise StoreLocked(
                             f"{self.database} is locked by another process "
                             f"(waited {self.lock_wait_seconds:.0f}s)") from None
@@ -133,6 +149,7 @@ class Store:
         """A read-write connection with the schema in place and the spool applied."""
         Path(self.database).parent.mkdir(parents=True, exist_ok=True)
         con = self._connect(read_only=False)
+        self._held_marker.unlink(missing_ok=True)
         try:
             con.execute(SCHEMA)
             con.execute(VIEWS)
@@ -161,12 +178,20 @@ class Store:
 
     # -- writes ------------------------------------------------------------------------------
 
-    def write(self, table: str, frame: pd.DataFrame, mode: str = "append") -> str:
+    def write(self, table: str, frame: pd.DataFrame, mode: str = "append",
+              replace_on: tuple[str, ...] | list[str] = ()) -> str:
         """Append or replace `table` with `frame`; returns 'database' or 'spool'.
 
+        `replace_on` (columns): rows of the table that share those columns' values with a row
+        of the frame are deleted in the same transaction, so writing the same rows again (a
+        re-executed step, results published by another run) lands them exactly once.
         A frame that cannot reach the database in time is spooled, never dropped."""
         if mode not in ("append", "replace"):
             raise ValueError(f"mode must be 'append' or 'replace', not {mode!r}")
+        if replace_on:
+            if mode != "append" or not all(c.isidentifier() for c in replace_on):
+                raise ValueError("replace_on takes column names, with mode 'append'")
+            mode = "upsert." + ".".join(replace_on)
         try:
             with self.writer() as con:
                 with _transaction(con):
@@ -271,6 +296,12 @@ def _write_frame(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame
             con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM frame")
         elif len(frame):
             _add_new_columns(con, table)
+            if mode.startswith("upsert."):
+                cols = mode.split(".")[1:]
+                match = " AND ".join(f't."{c}" IS NOT DISTINCT FROM f."{c}"' for c in cols)
+                con.execute(f"DELETE FROM {table} AS t WHERE EXISTS "
+                            f"(SELECT 1 FROM (SELECT DISTINCT {', '.join(cols)} FROM frame) "
+                            f"AS f WHERE {match})")
             con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM frame")
     finally:
         con.unregister("frame")

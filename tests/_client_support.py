@@ -28,6 +28,7 @@ def fast_config(emu, **overrides) -> ClientConfig:
         api_key=KEY, base_url=emu.base_url, connect_timeout=2.0, read_timeout=2.0,
         max_concurrency=8, max_attempts=8, max_retry_seconds=30.0, backoff_base=0.02,
         backoff_max=0.5, adopt_wait_seconds=0.05, poll_interval=0.05, poll_interval_max=0.3,
+        late_job_window_seconds=2.0,
     )
     settings.update(overrides)
     return ClientConfig(**settings)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 from pathlib import Path
 
 import httpx
@@ -14,12 +15,13 @@ from dagster_duckdb import DuckDBResource
 from _client_support import KEY, fast_config, running_emulator
 from _emulator_support import allowing
 from emergency_pipeline import addresses as addr
-from emergency_pipeline.address_resolution import LEDGER
 from emergency_pipeline.client import AddressRejected, TelnyxClient
 from emergency_pipeline.definitions import build_definitions
 from emergency_pipeline.defs.jobs import apply_run_config, run_job
 from emergency_pipeline.defs.resources import TelnyxResource
 from emergency_pipeline.emulator import Emulator, Faults
+from emergency_pipeline.defs.resources import state_dir_for
+from emergency_pipeline.state.ledger import Ledger
 from emergency_pipeline.store import Store
 
 NEW = {"street_address": "1 Main Street", "locality": "Springfield",
@@ -121,6 +123,7 @@ class Setup:
             "telnyx": TelnyxResource(api_key=KEY, base_url=emu.base_url),
             "duckdb": DuckDBResource(database=self.database)})
         self.store = Store(self.database)
+        self.ledger = Ledger(Path(state_dir_for(self.database)) / "ledger.sqlite")
         numbers = allowing(emu, 9, emergency_status="disabled")
         self.numbers = [n["phone_number"] for n in numbers]
         have = emu.addresses()[0]
@@ -222,9 +225,7 @@ def test_rerun_after_a_crash_between_recording_and_the_answer_does_not_create_tw
         setup: Setup) -> None:
     key = addr.address_key({**NEW, "country_code": "US"}).group
     # The crashed run recorded its intent; its POST reached Telnyx but the answer was lost.
-    setup.store.write(LEDGER, pd.DataFrame([{
-        "address_key": key, "run_id": "crashed", "event": "recorded", "address_id": None,
-        "fields": "{}", "detail": None, "recorded_at": pd.Timestamp.now(tz="UTC")}]))
+    setup.ledger.record_address(key, "crashed", "recorded", {})
     assert _post(setup.emu, "/addresses", NEW).status_code == 200
     (lost,) = _created(setup)
     result = setup.run(apply=True)
@@ -236,10 +237,10 @@ def test_rerun_after_a_crash_between_recording_and_the_answer_does_not_create_tw
 
 def test_rerun_after_a_crash_before_the_post_creates_it_once(setup: Setup) -> None:
     key = addr.address_key({**NEW, "country_code": "US"}).group
-    setup.store.write(LEDGER, pd.DataFrame([{
-        "address_key": key, "run_id": "crashed", "event": "recorded", "address_id": None,
-        "fields": "{}", "detail": None, "recorded_at": pd.Timestamp.now(tz="UTC")}]))
+    setup.ledger.record_address(key, "crashed", "recorded", {})
     setup.run(apply=True)
     assert setup.emu.stats()["addresses_created"] == 1
-    events = setup.store.query(f"SELECT event FROM {LEDGER} ORDER BY recorded_at")["event"]
-    assert events.tolist() == ["recorded", "recorded", "created"]
+    con = sqlite3.connect(setup.ledger.path)
+    events = [e for (e,) in con.execute("SELECT event FROM address_events ORDER BY rowid")]
+    con.close()
+    assert events == ["recorded", "recorded", "created"]

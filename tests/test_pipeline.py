@@ -13,9 +13,11 @@ from dagster_duckdb import DuckDBResource
 
 from emergency_pipeline.definitions import build_definitions, defs
 from emergency_pipeline.defs.jobs import JOB_NAME, apply_run_config, run_job
-from emergency_pipeline.defs.resources import TelnyxResource
+from emergency_pipeline.defs.resources import TelnyxResource, state_dir_for
 from emergency_pipeline.emulator import Emulator
+from emergency_pipeline.run_tables import RunTables
 from emergency_pipeline.sample import write_sample
+from emergency_pipeline.state.ledger import Ledger
 from emergency_pipeline.store import Store
 
 KEY = "KEY_pipeline_test_not_secret"
@@ -33,6 +35,8 @@ class Setup:
             "duckdb": DuckDBResource(database=self.database),
         })
         self.store = Store(self.database)
+        self.ledger = Ledger(Path(state_dir_for(self.database)) / "ledger.sqlite")
+        self.account = TelnyxResource(api_key=KEY, base_url=emu.base_url).account()
 
     def run(self, apply: bool = True, **jobs_config):
         config = apply_run_config(apply)
@@ -166,39 +170,91 @@ def test_an_analyst_holding_the_file_does_not_fail_the_run(
                              ).iloc[0, 0] == 1
 
 
-def test_a_crash_between_recording_and_answer_adopts_the_job_or_replans(setup: Setup) -> None:
+def _backdate(setup: Setup, run_id: str, seconds: float) -> None:
+    """As if `run_id` recorded its batches that long ago (a crash long past)."""
+    import sqlite3
+
+    con = sqlite3.connect(setup.ledger.path)
+    con.execute("UPDATE batches SET recorded_at = recorded_at - ? WHERE run_id = ?",
+                (seconds, run_id))
+    con.commit()
+    con.close()
+
+
+def _crashed_run(setup: Setup) -> tuple:
+    """A run that recorded two batches and died; only the first POST reached Telnyx."""
     import httpx
 
-    from emergency_pipeline import ledger
     from emergency_pipeline.batching import make_batches
 
     planned = setup.run(apply=False)
     plan = setup.store.query("SELECT * FROM emergency_plan WHERE run_id = ?", [planned.run_id])
     posted, never_posted = make_batches(plan, max_size=1000)[:2]
-    # The crashed run recorded both batches; only the first POST reached Telnyx.
-    ledger.record(setup.store, [posted, never_posted], "crashed-run", "recorded")
+    setup.ledger.record([posted, never_posted], run_id="crashed-run", account=setup.account,
+                        source=setup.desired, outcomes_db=setup.database)
     answer = httpx.post(f"{setup.emu.base_url}/phone_numbers/jobs/update_emergency_settings",
                         headers={"Authorization": f"Bearer {KEY}"},
                         json={"phone_numbers": list(posted.identifiers),
                               "emergency_enabled": posted.emergency_enabled,
                               "emergency_address_id": posted.emergency_address_id})
     assert answer.status_code == 202
-    lost_job_id = answer.json()["data"]["id"]
+    return posted, never_posted, answer.json()["data"]["id"]
+
+
+def _by_identifier(out: pd.DataFrame, batch) -> pd.DataFrame:
+    column = "phone_number" if batch.id_kind == "e164" else "number_id"
+    rows = out[out[column].isin(batch.identifiers)]
+    assert len(rows) == len(batch.identifiers)
+    return rows
+
+
+def _events(setup: Setup, batch_id: str) -> list[tuple]:
+    import sqlite3
+
+    con = sqlite3.connect(setup.ledger.path)
+    rows = con.execute("SELECT by_run, event, job_id, detail FROM batch_events "
+                       "WHERE run_id = 'crashed-run' AND batch_id = ? ORDER BY at, rowid",
+                       (batch_id,)).fetchall()
+    con.close()
+    return rows
+
+
+def test_a_crash_between_recording_and_answer_adopts_the_job_or_replans(setup: Setup) -> None:
+    posted, never_posted, lost_job_id = _crashed_run(setup)
+    _backdate(setup, "crashed-run", 3600)   # longer ago than any late job could appear
 
     resumed = setup.run()
-    events = setup.store.query(
-        "SELECT batch_id, event, job_id, detail FROM job_ledger WHERE run_id = ? "
-        "ORDER BY recorded_at", [resumed.run_id])
-    adopted = events[(events["batch_id"] == posted.batch_id) & (events["event"] == "submitted")]
-    assert adopted["job_id"].tolist() == [lost_job_id]
-    assert "adopted" in adopted["detail"].iloc[0]
-    replanned = events[events["batch_id"] == never_posted.batch_id]["event"].tolist()
-    assert replanned[0] == "abandoned" and "submitted" in replanned
+    adopted = [e for e in _events(setup, posted.batch_id) if e[1] == "submitted"]
+    assert [(e[0], e[2]) for e in adopted] == [(resumed.run_id, lost_job_id)]
+    assert "adopted" in adopted[0][3]
+    assert [e[1] for e in _events(setup, never_posted.batch_id)] == ["recorded", "abandoned"]
+    # The abandoned batch's numbers were planned afresh and submitted by the new run.
+    out = _by_identifier(setup.outcomes(resumed.run_id), never_posted)
+    assert out["result"].isin(["succeeded", "failed"]).all()
     # Exactly one job per batch on the account: nothing was submitted twice.
     jobs = [frozenset(p.get("phone_number") or p.get("id") for p in j["phone_numbers"])
             for j in setup.emu.jobs()]
-    assert len(jobs) == len(set(jobs))
     assert jobs.count(frozenset(posted.identifiers)) == 1
+    # The crashed run's adopted job's results are recorded, attributed to the crashed run.
+    theirs = setup.outcomes("crashed-run")
+    assert len(_by_identifier(theirs, posted)) == len(theirs) == len(posted.identifiers)
+    assert theirs["result"].isin(["succeeded", "failed"]).all()
+    assert (theirs["job_id"] == lost_job_id).all()
+
+
+def test_a_fresh_unanswered_batch_is_left_alone_not_sent_again(setup: Setup) -> None:
+    """Recorded a moment ago with no answer: its job may still appear, so the next run
+    neither abandons it nor sends its numbers (rule 4)."""
+    posted, never_posted, _ = _crashed_run(setup)
+    jobs_before = setup.emu.stats()["jobs_created"]
+    resumed = setup.run()
+    assert [e[1] for e in _events(setup, never_posted.batch_id)] == ["recorded"]
+    held = _by_identifier(setup.outcomes(resumed.run_id), never_posted)
+    assert (held["result"] == "skipped").all()
+    assert held["reason"].str.contains("no answer yet").all()
+    sent = [frozenset(p.get("phone_number") or p.get("id") for p in j["phone_numbers"])
+            for j in setup.emu.jobs()[jobs_before:]]
+    assert not any(frozenset(never_posted.identifiers) & s for s in sent)
 
 
 def test_workspace_validates() -> None:
@@ -212,21 +268,20 @@ def test_workspace_validates() -> None:
 def test_a_ledger_job_unknown_to_the_account_is_closed_not_waited_for(setup: Setup) -> None:
     import time
 
-    from emergency_pipeline import ledger
     from emergency_pipeline.batching import batch_of
 
     number = next(n for n in setup.emu.state.account.iter_numbers() if n["status"] == "active")
     ghost = batch_of([number["phone_number"]], False, None, "e164")
-    ledger.record(setup.store, [ghost], "other-account-run", "recorded")
-    ledger.record(setup.store, [ghost], "other-account-run", "submitted",
-                  job_id="00000000-0000-4000-8000-000000000000")
+    setup.ledger.record([ghost], run_id="other-run", account=setup.account,
+                        source=setup.desired, outcomes_db=setup.database)
+    setup.ledger.move([("other-run", ghost.batch_id)], "submitted", by_run="other-run",
+                      job_id="00000000-0000-4000-8000-000000000000")
     started = time.monotonic()
-    result = setup.run(follow_timeout_seconds=120)
+    setup.run(follow_timeout_seconds=120)
     assert time.monotonic() - started < 60
-    events = setup.store.query("SELECT event FROM job_ledger WHERE batch_id = ? AND run_id = ?",
-                               [ghost.batch_id, result.run_id])["event"].tolist()
-    assert events == ["abandoned"]
-    assert ledger.open_batches(setup.store) == []
+    assert setup.ledger.open_batches(setup.account) == []
+    (closed,) = setup.ledger.batches_of_run("other-run")
+    assert closed.state == "abandoned"
 
 
 def _check(result, name: str) -> dict:
@@ -256,7 +311,8 @@ def test_read_back_takes_the_cheaper_way(setup: Setup, tmp_path: Path, changes: 
 
 
 @pytest.mark.parametrize("changes", [1, 40])
-def test_read_back_reports_numbers_the_account_disagrees_on(setup: Setup, changes: int) -> None:
+def test_read_back_reports_numbers_the_account_disagrees_on(setup: Setup, tmp_path: Path,
+                                                           changes: int) -> None:
     from dagster import build_asset_check_context
 
     from emergency_pipeline.defs.checks import account_agrees_after_apply
@@ -269,7 +325,8 @@ def test_read_back_reports_numbers_the_account_disagrees_on(setup: Setup, change
         "phone_number": [n["phone_number"] for n in numbers], "target_enabled": True,
         "target_address_id": setup.emu.addresses()[0]["id"]})
     telnyx = TelnyxResource(api_key=KEY, base_url=setup.emu.base_url)
-    result = account_agrees_after_apply(build_asset_check_context(), outcomes, telnyx)
+    ref = RunTables(tmp_path, "a-run").write("outcomes", {"outcomes": outcomes})
+    result = account_agrees_after_apply(build_asset_check_context(), ref, telnyx)
     assert not result.passed
     assert result.metadata["disagreeing"].value == changes
     assert numbers[0]["phone_number"] in result.metadata["sample"].value
@@ -284,7 +341,9 @@ def test_rejected_share_counts_every_row_of_the_sheet(tmp_path: Path, bad: int,
     # Ten rows: identical copies count as rows of the sheet; the limit is 20%.
     good = ["+12025550123,no"] * 5 + ["+12025550124,no"] * (10 - bad - 5)
     (tmp_path / "s.csv").write_text("phone,e911\n" + "\n".join(good + ["junk,no"] * bad) + "\n")
-    result = rejected_rows_share(read_desired_state(tmp_path / "s.csv"))
+    desired = read_desired_state(tmp_path / "s.csv")
+    result = rejected_rows_share(RunTables(tmp_path, "a-run").write(
+        "desired", {"accepted": desired.accepted}, counts=desired.counts()))
     assert result.metadata["rows"].value == 10
     assert result.metadata["rejected_rows"].value == bad
     assert result.passed is passed
@@ -314,7 +373,8 @@ def test_numbers_the_provider_refuses_are_failed_with_its_error(setup: Setup) ->
     assert "10015" in set(by_code["error_code"])
 
 
-def test_a_read_back_the_api_refuses_is_a_failed_check_not_a_failed_run(setup: Setup) -> None:
+def test_a_read_back_the_api_refuses_is_a_failed_check_not_a_failed_run(setup: Setup,
+                                                                       tmp_path: Path) -> None:
     from dagster import build_asset_check_context
 
     from emergency_pipeline.defs.checks import account_agrees_after_apply
@@ -326,7 +386,8 @@ def test_a_read_back_the_api_refuses_is_a_failed_check_not_a_failed_run(setup: S
                              "target_address_id": [None]})
     setup.emu.set_faults(Faults(error_rate=1.0, seed=1))
     telnyx = TelnyxResource(api_key=KEY, base_url=setup.emu.base_url, max_attempts=2)
-    result = account_agrees_after_apply(build_asset_check_context(), outcomes, telnyx)
+    ref = RunTables(tmp_path, "a-run").write("outcomes", {"outcomes": outcomes})
+    result = account_agrees_after_apply(build_asset_check_context(), ref, telnyx)
     assert not result.passed
     assert result.description.startswith("could not read the account back")
     assert KEY not in result.description

@@ -46,6 +46,10 @@ class ClientConfig:
     backoff_max: float = 30.0              # one wait never exceeds this
     adopt_wait_seconds: float = 1.0        # after an ambiguous POST, let the job appear
     adopt_checks: int = 2                  # listings of recent jobs before submitting again
+    # After a job POST that got no answer at all (timeout, dropped connection) the server may
+    # still be working on it: its job may appear up to this long after the POST was sent.
+    # None: twice the read timeout, at least 60 s. Never less than the read timeout.
+    late_job_window_seconds: float | None = None
     clock_skew_seconds: float = 300.0      # tolerance for created_at if the server's clock is unknown
     clock_margin_seconds: float = 5.0      # tolerance once known (from the Date header)
     poll_interval: float = 1.0             # follow_jobs: first wait between rounds
@@ -75,8 +79,17 @@ class ClientConfig:
             raise ValueError("max_attempts and max_throttled_attempts must be at least 1")
         if min(self.connect_timeout, self.read_timeout) <= 0:
             raise ValueError("timeouts must be positive")
+        if self.late_job_window_seconds is not None \
+                and self.late_job_window_seconds < self.read_timeout:
+            raise ValueError("late_job_window_seconds must cover at least the read timeout")
         if not 1 <= self.page_size <= 250:
             raise ValueError("page_size must be between 1 and 250")
+
+    @property
+    def late_job_window(self) -> float:
+        if self.late_job_window_seconds is not None:
+            return self.late_job_window_seconds
+        return max(2 * self.read_timeout, 60.0)
 
     @classmethod
     def from_env(cls, env_var: str = API_KEY_ENV, **kwargs) -> ClientConfig:

@@ -149,3 +149,8 @@ class JobRejected(TelnyxAPIError):
             more = len(self.by_number) - len(shown)
             text += f" [numbers: {', '.join(shown)}" + (f" and {more} more]" if more else "]")
         return text
+
+
+class JobUnanswered(TelnyxAPIError):
+    """A job POST got no clear answer and the account's job list could not prove that no job
+    was made: the job may exist. Not sent again; the next run adopts it or submits afresh."""

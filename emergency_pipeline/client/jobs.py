@@ -12,7 +12,7 @@ from typing import Any
 
 from emergency_pipeline.contract import JOB_PATH, JOB_TERMINAL_STATUSES, JOB_TYPE
 
-from .errors import JobRejected, TelnyxAPIError
+from .errors import JobRejected, JobUnanswered, TelnyxAPIError
 from .transport import Transport
 
 JOBS_PATH = "/phone_numbers/jobs"
@@ -125,10 +125,18 @@ class JobOps:
             return True
 
     def _find_submitted(self, identifiers: frozenset[str], started: datetime,
-                        what: str) -> dict | None:
-        """After an ambiguous POST: the job it may have created, if it exists."""
-        for check in range(1, self.config.adopt_checks + 1):
-            time.sleep(self.config.adopt_wait_seconds * check)   # let the job become visible
+                        what: str, window: float) -> dict | None:
+        """After an ambiguous POST: the job it may have created, looked for until `window`
+        seconds after the POST was sent (None when none appeared: proof that none was made,
+        as far as the window covers the server's delay)."""
+        deadline = time.monotonic() + window
+        check = 0
+        while True:
+            check += 1
+            # Short waits first (a dropped answer's job is visible at once), then every few
+            # seconds until the window ends (a slow server may create it late).
+            wait = self.config.adopt_wait_seconds * min(2 ** (check - 1), 8)
+            time.sleep(max(0.0, min(wait, deadline - time.monotonic())))
             offset = self.t.server_clock_offset()
             if offset is None:
                 cutoff = started - timedelta(seconds=self.config.clock_skew_seconds)
@@ -142,9 +150,11 @@ class JobOps:
                     self.log.warning(f"{what}: adopted job {job.get('id')} "
                                      f"({job.get('status')}) created by the unanswered POST")
                     return job
-            self.log.info(f"{what}: no job with these numbers yet (check {check}/"
-                          f"{self.config.adopt_checks})")
-        return None
+            left = deadline - time.monotonic()
+            if left <= 0 and check >= self.config.adopt_checks:
+                return None
+            self.log.info(f"{what}: no job with these numbers yet (check {check}, "
+                          f"looking {max(left, 0):.0f}s more)")
 
     def submit(self, phone_numbers: Sequence[str], emergency_enabled: bool,
                emergency_address_id: str | None) -> JobSubmission:
@@ -161,6 +171,7 @@ class JobOps:
         ambiguous_seen = False
         while True:
             attempt_no = budget.tries + 1
+            sent_at = time.monotonic()
             attempt = self.t.send("POST", JOB_PATH, json_body=body)
             failure = attempt.failure
             if failure is None:
@@ -178,13 +189,21 @@ class JobOps:
                 ambiguous_seen = True
                 self.log.warning(f"{what}: {failure.reason}; the job may have been created, "
                                  "looking for it before submitting again")
+                # No answer at all: the server may still be creating the job, so look for
+                # it over the late-job window (at least the read timeout) from the POST.
+                # An answered 5xx was finished server-side: a short look suffices.
+                window = (self.config.late_job_window - (time.monotonic() - sent_at)
+                          if failure.status is None else 0.0)
                 try:
-                    job = self._find_submitted(identifiers, started_wall, what)
-                except TelnyxAPIError:
+                    job = self._find_submitted(identifiers, started_wall, what, window)
+                except TelnyxAPIError as exc:
                     # Not knowing whether the job exists, sending it again could double it.
                     self.log.warning(f"{what}: could not list recent jobs to check; "
                                      "not submitting again")
-                    raise
+                    raise JobUnanswered(None, method="POST", path=JOB_PATH,
+                                        reason=f"{failure.reason}; the job list could not be "
+                                        f"read to check ({exc.reason or exc.status})",
+                                        attempts=attempt_no) from None
                 if job is not None:
                     return JobSubmission(job=job, adopted=True)
             delay = self.t.delay_for(attempt_no, failure)

@@ -3,32 +3,41 @@
 desired_emergency_settings -> emergency_account_snapshot -> emergency_address_resolution
     -> emergency_settings_plan -> emergency_update_jobs -> emergency_operation_outcomes
 
-Values travel between assets through Dagster's IO manager; each asset also writes its DuckDB
-table through the store (which spools while an analyst holds the file) and reports counts.
+Each step reads the tables of the steps before it from the run's own working tables
+(run_tables.py), writes its own, and hands Dagster only a StageRef (the run-scoped IO
+manager keeps it under the run id). The analytics file gets the history rows people query.
+An apply run holds the account lease from the snapshot to the outcomes (run_scope.py).
 """
 
 # No `from __future__ import annotations` in Dagster modules: Dagster reads the annotations
 # (config classes, inputs) at definition time.
 from datetime import datetime, timezone
-from typing import Any
 
 import pandas as pd
 from dagster import AssetExecutionContext, Config, Failure, MetadataValue, asset
 from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
-from emergency_pipeline import jobs as job_runner
 from emergency_pipeline.address_resolution import Resolution, is_placeholder, resolve_addresses
 from emergency_pipeline.batching import make_batches
 from emergency_pipeline.contract import DEFAULT_MAX_JOBS_IN_FLIGHT, JOB_IN_FLIGHT_STATUSES
 from emergency_pipeline.defs.partitions import desired_state_sources
-from emergency_pipeline.defs.resources import TelnyxResource, store_for
-from emergency_pipeline.desired_state import DesiredState, DesiredStateError, read_desired_state
+from emergency_pipeline.defs.resources import (
+    PipelineState, TelnyxResource, store_at, store_for,
+)
+from emergency_pipeline.defs.run_scope import account_lease, applies, stamp, tables
+from emergency_pipeline.desired_state import DesiredStateError, read_desired_state
 from emergency_pipeline.outcomes import build_outcomes
 from emergency_pipeline.plan import build_plan, plan_summary
+from emergency_pipeline.publish import publish_orphans, publish_run
+from emergency_pipeline.run_tables import StageRef, prune
 from emergency_pipeline.safety import SafetyGuardError, check_disable_guard
+from emergency_pipeline.submission import RunIdentity, Settings, submit_and_follow
 
 GROUP = "emergency"
+RESULT_COLUMNS = ["identifier", "batch_id", "result", "reason", "job_id", "job_status",
+                  "error_code", "error_title", "error_detail", "error_pointer",
+                  "submitted_at", "finished_at"]
 NUMBER_COLUMNS = ["id", "phone_number", "status", "emergency_enabled",
                   "emergency_address_id", "emergency_status"]
 
@@ -53,14 +62,11 @@ class ApplyConfig(Config):
     allow_mass_disable: bool = Field(default=False, description="Lift the two limits above.")
     follow_timeout_seconds: float = Field(default=900.0, description="How long to follow jobs.")
     max_jobs_in_flight: int = Field(default=DEFAULT_MAX_JOBS_IN_FLIGHT, ge=1)
+    wave_size: int = Field(default=50, ge=1, description="Batches recorded and sent together.")
 
 
 def _now() -> datetime:
     return datetime.now(timezone.utc)
-
-
-def _stamp(frame: pd.DataFrame, context: AssetExecutionContext) -> pd.DataFrame:
-    return frame.assign(run_id=context.run.run_id, source=context.partition_key)
 
 
 def _md_table(frame: pd.DataFrame) -> MetadataValue:
@@ -75,216 +81,254 @@ def _md_table(frame: pd.DataFrame) -> MetadataValue:
 
 @asset(group_name=GROUP, partitions_def=desired_state_sources)
 def desired_emergency_settings(context: AssetExecutionContext, config: DesiredStateConfig,
-                               duckdb: DuckDBResource) -> DesiredState:
+                               duckdb: DuckDBResource, state: PipelineState) -> StageRef:
     """What the operators asked for: validated rows, and the rows rejected with the fix."""
     source = context.partition_key
     try:
-        state = read_desired_state(source, sheet=config.sheet,
-                                   default_region=config.default_region,
-                                   table=config.table, query=config.query)
+        desired = read_desired_state(source, sheet=config.sheet,
+                                     default_region=config.default_region,
+                                     table=config.table, query=config.query)
     except DesiredStateError as exc:
         # An unreadable or empty source is never an instruction: stop before planning.
         raise Failure(description=f"desired state {source!r} not usable: {exc}") from None
+    counts = desired.counts()
+    ref = tables(context, state).write(
+        "desired", {"accepted": desired.accepted, "rejected": desired.rejected}, counts=counts)
     store = store_for(duckdb)
-    store.write("desired_settings", _stamp(state.accepted, context))
-    store.write("desired_rejections", _stamp(state.rejected, context))
-    counts = state.counts()
+    store.write("desired_settings", stamp(desired.accepted, context))
+    store.write("desired_rejections", stamp(desired.rejected, context))
     context.log.info(f"desired state from {source}: {counts['accepted']} rows accepted, "
                      f"{counts['rejected_rows']} rejected, "
                      f"{counts['collapsed_duplicates']} identical duplicates collapsed")
     context.add_output_metadata({
-        "source": source,
-        **counts,
+        "source": source, **counts, "tables": ref.path,
         "rejections_sample": _md_table(
-            state.rejected[["source_file", "source_row", "column", "value", "reason", "fix"]]
+            desired.rejected[["source_file", "source_row", "column", "value", "reason", "fix"]]
             .head(20)),
     })
-    return state
+    return ref
+
+
+def _in_flight_rows(jobs: list[dict]) -> pd.DataFrame:
+    """(identifier, job_id) for numbers still pending in a job in flight, by id and E.164."""
+    rows = []
+    for job in jobs:
+        # A job just created may not list its operations yet: all its numbers count.
+        entries = job.get("pending_operations") or job.get("phone_numbers") or []
+        for entry in entries:
+            names = [entry] if isinstance(entry, str) else [entry.get("id"),
+                                                             entry.get("phone_number")]
+            rows += [{"identifier": str(n), "job_id": str(job.get("id"))}
+                     for n in names if n]
+    return pd.DataFrame(rows, columns=["identifier", "job_id"])
 
 
 @asset(group_name=GROUP, partitions_def=desired_state_sources)
-def emergency_account_snapshot(context: AssetExecutionContext, telnyx: TelnyxResource,
-                               duckdb: DuckDBResource) -> dict[str, Any]:
-    """The live account: every number's emergency fields, the addresses, the jobs in flight."""
-    with telnyx.client(context.log) as client:
+def emergency_account_snapshot(context: AssetExecutionContext,
+                               desired_emergency_settings: StageRef, telnyx: TelnyxResource,
+                               duckdb: DuckDBResource, state: PipelineState) -> StageRef:
+    """The live account: every number's emergency fields, the addresses, the jobs in flight.
+
+    Read after the desired state (a missing sheet fails before the account is listed) and,
+    on an apply run, after the account lease is held (rule 3)."""
+    with account_lease(context, telnyx, state, first=True), telnyx.client(context.log) as client:
+        taken = _now()
         # Jobs first: a number still pending when the jobs are read is treated as in flight
         # even if its job finishes while the numbers are read. The other order would miss
         # a number whose job finished in between and show its old settings as current.
         in_flight = [j for j in client.list_jobs() if j.get("status") in JOB_IN_FLIGHT_STATUSES]
-        numbers = client.list_phone_numbers(fields=NUMBER_COLUMNS)  # logs its pages
-        addresses = client.list_addresses()
-    numbers_df = pd.DataFrame(numbers).reindex(columns=NUMBER_COLUMNS)
-    addresses_df = pd.DataFrame(addresses)
-    if addresses_df.empty:
-        addresses_df = pd.DataFrame(columns=["id"])
-    taken = _now()
-    store = store_for(duckdb)
-    store.write("account_numbers", numbers_df.assign(snapshot_at=taken), mode="replace")
-    store.write("account_addresses", addresses_df.astype(str).assign(snapshot_at=taken),
-                mode="replace")
-    context.add_output_metadata({
-        "numbers": len(numbers_df),
-        "addresses": len(addresses_df),
-        "emergency_enabled": int(numbers_df["emergency_enabled"].fillna(False).astype(bool).sum()),
-        "jobs_in_flight": len(in_flight),
-    })
-    return {"numbers": numbers_df, "addresses": addresses_df, "jobs_in_flight": in_flight,
-            "taken_at": taken}
-
-
-def _in_flight_identifiers(jobs: list[dict[str, Any]]) -> frozenset[str]:
-    """Numbers still pending in a job in flight, by id and by E.164."""
-    out: set[str] = set()
-    for job in jobs:
-        for op in job.get("pending_operations", []) or []:
-            out.update(v for v in (op.get("id"), op.get("phone_number")) if v)
-        if not job.get("pending_operations"):
-            # A job just created may not list its operations yet: all its numbers count.
-            for p in job.get("phone_numbers", []) or []:
-                out.update(v for v in (p.get("id"), p.get("phone_number")) if v)
-    return frozenset(out)
+        numbers = pd.DataFrame(client.list_phone_numbers(fields=NUMBER_COLUMNS)).reindex(
+            columns=NUMBER_COLUMNS)
+        addresses = pd.DataFrame(client.list_addresses())
+    if addresses.empty:
+        addresses = pd.DataFrame(columns=["id"])
+    addresses = addresses.astype(str).where(addresses.notna(), None)
+    counts = {"numbers": len(numbers), "addresses": len(addresses),
+              "jobs_in_flight": len(in_flight),
+              "emergency_enabled": int(numbers["emergency_enabled"].fillna(False)
+                                       .astype(bool).sum())}
+    ref = tables(context, state).write(
+        "snapshot", {"numbers": numbers, "addresses": addresses,
+                     "in_flight": _in_flight_rows(in_flight)},
+        counts=counts, info={"taken_at": taken.isoformat()})
+    store_for(duckdb).write("account_addresses", addresses.assign(snapshot_at=taken),
+                            mode="replace")
+    context.add_output_metadata({**counts, "taken_at": taken.isoformat(), "tables": ref.path})
+    return ref
 
 
 @asset(group_name=GROUP, partitions_def=desired_state_sources)
 def emergency_address_resolution(context: AssetExecutionContext, config: AddressConfig,
-                                 desired_emergency_settings: DesiredState,
-                                 emergency_account_snapshot: dict[str, Any],
-                                 telnyx: TelnyxResource, duckdb: DuckDBResource) -> Resolution:
+                                 desired_emergency_settings: StageRef,
+                                 emergency_account_snapshot: StageRef,
+                                 telnyx: TelnyxResource, duckdb: DuckDBResource,
+                                 state: PipelineState) -> StageRef:
     """Addresses given by their fields -> ids: matched in the account, or validated and
     (when applying) created once; rows with a bad or ambiguous address are rejected."""
-    store = store_for(duckdb)
-    with telnyx.client(context.log) as client:
-        res = resolve_addresses(desired_emergency_settings.accepted,
-                                emergency_account_snapshot["addresses"], client, store,
-                                apply=config.apply, run_id=context.run.run_id, log=context.log)
+    with account_lease(context, telnyx, state), telnyx.client(context.log) as client:
+        res: Resolution = resolve_addresses(
+            desired_emergency_settings.read("accepted"),
+            emergency_account_snapshot.read("addresses"), client,
+            state.ledger() if config.apply else None, apply=config.apply,
+            run_id=context.run.run_id, log=context.log)
+    counts = {"distinct_addresses": len(res.table), **res.counts(),
+              "rows_rejected_for_their_address": len(
+                  res.rejected[["source_file", "source_row"]].drop_duplicates())}
+    ref = tables(context, state).write(
+        "resolution", {"accepted": res.accepted, "rejected": res.rejected,
+                       "addresses": res.addresses, "resolutions": res.table}, counts=counts)
     if len(res.table):
-        store.write("address_resolutions", _stamp(res.table, context).assign(recorded_at=_now()))
-    counts = res.counts()
+        store_for(duckdb).write("address_resolutions",
+                                stamp(res.table, context).assign(recorded_at=_now()))
     context.log.info("addresses by their fields: " + (
-        ", ".join(f"{k[10:]} {v}" for k, v in counts.items()) or "none in the sheet"))
+        ", ".join(f"{k[10:]} {v}" for k, v in res.counts().items()) or "none in the sheet"))
     context.add_output_metadata({
-        "applied": config.apply,
-        "distinct_addresses": len(res.table),
-        **counts,
-        "rows_rejected_for_their_address": len(
-            res.rejected[["source_file", "source_row"]].drop_duplicates()),
+        "applied": config.apply, **counts,
         "addresses": _md_table(res.table[["address_given", "status", "address_id", "rows",
                                           "candidates", "errors", "suggested"]].head(50)),
     })
-    return res
+    return ref
 
 
 @asset(group_name=GROUP, partitions_def=desired_state_sources)
 def emergency_settings_plan(context: AssetExecutionContext,
-                            emergency_address_resolution: Resolution,
-                            emergency_account_snapshot: dict[str, Any],
-                            duckdb: DuckDBResource) -> pd.DataFrame:
+                            emergency_address_resolution: StageRef,
+                            emergency_account_snapshot: StageRef,
+                            telnyx: TelnyxResource, duckdb: DuckDBResource,
+                            state: PipelineState) -> StageRef:
     """One action per desired number: enable, disable, change_address, noop or skip."""
-    snap = emergency_account_snapshot
-    res = emergency_address_resolution
-    plan = build_plan(res.accepted, snap["numbers"], res.addresses,
-                      in_flight=_in_flight_identifiers(snap["jobs_in_flight"]))
-    plan = plan.assign(planned_at=_now())
-    store_for(duckdb).write("emergency_plan", _stamp(plan, context))
-    counts = plan["action"].value_counts()
-    context.log.info("plan: " + ", ".join(f"{a} {n}" for a, n in counts.items()))
+    with account_lease(context, telnyx, state):
+        in_flight = emergency_account_snapshot.read("in_flight")
+        plan = build_plan(emergency_address_resolution.read("accepted"),
+                          emergency_account_snapshot.read("numbers"),
+                          emergency_address_resolution.read("addresses"),
+                          in_flight=frozenset(in_flight["identifier"]))
+        plan = plan.assign(planned_at=_now())
+        counts = {"desired_numbers": len(plan), **{
+            f"action_{a}": int(n) for a, n in plan["action"].value_counts().items()}}
+        ref = tables(context, state).write("plan", {"plan": plan}, counts=counts)
+    store_for(duckdb).write("emergency_plan", stamp(plan, context))
+    context.log.info("plan: " + (", ".join(f"{k[7:]} {v}" for k, v in counts.items()
+                                           if k.startswith("action_")) or "nothing"))
     skips = plan.loc[plan["action"].eq("skip"), "reason"].value_counts().rename_axis("reason")
     context.add_output_metadata({
-        "desired_numbers": len(plan),
-        **{f"action_{a}": int(n) for a, n in counts.items()},
+        **counts, "tables": ref.path,
         "by_action_and_target": _md_table(plan_summary(plan)),
         "skip_reasons": _md_table(skips.reset_index(name="numbers")),
     })
-    return plan
+    return ref
+
+
+def _aliases(plan: pd.DataFrame) -> dict[str, str]:
+    """Each submitted identifier's other name (id <-> E.164), for the pre-wave check."""
+    known = plan[plan["number_id"].notna() & plan["phone_number"].notna()]
+    other = known["number_id"].where(known["id_kind"].eq("e164"), known["phone_number"])
+    return dict(zip(known["identifier"].astype(str), other.astype(str)))
 
 
 @asset(group_name=GROUP, partitions_def=desired_state_sources)
 def emergency_update_jobs(context: AssetExecutionContext, config: ApplyConfig,
-                          emergency_settings_plan: pd.DataFrame,
-                          emergency_account_snapshot: dict[str, Any],
-                          telnyx: TelnyxResource, duckdb: DuckDBResource) -> dict[str, Any]:
-    """Batches submitted as update_emergency_settings jobs (when applying), followed to the end."""
-    plan = emergency_settings_plan
-    store = store_for(duckdb)
+                          emergency_settings_plan: StageRef,
+                          emergency_account_snapshot: StageRef,
+                          telnyx: TelnyxResource, duckdb: DuckDBResource,
+                          state: PipelineState) -> StageRef:
+    """Batches submitted as update_emergency_settings jobs (when applying), followed to the
+    end; every batch recorded in the ledger before its POST, closed with its results."""
+    plan = emergency_settings_plan.read("plan")
     batches = make_batches(plan, max_size=config.max_batch_size)
     if config.apply and any(is_placeholder(b.emergency_address_id) for b in batches):
         # The resolution only planned its new addresses (its own `apply` was not set).
         raise Failure(description="some numbers target addresses that were not created: set "
                       "apply: true for emergency_address_resolution too (apply_run_config does)")
     try:
-        check_disable_guard(plan, len(emergency_account_snapshot["numbers"]),
+        check_disable_guard(plan, emergency_account_snapshot.counts["numbers"],
                             config.max_disable_count, config.max_disable_share,
                             allow=config.allow_mass_disable)
     except SafetyGuardError as exc:
         if config.apply:
             raise Failure(description=str(exc)) from None
         context.log.warning(f"an apply run would be refused: {exc}")
-    state = job_runner.ApplyState()
-    with telnyx.client(context.log) as client:
-        # Jobs of earlier runs that were not seen to the end are followed, not resubmitted.
-        job_runner.resume_open_batches(client, store, context.run.run_id, context.log, state)
-        if config.apply:
-            job_runner.submit_batches(client, store, batches, context.run.run_id, context.log,
-                                      state, max_jobs_in_flight=config.max_jobs_in_flight)
-        else:
-            context.log.info(f"plan-only run: {len(batches)} batch(es) not submitted "
-                             "(set apply: true to submit)")
-        job_runner.follow(client, store, context.run.run_id, context.log, state,
-                          deadline_seconds=config.follow_timeout_seconds)
-    jobs = pd.DataFrame([
-        {"batch_id": b, "job_id": j, "status": state.jobs.get(j, {}).get("status"),
-         "numbers": len(state.batches[b].identifiers),
-         "successful": len(state.jobs.get(j, {}).get("successful_operations", []) or []),
-         "failed": len(state.jobs.get(j, {}).get("failed_operations", []) or []),
-         "pending": len(state.jobs.get(j, {}).get("pending_operations", []) or [])}
-        for b, j in state.batch_job.items()
-    ], columns=["batch_id", "job_id", "status", "numbers", "successful", "failed", "pending"])
+    if not config.apply:
+        context.log.info(f"plan-only run: {len(batches)} batch(es) not submitted "
+                         "(apply them with --apply, or apply: true in the run config)")
+        ref = tables(context, state).write(
+            "submission", {"results": pd.DataFrame(columns=RESULT_COLUMNS).astype(str)},
+            counts={"batches_planned": len(batches)}, info={"applied": False, "errors": []})
+        context.add_output_metadata({"applied": False, "batches_planned": len(batches)})
+        return ref
+    run = RunIdentity(context.run.run_id, telnyx.account(), context.partition_key,
+                      str(duckdb.database))
+    ledger = state.ledger()
+    with account_lease(context, telnyx, state) as hold, telnyx.client(context.log) as client:
+        done = submit_and_follow(
+            client, ledger, run, batches,
+            snapshot_at=datetime.fromisoformat(emergency_account_snapshot.info["taken_at"]),
+            aliases=_aliases(plan), log=context.log, ensure_lease=hold.ensure_held,
+            settings=Settings(max_jobs_in_flight=config.max_jobs_in_flight,
+                              wave_size=config.wave_size,
+                              follow_timeout_seconds=config.follow_timeout_seconds))
+        publish_orphans(ledger, run.account, run.run_id, context.log, store_at)
+    results = pd.DataFrame(list(done.results.values()), columns=RESULT_COLUMNS)
+    jobs = pd.DataFrame(done.batches, columns=["batch_id", "job_id", "state", "job_status",
+                                               "numbers", "emergency_enabled",
+                                               "emergency_address_id"])
+    counts = {"batches_planned": len(batches), "jobs": int(jobs["job_id"].notna().sum()),
+              "batches_resumed_from_earlier_runs": done.resumed,
+              "jobs_adopted": done.adopted, "batches_abandoned": done.abandoned,
+              "numbers_left_to_others_jobs": done.taken_out,
+              **{f"batches_{s}": int(n) for s, n in jobs["state"].value_counts().items()}}
+    ref = tables(context, state).write("submission", {"results": results, "batches": jobs},
+                                       counts=counts,
+                                       info={"applied": True, "errors": done.errors})
     if len(jobs):
-        store.write("emergency_jobs", _stamp(jobs, context).assign(recorded_at=_now()))
-    statuses = jobs["status"].value_counts()
-    context.add_output_metadata({
-        "applied": config.apply,
-        "batches_planned": len(batches),
-        "jobs_followed": len(jobs),
-        "jobs_resumed_from_earlier_runs": state.resumed,
-        "jobs_adopted": state.adopted,
-        "numbers_refused_at_submission": len(state.refused),
-        **{f"jobs_{s}": int(n) for s, n in statuses.items()},
-    })
-    return {"applied": config.apply, "results": job_runner.number_results(state),
-            "jobs": jobs}
+        store_for(duckdb).write("emergency_jobs", stamp(jobs, context).assign(
+            recorded_at=_now()))
+    context.add_output_metadata({"applied": True, **counts})
+    return ref
 
 
 @asset(group_name=GROUP, partitions_def=desired_state_sources)
 def emergency_operation_outcomes(context: AssetExecutionContext,
-                                 desired_emergency_settings: DesiredState,
-                                 emergency_address_resolution: Resolution,
-                                 emergency_settings_plan: pd.DataFrame,
-                                 emergency_update_jobs: dict[str, Any],
-                                 duckdb: DuckDBResource) -> pd.DataFrame:
+                                 desired_emergency_settings: StageRef,
+                                 emergency_address_resolution: StageRef,
+                                 emergency_settings_plan: StageRef,
+                                 emergency_update_jobs: StageRef,
+                                 telnyx: TelnyxResource, duckdb: DuckDBResource,
+                                 state: PipelineState) -> StageRef:
     """One row per desired number of the run, appended to operation_outcomes (history)."""
-    plan = emergency_settings_plan
-    planned_at = plan["planned_at"].iloc[0] if len(plan) else _now()
-    rejected = pd.concat([desired_emergency_settings.rejected,
-                          emergency_address_resolution.rejected], ignore_index=True)
-    outcomes = build_outcomes(plan, rejected,
-                              emergency_update_jobs["results"], run_id=context.run.run_id,
-                              source=context.partition_key,
-                              applied=emergency_update_jobs["applied"],
-                              planned_at=planned_at, recorded_at=_now())
-    store = store_for(duckdb)
-    where = store.write("operation_outcomes", outcomes)
+    with account_lease(context, telnyx, state, last=True):
+        plan = emergency_settings_plan.read("plan")
+        results = emergency_update_jobs.read("results")
+        by_ident = {r["identifier"]: r for r in results.astype(object).where(
+            results.notna(), None).to_dict("records")}
+        rejected = pd.concat([desired_emergency_settings.read("rejected"),
+                              emergency_address_resolution.read("rejected")],
+                             ignore_index=True)
+        planned_at = plan["planned_at"].iloc[0] if len(plan) else _now()
+        outcomes = build_outcomes(plan, rejected, by_ident, run_id=context.run.run_id,
+                                  source=context.partition_key,
+                                  applied=emergency_update_jobs.info["applied"],
+                                  planned_at=planned_at, recorded_at=_now())
+        counts = {"rows": len(outcomes), **{
+            f"result_{r}": int(n) for r, n in outcomes["result"].value_counts().items()}}
+        ref = tables(context, state).write("outcomes", {"outcomes": outcomes}, counts=counts)
+        store = store_for(duckdb)
+        where = publish_run(store, outcomes, state.ledger() if applies(context) else None,
+                            context.run.run_id)
     if where == "spool":
         context.log.warning(f"{store.database} is held by another process: the outcomes are "
                             f"kept in {store.spool_dir} and land at the next write")
-    by_result = outcomes["result"].value_counts()
+    prune(state.directory, state.keep_run_tables_days * 86400, keep={context.run.run_id})
     failures = outcomes[outcomes["result"].isin(["failed", "expired"])]
     context.add_output_metadata({
-        "rows": len(outcomes),
-        **{f"result_{r}": int(n) for r, n in by_result.items()},
-        "stored_in": where,
+        **counts, "stored_in": where, "tables": ref.path,
         "failures_sample": _md_table(failures[["phone_number", "result", "error_code",
                                                "error_title", "error_detail",
                                                "error_pointer"]].head(20)),
     })
-    return outcomes
+    errors = emergency_update_jobs.info.get("errors") or []
+    if errors:
+        # Everything known is recorded above; the run still ends failed so people look.
+        raise Failure(description=f"{len(errors)} batch(es) could not be submitted: "
+                      + "; ".join(errors[:3]))
+    return ref

@@ -21,7 +21,7 @@ from emergency_pipeline.defs.assets import (
 )
 from emergency_pipeline.defs.partitions import desired_state_sources
 from emergency_pipeline.defs.resources import TelnyxResource
-from emergency_pipeline.desired_state import DesiredState
+from emergency_pipeline.run_tables import StageRef
 
 # Partitioned checks are a deliberate choice (see above); say so once here rather than warn
 # at every load of the code location.
@@ -37,9 +37,10 @@ def _threshold(name: str, default: float) -> float:
 
 @asset_check(asset=desired_emergency_settings, partitions_def=desired_state_sources,
              description="Share of spreadsheet rows rejected stays under a threshold.")
-def rejected_rows_share(desired_emergency_settings: DesiredState) -> AssetCheckResult:
-    state = desired_emergency_settings
-    rejected, total = state.rejected_rows, state.input_rows   # the sheet's rows, duplicates too
+def rejected_rows_share(desired_emergency_settings: StageRef) -> AssetCheckResult:
+    counts = desired_emergency_settings.counts
+    # The sheet's rows, duplicates too.
+    rejected, total = counts["rejected_rows"], counts["input_rows"]
     share = rejected / total if total else 0.0
     limit = _threshold("EMERGENCY_PIPELINE_MAX_REJECTED_SHARE", 0.2)
     return AssetCheckResult(
@@ -54,11 +55,12 @@ def rejected_rows_share(desired_emergency_settings: DesiredState) -> AssetCheckR
 @asset_check(asset=emergency_operation_outcomes, partitions_def=desired_state_sources, blocking=True,
              additional_ins={"desired": AssetIn(key=desired_emergency_settings.key)},
              description="Every desired row has exactly one result in the run (rule 5).")
-def one_result_per_desired_number(emergency_operation_outcomes: pd.DataFrame,
-                                  desired: DesiredState) -> AssetCheckResult:
-    outcomes = emergency_operation_outcomes
-    expected = pd.concat([desired.accepted[["source_file", "source_row"]],
-                          desired.rejected[["source_file", "source_row"]]]).drop_duplicates()
+def one_result_per_desired_number(emergency_operation_outcomes: StageRef,
+                                  desired: StageRef) -> AssetCheckResult:
+    outcomes = emergency_operation_outcomes.read("outcomes")
+    expected = pd.concat([desired.read("accepted")[["source_file", "source_row"]],
+                          desired.read("rejected")[["source_file", "source_row"]]]
+                         ).drop_duplicates()
     per_row = outcomes.groupby(["source_file", "source_row"]).size().rename("results")
     joined = expected.merge(per_row.reset_index(), how="outer", on=["source_file", "source_row"],
                             indicator=True)
@@ -83,9 +85,9 @@ def one_result_per_desired_number(emergency_operation_outcomes: pd.DataFrame,
 
 @asset_check(asset=emergency_operation_outcomes, partitions_def=desired_state_sources,
              description="Share of submitted numbers that failed or expired stays low.")
-def failure_share(emergency_operation_outcomes: pd.DataFrame) -> AssetCheckResult:
-    submitted = emergency_operation_outcomes[
-        emergency_operation_outcomes["result"].isin(["succeeded", "failed", "expired", "pending"])]
+def failure_share(emergency_operation_outcomes: StageRef) -> AssetCheckResult:
+    outcomes = emergency_operation_outcomes.read("outcomes")
+    submitted = outcomes[outcomes["result"].isin(["succeeded", "failed", "expired", "pending"])]
     failed = submitted["result"].isin(["failed", "expired"]).sum()
     share = failed / len(submitted) if len(submitted) else 0.0
     limit = _threshold("EMERGENCY_PIPELINE_MAX_FAILURE_SHARE", 0.1)
@@ -100,9 +102,10 @@ def failure_share(emergency_operation_outcomes: pd.DataFrame) -> AssetCheckResul
              description="After apply, the account read back agrees with the plan for every "
                          "number whose job succeeded.")
 def account_agrees_after_apply(context: AssetCheckExecutionContext,
-                               emergency_operation_outcomes: pd.DataFrame,
+                               emergency_operation_outcomes: StageRef,
                                telnyx: TelnyxResource) -> AssetCheckResult:
-    done = emergency_operation_outcomes[emergency_operation_outcomes["result"] == "succeeded"]
+    outcomes = emergency_operation_outcomes.read("outcomes")
+    done = outcomes[outcomes["result"] == "succeeded"]
     if done.empty:
         return AssetCheckResult(passed=True, metadata={"checked": 0},
                                 description="no number succeeded in this run: nothing to read back")

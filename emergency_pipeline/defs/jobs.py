@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from emergency_pipeline.defs.partitions import desired_state_sources
 from dagster import AssetSelection, DagsterInstance, ExecuteInProcessResult, define_asset_job
 
 from emergency_pipeline.defs.assets import GROUP
+from emergency_pipeline.defs.partitions import ensure_partition
 
 JOB_NAME = "reconcile_emergency_settings"
 # Runs of this job share one tag, so the run queue can keep them one at a time (dagster.yaml):
@@ -34,8 +34,7 @@ def run_job(source: str, apply: bool, run_config: dict | None = None, *, defs=No
     if defs is None:
         from emergency_pipeline.definitions import defs
     instance = instance or DagsterInstance.get()
-    if not instance.has_dynamic_partition(desired_state_sources.name, source):
-        instance.add_dynamic_partitions(desired_state_sources.name, [source])
+    ensure_partition(instance, source)
     job = defs.resolve_job_def(JOB_NAME)
     return job.execute_in_process(run_config=run_config or apply_run_config(apply),
                                   instance=instance, partition_key=source,

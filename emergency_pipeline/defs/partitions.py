@@ -5,6 +5,18 @@ directory, or absolute), so a backfill over many spreadsheets is a selection of 
 
 from __future__ import annotations
 
-from dagster import DynamicPartitionsDefinition
+from dagster import DagsterInstance, DynamicPartitionsDefinition
 
 desired_state_sources = DynamicPartitionsDefinition(name="desired_state_sources")
+
+
+def ensure_partition(instance: DagsterInstance, key: str) -> None:
+    """Add the source's partition unless it exists. Two runs of a new source started together
+    both try to add it; the loser's unique-constraint error means it now exists."""
+    if instance.has_dynamic_partition(desired_state_sources.name, key):
+        return
+    try:
+        instance.add_dynamic_partitions(desired_state_sources.name, [key])
+    except Exception:   # noqa: BLE001 - storage-specific IntegrityError types
+        if not instance.has_dynamic_partition(desired_state_sources.name, key):
+            raise

@@ -5,7 +5,7 @@ import os
 from dagster import DefaultScheduleStatus, RunRequest, ScheduleEvaluationContext, schedule
 
 from emergency_pipeline.defs.jobs import apply_run_config, reconcile_emergency_settings
-from emergency_pipeline.defs.partitions import desired_state_sources
+from emergency_pipeline.defs.partitions import ensure_partition
 
 DEFAULT_CANONICAL = "data/desired_state.csv"
 
@@ -20,6 +20,5 @@ def canonical_source() -> str:
                       "($EMERGENCY_PIPELINE_DESIRED_STATE, default data/desired_state.csv).")
 def daily_emergency_reconcile(context: ScheduleEvaluationContext) -> RunRequest:
     key = canonical_source()
-    if not context.instance.has_dynamic_partition(desired_state_sources.name, key):
-        context.instance.add_dynamic_partitions(desired_state_sources.name, [key])
+    ensure_partition(context.instance, key)
     return RunRequest(partition_key=key, run_config=apply_run_config(apply=True))

@@ -22,6 +22,8 @@ class Faults:
     drop_rate: float = 0.0           # share of connections closed without an answer
     lose_job_post_rate: float = 0.0  # share of job POSTs whose job is created, answer dropped
     lose_address_post_rate: float = 0.0  # same for POST /addresses: created, answer dropped
+    slow_job_post_rate: float = 0.0  # share of job POSTs the server works on for a long time:
+    slow_job_post_seconds: float = 0.0   # ...this long before it creates the job and answers
     expire_rate: float = 0.0         # share of jobs that end `expired`
     fail_job_rate: float = 0.0       # share of jobs that end `failed`
     number_fail_rate: float = 0.0    # share of numbers in jobs the provider refuses (unchanged)
@@ -34,6 +36,8 @@ class Faults:
                 raise ValueError(f"{f.name} must be between 0 and 1, not {value!r}")
         if self.throttle_burst < 1:
             raise ValueError("throttle_burst must be at least 1")
+        if self.slow_job_post_seconds < 0:
+            raise ValueError("slow_job_post_seconds must not be negative")
         if self.latency < 0:
             raise ValueError("latency must not be negative")
 
@@ -107,7 +111,7 @@ class FaultInjector:
 
     def happens(self, rate: str) -> bool:
         """Roll for one event of a per-event fault: `lose_job_post_rate`,
-        `lose_address_post_rate` or `number_fail_rate`."""
+        `lose_address_post_rate`, `slow_job_post_rate` or `number_fail_rate`."""
         with self._lock:
             share = getattr(self.faults, rate)
             return bool(share) and self._rng.random() < share

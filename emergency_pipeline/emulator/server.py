@@ -265,6 +265,10 @@ class Handler(BaseHTTPRequestHandler):
             except ValueError:
                 return self._send_error(app, ApiError(400, [invalid(
                     "The request body is not valid JSON.", "/base")]), rl)
+        if name == "create_job" and app.faults.happens("slow_job_post_rate"):
+            # A slow server: the job is made only after this wait, long after a client's
+            # read timeout may have given up on the answer.
+            time.sleep(app.faults.faults.slow_job_post_seconds)
         try:
             with app.state.lock:
                 app.state.advance()

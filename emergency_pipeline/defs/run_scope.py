@@ -1,0 +1,77 @@
+"""What every step of a run needs from its context: whether it applies, the account lease
+held across its steps, its working tables, and the stamp on the rows it writes.
+
+The lease is taken by the snapshot (before it reads the account) and held by each step of an
+apply run up to the outcomes, which release it; a step that fails releases it at once (the
+steps after it will not run). Each step re-enters the lease by the run id, so a step in
+another process (the multiprocess executor) continues the same hold; the heartbeat keeps it
+fresh while a step works, and the lease's dead-process grace covers the gap between steps.
+Plan-only runs never take it, so they never wait.
+"""
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+import pandas as pd
+from dagster import AssetExecutionContext, Failure
+
+from emergency_pipeline.defs.resources import PipelineState, TelnyxResource
+from emergency_pipeline.run_tables import RunTables
+from emergency_pipeline.state.lease import LeaseLost, LeaseUnavailable, held
+
+
+def applies(context: AssetExecutionContext) -> bool:
+    """True when the run's config asks to submit jobs (ops.emergency_update_jobs.apply)."""
+    ops = (context.run.run_config or {}).get("ops", {})
+    return bool(ops.get("emergency_update_jobs", {}).get("config", {}).get("apply", False))
+
+
+def tables(context: AssetExecutionContext, state: PipelineState) -> RunTables:
+    return state.tables(context.run.run_id)
+
+
+def stamp(frame: pd.DataFrame, context: AssetExecutionContext) -> pd.DataFrame:
+    return frame.assign(run_id=context.run.run_id, source=context.partition_key)
+
+
+class _NoLease:
+    """What a plan-only step holds: nothing to lose."""
+
+    def ensure_held(self) -> None:
+        return None
+
+
+@contextlib.contextmanager
+def account_lease(context: AssetExecutionContext, telnyx: TelnyxResource,
+                  state: PipelineState, *, first: bool = False,
+                  last: bool = False) -> Iterator[Any]:
+    """Hold the account's lease for this step of an apply run (no-op when plan-only).
+
+    `first`: the step that takes it, waiting up to lease_wait_seconds for another run's;
+    later steps only re-enter it and fail if another run holds it now. `last`: released
+    when the step ends."""
+    if not applies(context):
+        yield _NoLease()
+        return
+    run_id = context.run.run_id
+    instance = context.instance
+
+    def finished(other_run: str) -> bool:
+        run = instance.get_run_by_id(other_run)
+        return run is not None and run.is_finished
+
+    def waiting(holder: Any) -> None:
+        context.log.warning(f"waiting up to {state.lease_wait_seconds:.0f}s for the account "
+                            f"lease, held by {holder.describe()}")
+
+    try:
+        with held(state.lease(), telnyx.account(), run_id,
+                  wait_seconds=state.lease_wait_seconds if first else 0.0,
+                  on_wait=waiting, is_run_finished=finished, release_on_exit=last) as hold:
+            if first:
+                context.log.info(f"holding the account lease for {telnyx.base_url}")
+            yield hold
+    except (LeaseUnavailable, LeaseLost) as exc:
+        # Nothing has been submitted by this step: fail with the holder named.
+        raise Failure(description=f"not applying: {exc}") from None

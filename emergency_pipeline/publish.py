@@ -1,0 +1,78 @@
+"""Results into the analytics file's history, exactly once, whoever publishes them.
+
+A run publishes its own outcome rows at its end. A run that stopped before that (killed, or
+its step failed) leaves closed ledger batches unpublished; the next apply run on the account
+publishes their numbers' results to the outcomes file that run used, attributed to that
+run and its source (rule 5: a run never closes another run's batches without recording
+their outcomes). Rows are written with `replace_on`, so publishing twice lands them once,
+and a run's own later outcome rows replace the ones published for it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+import pandas as pd
+
+from emergency_pipeline.outcomes import COLUMNS
+from emergency_pipeline.state.ledger import Ledger, LedgerBatch
+from emergency_pipeline.store import Store
+
+
+def orphan_outcomes(batch: LedgerBatch, results: list[dict[str, Any]], by_run: str,
+                    recorded_at: datetime) -> pd.DataFrame:
+    """Outcome rows of a batch whose run stopped before recording them (pure)."""
+    rows = []
+    for r in results:
+        ident = r["identifier"]
+        by_e164 = batch.batch.id_kind == "e164"
+        note = f"recorded by run {by_run} after the submitting run stopped"
+        rows.append({
+            "run_id": batch.run_id, "source": batch.source,
+            "phone_number": ident if by_e164 else None, "number_id": None if by_e164 else ident,
+            "target_enabled": batch.batch.emergency_enabled,
+            "target_address_id": batch.batch.emergency_address_id,
+            "result": r.get("result"),
+            "reason": "; ".join(filter(None, [r.get("reason"), note])),
+            "batch_id": batch.batch.batch_id, "job_id": r.get("job_id") or batch.job_id,
+            "job_status": r.get("job_status"), "error_code": r.get("error_code"),
+            "error_title": r.get("error_title"), "error_detail": r.get("error_detail"),
+            "error_pointer": r.get("error_pointer"), "submitted_at": batch.submitted_at,
+            "finished_at": pd.to_datetime(r.get("finished_at"), utc=True, errors="coerce"),
+            "recorded_at": recorded_at,
+        })
+    frame = pd.DataFrame(rows, columns=COLUMNS).astype(object)
+    return frame.assign(target_enabled=frame["target_enabled"].astype("boolean"))
+
+
+def publish_orphans(ledger: Ledger, account: str, run_id: str, log: Any,
+                    store_for_path: Any) -> int:
+    """Publish the results of other runs' closed batches that never reached their outcomes
+    table; returns how many numbers' results were published."""
+    pending = ledger.unpublished(account, exclude_run=run_id)
+    if not pending:
+        return 0
+    now = datetime.now(timezone.utc)
+    published = 0
+    for batch in pending:
+        results = ledger.results([batch.key])
+        frame = orphan_outcomes(batch, results, run_id, now)
+        if batch.outcomes_db:
+            where = store_for_path(batch.outcomes_db).write(
+                "operation_outcomes", frame, replace_on=("run_id", "batch_id"))
+            log.warning(f"run {batch.run_id} stopped before recording the results of batch "
+                        f"{batch.batch.batch_id}: {len(frame)} recorded for it ({where})")
+        ledger.mark_published([batch.key])
+        published += len(frame)
+    return published
+
+
+def publish_run(store: Store, outcomes: pd.DataFrame, ledger: Ledger | None,
+                run_id: str) -> str:
+    """A run's own outcome rows: all of them replace whatever was published for the run."""
+    where = store.write("operation_outcomes", outcomes, replace_on=("run_id",))
+    if ledger is not None:
+        ledger.mark_published(
+            b.key for b in ledger.batches_of_run(run_id) if b.state in ("finished", "rejected"))
+    return where

@@ -1,0 +1,112 @@
+"""A run's working data: one DuckDB file per stage, in a folder of the run's own.
+
+    <state dir>/runs/<run_id>/desired.duckdb      accepted, rejected
+                              snapshot.duckdb     numbers, addresses, jobs_in_flight
+                              resolution.duckdb   accepted, rejected, addresses, resolutions
+                              plan.duckdb         plan
+                              submission.duckdb   jobs, results
+                              outcomes.duckdb     outcomes
+
+Nothing another run writes can be read here (design rule 8): the folder is named by the run
+id, and Dagster hands the next step only a `StageRef` (the file, its counts) through the
+run-scoped IO manager. A stage file is written under a temporary name and renamed, so a step
+killed mid-write leaves no half file, and a re-executed step simply writes it again. Each
+stage is its own file so that a check reading one stage never waits on a step writing the
+next (DuckDB allows one writing process per file).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+
+@dataclass(frozen=True)
+class StageRef:
+    """What Dagster passes between steps: where a stage's tables are, and their counts."""
+
+    run_id: str
+    stage: str
+    path: str
+    counts: dict[str, int] = field(default_factory=dict)
+    info: dict[str, Any] = field(default_factory=dict)   # small facts (JSON-able)
+
+    def read(self, table: str) -> pd.DataFrame:
+        with _open(self.path) as con:
+            return con.execute(f'SELECT * FROM "{table}"').df()
+
+    def to_json(self) -> dict[str, Any]:
+        return {"run_id": self.run_id, "stage": self.stage, "path": self.path,
+                "counts": self.counts, "info": self.info}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> StageRef:
+        return cls(**data)
+
+
+@contextlib.contextmanager
+def _open(path: str | Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        yield con
+    finally:
+        con.close()
+
+
+class RunTables:
+    """The working tables of one run."""
+
+    def __init__(self, root: str | Path, run_id: str) -> None:
+        self.root = Path(root)
+        self.run_id = run_id
+        self.dir = self.root / "runs" / run_id
+
+    def write(self, stage: str, tables: dict[str, pd.DataFrame], *,
+              counts: dict[str, int] | None = None, info: dict[str, Any] | None = None
+              ) -> StageRef:
+        """Write a stage's tables at once (replacing an earlier attempt) and return its ref."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        final = self.dir / f"{stage}.duckdb"
+        tmp = self.dir / f".{stage}.{os.getpid()}.tmp.duckdb"
+        tmp.unlink(missing_ok=True)
+        con = duckdb.connect(str(tmp))
+        try:
+            for name, frame in tables.items():
+                con.register("frame", frame)
+                con.execute(f'CREATE TABLE "{name}" AS SELECT * FROM frame')
+                con.unregister("frame")
+            con.execute("CHECKPOINT")
+        finally:
+            con.close()
+        os.replace(tmp, final)   # atomic: readers see the old file or the whole new one
+        return StageRef(self.run_id, stage, str(final), dict(counts or {}), dict(info or {}))
+
+
+def prune(root: str | Path, keep_seconds: float, keep: set[str] = frozenset()) -> int:
+    """Drop run folders untouched for longer than keep_seconds (their data is in the analytics
+    file by then); returns how many were dropped."""
+    runs = Path(root) / "runs"
+    if not runs.is_dir():
+        return 0
+    cutoff = time.time() - keep_seconds
+    dropped = 0
+    for path in runs.iterdir():
+        if path.name in keep or not path.is_dir():
+            continue
+        try:
+            newest = max((p.stat().st_mtime for p in path.iterdir()), default=path.stat().st_mtime)
+        except FileNotFoundError:
+            continue
+        if newest < cutoff:
+            shutil.rmtree(path, ignore_errors=True)
+            dropped += 1
+    return dropped

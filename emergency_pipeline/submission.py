@@ -1,0 +1,409 @@
+"""Submitting batches as update_emergency_settings jobs, and following them to their end.
+
+Runs only under the account lease (state/lease.py). The safety rules carried out here:
+- rule 3: open ledger batches of earlier runs are resumed (followed, adopted, or found never
+  made) before anything new is sent; right before each wave, the account's jobs created
+  since the snapshot are read once, and a number pending in a job that is not ours is taken
+  out of the wave (`skipped`, naming that job);
+- rule 4: a wave is recorded in the ledger in one transaction before its POSTs; a POST with
+  no clear answer is looked for over the late-job window (client), and left open, never sent
+  again, when the job list cannot prove that no job was made;
+- rule 5: a batch is closed only in the transaction that records its numbers' results; a
+  refused POST or an unreadable job ends its own numbers, never the other batches.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from emergency_pipeline.batching import Batch, batch_of
+from emergency_pipeline.client import (
+    JobRejected, JobUnanswered, TelnyxAPIError, TelnyxClient, job_matches,
+)
+from emergency_pipeline.client.jobs import parse_time
+from emergency_pipeline.contract import JOB_IN_FLIGHT_STATUSES, JOB_TERMINAL_STATUSES
+from emergency_pipeline.state.ledger import Ledger, LedgerBatch
+
+Key = tuple[str, str]   # (run_id, batch_id): a batch as the ledger knows it
+
+
+@dataclass(frozen=True)
+class RunIdentity:
+    run_id: str
+    account: str          # state.lease.account_key(base_url, key)
+    source: str
+    outcomes_db: str      # where this run's outcome rows go
+
+
+@dataclass(frozen=True)
+class Settings:
+    max_jobs_in_flight: int = 500
+    wave_size: int = 50                # batches recorded and POSTed together
+    follow_timeout_seconds: float = 900.0
+    poll_seconds: float = 1.0          # a finished job is seen within about this long
+
+
+@dataclass
+class Submission:
+    """What the step learned: per-identifier results, and one row per batch for people."""
+
+    results: dict[str, dict[str, Any]] = field(default_factory=dict)
+    batches: list[dict[str, Any]] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)     # why the run must end failed
+    resumed: int = 0
+    adopted: int = 0
+    abandoned: int = 0
+    taken_out: int = 0                                   # numbers left to another's job
+
+
+def _error(err: Any) -> dict[str, Any]:
+    return {"error_code": err.code, "error_title": err.title, "error_detail": err.detail,
+            "error_pointer": err.pointer}
+
+
+def job_results(batch: Batch, job: dict[str, Any]) -> list[dict[str, Any]]:
+    """One result per identifier of the batch, from its job (pure)."""
+    status = job.get("status")
+    base = {"job_id": job.get("id"), "job_status": status,
+            "finished_at": job.get("updated_at") if status in JOB_TERMINAL_STATUSES else None}
+    found: dict[str, dict[str, Any]] = {}
+    for op in job.get("successful_operations") or []:
+        for key in (op.get("id"), op.get("phone_number")):
+            if key:
+                found[str(key)] = {"result": "succeeded"}
+    for op in job.get("failed_operations") or []:
+        err = (op.get("errors") or [{}])[0]
+        row = {"result": "failed", "error_code": err.get("code"),
+               "error_title": err.get("title"), "error_detail": err.get("detail"),
+               "error_pointer": (err.get("source") or {}).get("pointer")}
+        for key in (op.get("id"), op.get("phone_number")):
+            if key:
+                found[str(key)] = row
+    unsettled = {"expired": ("expired", "the job expired before this number was processed"),
+                 "failed": ("failed", "the job failed before this number was processed"),
+                 "completed": ("failed", "the job completed without reporting this number")
+                 }.get(status, ("pending", f"job {job.get('id')} was still {status or 'in flight'}"
+                                " when the run stopped following it"))
+    return [{"identifier": ident, **base,
+             **found.get(ident, {"result": unsettled[0], "reason": unsettled[1]})}
+            for ident in batch.identifiers]
+
+
+def _rows(batch: Batch, result: str, reason: str, **extra: Any) -> list[dict[str, Any]]:
+    return [{"identifier": i, "result": result, "reason": reason, **extra}
+            for i in batch.identifiers]
+
+
+class _Run:
+    """One apply step's work on the account (a class only to keep its many parts together)."""
+
+    def __init__(self, client: TelnyxClient, ledger: Ledger, run: RunIdentity,
+                 settings: Settings, log: Any, ensure_lease: Any) -> None:
+        self.client, self.ledger, self.run, self.settings, self.log = (
+            client, ledger, run, settings, log)
+        self.ensure_lease = ensure_lease
+        self.out = Submission()
+        self.following: dict[Key, LedgerBatch | Batch] = {}   # open batches with a job
+        self.job_of: dict[Key, str] = {}
+        self.submitted_at: dict[Key, datetime] = {}
+        self.ours: set[str] = set()                           # job ids this step follows
+
+    # -- results ---------------------------------------------------------------------------
+
+    def _put(self, key: Key, rows: list[dict[str, Any]]) -> None:
+        for row in rows:
+            self.out.results[row["identifier"]] = {
+                "batch_id": key[1], "submitted_at": self.submitted_at.get(key), **row}
+
+    def _close(self, closing: list[tuple[Key, str, str | None, str | None, list[dict]]]) -> None:
+        self.ledger.close(closing, by_run=self.run.run_id)
+        for key, _, _, _, rows in closing:
+            self._put(key, rows)
+
+    # -- resume ----------------------------------------------------------------------------
+
+    def resume(self) -> set[str]:
+        """Pick up batches earlier runs left open; returns identifiers still unsettled there
+        (a POST whose job may yet appear), which this run must not send."""
+        open_ = self.ledger.open_batches(self.run.account)
+        if not open_:
+            return set()
+        self.log.info(f"resuming {len(open_)} open batch(es) of earlier runs")
+        self.out.resumed = len(open_)
+        blocked: set[str] = set()
+        unanswered = [b for b in open_ if b.job_id is None]
+        skew = timedelta(seconds=self.client.config.clock_skew_seconds)
+        recent = (self.client.list_jobs(created_after=min(b.recorded_at for b in unanswered)
+                                        - skew) if unanswered else [])
+        window = timedelta(seconds=self.client.config.late_job_window)
+        now = datetime.now(timezone.utc)
+        for item in open_:
+            key = item.key
+            if item.job_id is not None:
+                self.following[key], self.job_of[key] = item, item.job_id
+                self.submitted_at[key] = item.submitted_at
+                continue
+            wanted = frozenset(item.batch.identifiers)
+            job = next((j for j in recent if job_matches(j, wanted)
+                        and (parse_time(j.get("created_at")) or item.recorded_at)
+                        >= item.recorded_at - skew), None)
+            if job is not None:
+                self.ledger.move([key], "submitted", by_run=self.run.run_id, job_id=job["id"],
+                                 job_status=job.get("status"), detail="adopted on resume")
+                self.following[key], self.job_of[key] = item, job["id"]
+                self.out.adopted += 1
+            elif now - item.recorded_at > window:
+                # Older than any server delay the window covers: no job was ever made.
+                self.ledger.move([key], "abandoned", by_run=self.run.run_id,
+                                 detail="no job found for this batch on resume")
+                self.out.abandoned += 1
+            else:
+                blocked.update(item.batch.identifiers)
+                self.log.warning(f"batch {item.batch.batch_id} of run {item.run_id} was sent "
+                                 f"{(now - item.recorded_at).seconds}s ago without an answer; "
+                                 "its numbers are left alone until its job can appear")
+        return blocked
+
+    # -- submitting ------------------------------------------------------------------------
+
+    def _foreign_pending(self, since: datetime) -> dict[str, str]:
+        """Numbers pending in jobs created since `since` that this step does not own."""
+        taken: dict[str, str] = {}
+        for job in self.client.list_jobs(created_after=since):
+            if job.get("status") not in JOB_IN_FLIGHT_STATUSES or str(job.get("id")) in self.ours:
+                continue
+            entries = job.get("pending_operations") or job.get("phone_numbers") or []
+            for entry in entries:
+                names = [entry] if isinstance(entry, str) else [
+                    entry.get("id"), entry.get("phone_number")]
+                for name in filter(None, names):
+                    taken[str(name)] = str(job.get("id"))
+        return taken
+
+    def _take_out(self, wave: list[Batch], taken: dict[str, str],
+                  aliases: dict[str, str]) -> list[Batch]:
+        kept: list[Batch] = []
+        for batch in wave:
+            job_for = {i: taken.get(i) or taken.get(aliases.get(i, "")) for i in batch.identifiers}
+            out = {i: j for i, j in job_for.items() if j}
+            if not out:
+                kept.append(batch)
+                continue
+            self.out.taken_out += len(out)
+            self.log.warning(f"{len(out)} number(s) of batch {batch.batch_id} are pending in "
+                             f"job(s) {', '.join(sorted(set(out.values())))} that another "
+                             "run or person created after the snapshot: left alone")
+            for ident, job_id in out.items():
+                self.out.results[ident] = {
+                    "identifier": ident, "result": "skipped", "batch_id": None,
+                    "reason": f"pending in job {job_id}, created by someone else after this "
+                              "run's snapshot; left alone (rule 3)"}
+            rest = [i for i in batch.identifiers if i not in out]
+            if rest:
+                kept.append(batch_of(rest, batch.emergency_enabled,
+                                     batch.emergency_address_id, batch.id_kind,
+                                     batch.action_counts))
+        return kept
+
+    def _post(self, batch: Batch) -> tuple[str, Any]:
+        try:
+            return "ok", self.client.submit_update_emergency_settings(
+                list(batch.identifiers), batch.emergency_enabled, batch.emergency_address_id)
+        except JobRejected as exc:
+            return "rejected", exc
+        except JobUnanswered as exc:
+            return "unanswered", exc
+        except TelnyxAPIError as exc:
+            return "error", exc
+
+    def submit(self, batches: Sequence[Batch], snapshot_at: datetime,
+               aliases: dict[str, str]) -> None:
+        queue = list(batches)
+        total, sent, stop = len(queue), 0, None
+        skew = timedelta(seconds=self.client.config.clock_margin_seconds)
+        with ThreadPoolExecutor(max_workers=self.client.config.max_concurrency,
+                                thread_name_prefix="telnyx-post") as pool:
+            while queue and stop is None:
+                room = self._room()
+                wave, queue = queue[:min(room, self.settings.wave_size)], queue[
+                    min(room, self.settings.wave_size):]
+                wave = self._take_out(wave, self._foreign_pending(snapshot_at - skew), aliases)
+                if not wave:
+                    continue
+                self.ensure_lease()   # never send under a lease another run has taken over
+                keys = [(self.run.run_id, b.batch_id) for b in wave]
+                self.ledger.record(wave, run_id=self.run.run_id, account=self.run.account,
+                                   source=self.run.source, outcomes_db=self.run.outcomes_db)
+                now = datetime.now(timezone.utc)
+                answers = list(pool.map(self._post, wave))
+                submitted, closing = [], []
+                for key, batch, (kind, value) in zip(keys, wave, answers):
+                    self.submitted_at[key] = now
+                    if kind == "ok":
+                        job = value.job
+                        submitted.append((key, batch, job, value.adopted))
+                    elif kind == "rejected":
+                        rest = self._rejected(key, batch, value, closing)
+                        if rest is not None:
+                            queue.insert(0, rest)
+                            total += 1
+                    elif kind == "unanswered":
+                        self.ledger.move([key], "unanswered", by_run=self.run.run_id,
+                                         detail=str(value))
+                        self._put(key, _rows(batch, "pending", (
+                            f"the job POST got no answer ({value.reason}); no job could be "
+                            "looked for, so it was not sent again: the next run adopts its "
+                            "job or submits it afresh")))
+                    else:
+                        self.ledger.move([key], "abandoned", by_run=self.run.run_id,
+                                         detail=str(value))
+                        self._put(key, _rows(batch, "skipped", f"not submitted: {value}"))
+                        self.out.errors.append(f"batch {batch.batch_id} not submitted: {value}")
+                        if value.status in (401, 403):
+                            stop = value     # every further POST would be refused the same
+                self._close(closing)
+                for key, batch, job, adopted in submitted:
+                    self.ledger.move([key], "submitted", by_run=self.run.run_id,
+                                     job_id=job["id"], job_status=job.get("status"),
+                                     detail="adopted after an ambiguous failure" if adopted
+                                     else None)
+                    self.following[key], self.job_of[key] = batch, str(job["id"])
+                    self.ours.add(str(job["id"]))
+                    self.out.adopted += int(adopted)
+                sent += len(wave)
+                self.log.info(f"batches submitted: {sent}/{total} "
+                              f"({len(submitted)} jobs created in this wave)")
+        for batch in queue:   # left when submitting stopped: nothing was sent for them
+            self._put((self.run.run_id, batch.batch_id), _rows(
+                batch, "skipped", f"not submitted: submitting stopped after {stop}"))
+
+    def _rejected(self, key: Key, batch: Batch, exc: JobRejected,
+                  closing: list) -> Batch | None:
+        """Telnyx refused the job: its refused numbers end failed with Telnyx's error; a batch
+        refused for a few named numbers is sent again without them."""
+        self.log.warning(f"batch {batch.batch_id} refused by Telnyx: {exc}")
+        if exc.by_number:
+            rows = [{"identifier": i, "result": "failed", "reason": "refused by Telnyx when "
+                     "submitted", **_error(errs[0])} for i, errs in exc.by_number.items()]
+            rest = [i for i in batch.identifiers if i not in exc.by_number]
+            closing.append((key, "rejected", None, None, rows))
+            return batch_of(rest, batch.emergency_enabled, batch.emergency_address_id,
+                            batch.id_kind, batch.action_counts) if rest else None
+        err = _error(exc.errors[0]) if exc.errors else {
+            "error_code": None, "error_title": f"HTTP {exc.status}", "error_detail": str(exc),
+            "error_pointer": None}
+        closing.append((key, "rejected", None, None,
+                        _rows(batch, "failed", "refused by Telnyx when submitted", **err)))
+        return None
+
+    # -- following -------------------------------------------------------------------------
+
+    def _in_flight(self) -> list[Key]:
+        return list(self.job_of)
+
+    def _room(self) -> int:
+        while (room := self.settings.max_jobs_in_flight - len(self._in_flight())) <= 0:
+            self.log.info(f"{len(self._in_flight())} jobs in flight (cap "
+                          f"{self.settings.max_jobs_in_flight}); waiting for some to finish")
+            self._poll_once()
+            time.sleep(self.settings.poll_seconds)
+        return room
+
+    def _poll_once(self) -> None:
+        """One round over the jobs followed: the finished ones close with their results, all
+        in one ledger transaction."""
+        ids = sorted(set(self.job_of.values()))
+        latest = self.client.follow_jobs(ids, deadline_seconds=0)
+        closing = []
+        for key, job_id in list(self.job_of.items()):
+            job = latest.get(job_id)
+            if job is None:
+                job = self._unreadable(key, job_id)
+                if job is None:
+                    continue
+            batch = self.following[key]
+            batch = batch.batch if isinstance(batch, LedgerBatch) else batch
+            if job.get("status") in JOB_TERMINAL_STATUSES:
+                closing.append((key, "finished", job_id, job.get("status"),
+                                job_results(batch, job)))
+                del self.job_of[key]
+            else:
+                self._put(key, job_results(batch, job))   # pending, for now
+        self._close(closing)
+
+    def _unreadable(self, key: Key, job_id: str) -> dict | None:
+        """A job the round could not read: gone from the account (404) closes its batch as
+        abandoned (its numbers are planned afresh next run); otherwise try next round."""
+        try:
+            return self.client.get_job(job_id)
+        except TelnyxAPIError as exc:
+            if exc.status != 404:
+                return None
+        self.log.warning(f"job {job_id} of batch {key[1]} is not on this account; "
+                         "its numbers will be planned afresh")
+        self.ledger.move([key], "abandoned", by_run=self.run.run_id, job_id=job_id,
+                         detail="job not found on the account (404)")
+        batch = self.following.pop(key)
+        batch = batch.batch if isinstance(batch, LedgerBatch) else batch
+        del self.job_of[key]
+        self.out.abandoned += 1
+        self._put(key, _rows(batch, "skipped", f"job {job_id} is not on the account (404)"))
+        return None
+
+    def follow(self) -> None:
+        if not self.job_of:
+            return
+        deadline = time.monotonic() + self.settings.follow_timeout_seconds
+        self.log.info(f"following {len(self.job_of)} job(s) for up to "
+                      f"{self.settings.follow_timeout_seconds:.0f}s")
+        while True:
+            self._poll_once()
+            if not self.job_of:
+                break
+            if time.monotonic() >= deadline:
+                self.log.warning(f"{len(self.job_of)} job(s) still in flight at the follow "
+                                 "deadline: their numbers end this run pending; the next run "
+                                 "follows them")
+                break
+            time.sleep(min(self.settings.poll_seconds, max(0.0, deadline - time.monotonic())))
+
+    def batch_rows(self) -> list[dict[str, Any]]:
+        rows = []
+        for b in self.ledger.batches_of_run(self.run.run_id):
+            rows.append({"batch_id": b.batch.batch_id, "job_id": b.job_id, "state": b.state,
+                         "job_status": b.job_status, "numbers": len(b.batch.identifiers),
+                         "emergency_enabled": b.batch.emergency_enabled,
+                         "emergency_address_id": b.batch.emergency_address_id})
+        return rows
+
+
+def submit_and_follow(client: TelnyxClient, ledger: Ledger, run: RunIdentity,
+                      batches: Sequence[Batch], *, snapshot_at: datetime,
+                      aliases: dict[str, str], settings: Settings, log: Any,
+                      ensure_lease: Any, apply: bool = True) -> Submission:
+    """The apply step: resume, submit in waves (if `apply`), follow, and close with results."""
+    work = _Run(client, ledger, run, settings, log, ensure_lease)
+    blocked = work.resume()
+    if apply:
+        todo = []
+        for batch in batches:
+            held = [i for i in batch.identifiers if i in blocked or aliases.get(i) in blocked]
+            for ident in held:
+                work.out.results[ident] = {
+                    "identifier": ident, "result": "skipped", "batch_id": None,
+                    "reason": "in an earlier run's batch whose job POST got no answer yet; "
+                              "left alone until its job can appear"}
+            rest = [i for i in batch.identifiers if i not in set(held)]
+            if rest:
+                todo.append(batch if not held else batch_of(
+                    rest, batch.emergency_enabled, batch.emergency_address_id, batch.id_kind,
+                    batch.action_counts))
+        work.submit(todo, snapshot_at, aliases)
+    work.follow()
+    work.out.batches = work.batch_rows()
+    return work.out

@@ -10,7 +10,7 @@ table through the store (which spools while an analyst holds the file) and repor
 # No `from __future__ import annotations` in Dagster modules: Dagster reads the annotations
 # (config classes, inputs) at definition time.
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Optional
 
 import pandas as pd
 from dagster import AssetExecutionContext, Config, Failure, MetadataValue, asset
@@ -19,6 +19,7 @@ from pydantic import Field
 
 from emergency_pipeline import jobs as job_runner
 from emergency_pipeline.address_resolution import Resolution, is_placeholder, resolve_addresses
+from emergency_pipeline.addresses import ContactDefaults
 from emergency_pipeline.batching import make_batches
 from emergency_pipeline.contract import DEFAULT_MAX_JOBS_IN_FLIGHT, JOB_IN_FLIGHT_STATUSES
 from emergency_pipeline.defs.partitions import desired_state_sources
@@ -43,6 +44,14 @@ class DesiredStateConfig(Config):
 class AddressConfig(Config):
     apply: bool = Field(default=False, description="Create the addresses the sheet gives by "
                         "their fields and the account lacks. False only validates them.")
+    # Telnyx requires first_name, last_name and business_name to create an address; these
+    # fill the rows whose sheet gives none (else those rows are rejected with the fix).
+    default_first_name: Optional[str] = Field(default=None, description="first_name of new "
+                                              "addresses whose row gives none")
+    default_last_name: Optional[str] = Field(default=None, description="last_name of new "
+                                             "addresses whose row gives none")
+    default_business_name: Optional[str] = Field(default=None, description="business_name "
+                                                 "of new addresses whose row gives none")
 
 
 class ApplyConfig(Config):
@@ -156,7 +165,10 @@ def emergency_address_resolution(context: AssetExecutionContext, config: Address
     with telnyx.client(context.log) as client:
         res = resolve_addresses(desired_emergency_settings.accepted,
                                 emergency_account_snapshot["addresses"], client, store,
-                                apply=config.apply, run_id=context.run.run_id, log=context.log)
+                                apply=config.apply, run_id=context.run.run_id, log=context.log,
+                                contact=ContactDefaults(config.default_first_name,
+                                                        config.default_last_name,
+                                                        config.default_business_name))
     if len(res.table):
         store.write("address_resolutions", _stamp(res.table, context).assign(recorded_at=_now()))
     counts = res.counts()

@@ -15,9 +15,10 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from emergency_pipeline import ledger
-from emergency_pipeline.batching import Batch, batch_of
+from emergency_pipeline.batching import Batch
 from emergency_pipeline.client import JobRejected, TelnyxAPIError, TelnyxClient, job_matches
 from emergency_pipeline.contract import DEFAULT_MAX_JOBS_IN_FLIGHT, JOB_TERMINAL_STATUSES
+from emergency_pipeline.refusals import MAX_SPLIT_REQUESTS, narrow_refusal
 from emergency_pipeline.store import Store
 
 
@@ -31,6 +32,7 @@ class ApplyState:
     # identifier -> (batch_id, error dict) for numbers Telnyx refused at submission (422)
     refused: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)
     submitted_at: dict[str, datetime] = field(default_factory=dict)  # batch_id -> when
+    splits_left: int = MAX_SPLIT_REQUESTS   # extra POSTs for narrowing refusals (refusals.py)
     resumed: int = 0
     adopted: int = 0
     abandoned: int = 0
@@ -94,13 +96,13 @@ def submit_batches(client: TelnyxClient, store: Store, batches: list[Batch], run
         except JobRejected as exc:
             ledger.record(store, [batch], run_id, "rejected",
                           detail=[_error_dict(e) for e in exc.errors])
-            rest = _handle_rejection(batch, exc, state)
-            if rest is not None:
+            again = _handle_rejection(batch, exc, state)
+            if again:
                 # Telnyx refuses the whole job for a few bad numbers; send the others again.
-                ledger.record(store, [rest], run_id, "recorded",
-                              detail=f"remainder of {batch.batch_id}")
-                queue.insert(0, rest)
-                total += 1
+                ledger.record(store, again, run_id, "recorded",
+                              detail=f"part of {batch.batch_id}")
+                queue[:0] = again
+                total += len(again)
             log.warning(f"batch {batch.batch_id} refused by Telnyx: {exc}")
             continue
         job = sub.job
@@ -116,19 +118,14 @@ def submit_batches(client: TelnyxClient, store: Store, batches: list[Batch], run
                  f"{len(batch.identifiers)} numbers)")
 
 
-def _handle_rejection(batch: Batch, exc: JobRejected, state: ApplyState) -> Batch | None:
-    """Record the refused numbers; return the batch of the others, if worth resubmitting."""
-    if exc.by_number:
-        for ident, errs in exc.by_number.items():
-            state.refused[ident] = (batch.batch_id, _error_dict(errs[0]))
-        rest = [i for i in batch.identifiers if i not in exc.by_number]
-        return batch_of(rest, batch.emergency_enabled, batch.emergency_address_id,
-                        batch.id_kind) if rest else None
-    error = _error_dict(exc.errors[0]) if exc.errors else {
-        "code": None, "title": f"HTTP {exc.status}", "detail": str(exc), "pointer": None}
-    for ident in batch.identifiers:
-        state.refused[ident] = (batch.batch_id, error)
-    return None
+def _handle_rejection(batch: Batch, exc: JobRejected, state: ApplyState) -> list[Batch]:
+    """Record the refused numbers; return the batches to send again (refusals.py)."""
+    out = narrow_refusal(batch, exc.errors, exc.by_number, state.splits_left)
+    state.splits_left -= out.requests
+    for ident, err in out.refused.items():
+        state.refused[ident] = (batch.batch_id, _error_dict(err) if err is not None else {
+            "code": None, "title": f"HTTP {exc.status}", "detail": str(exc), "pointer": None})
+    return list(out.resend)
 
 
 def _in_flight(state: ApplyState) -> list[str]:

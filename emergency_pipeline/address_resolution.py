@@ -29,6 +29,7 @@ import pandas as pd
 
 from emergency_pipeline import addresses as addr
 from emergency_pipeline.client import AddressRejected, TelnyxAPIError
+from emergency_pipeline.desired_state.columns import describe_aliases
 from emergency_pipeline.desired_state.validate import REJECTED_COLUMNS
 from emergency_pipeline.state.ledger import Ledger
 
@@ -77,7 +78,9 @@ def _errors_text(errors: list[dict] | tuple) -> str:
 
 def resolve_addresses(accepted: pd.DataFrame, account_addresses: list[dict] | pd.DataFrame,
                       client: Any, ledger: Ledger | None, *, apply: bool, run_id: str,
-                      log: Any) -> Resolution:
+                      log: Any, contact: addr.ContactDefaults | None = None) -> Resolution:
+    """`contact`: names for new addresses whose rows give none (Telnyx requires first name,
+    last name and business name to create one)."""
     acc = accepted.reset_index(drop=True).copy()
     if isinstance(account_addresses, pd.DataFrame):
         known = [{k: (None if pd.isna(v) else v) for k, v in r.items()}
@@ -163,9 +166,10 @@ def resolve_addresses(accepted: pd.DataFrame, account_addresses: list[dict] | pd
     # 2. Each distinct place once.
     for key, positions in groups.items():
         fields = dict(fields_of[positions[0]])
-        names = [fields_of[p].get(addr.NAME) for p in positions if fields_of[p].get(addr.NAME)]
-        if names and not fields.get(addr.NAME):
-            fields[addr.NAME] = names[0]
+        for name in (addr.NAME, addr.FIRST, addr.LAST):  # any row of the place may name them
+            given_names = [fields_of[p][name] for p in positions if fields_of[p].get(name)]
+            if given_names and not fields.get(name):
+                fields[name] = given_names[0]
         row = {"address_key": key, "address_given": addr.describe(fields),
                "rows": len(positions), "phone_numbers": numbers_of(positions)}
         found = index.find(fields)
@@ -214,13 +218,13 @@ def resolve_addresses(accepted: pd.DataFrame, account_addresses: list[dict] | pd
                        f"Telnyx suggests {hint}: {addr.describe({**fields, **suggested})}"
                        if hint else "correct the address (no suggestion was offered)")
             continue
-        if not (fields.get(addr.NAME)):
+        fields, missing = addr.creation_fields(fields, contact)
+        if missing:
             table.append({**row, "status": "invalid",
-                          "errors": "a new address needs a business name"})
+                          "errors": "a new address needs " + ", ".join(missing)})
             for p in positions:
-                reject(p, addr.NAME, "", "the address is not in the account, and creating it "
-                       "needs a business name", "add a business_name (or company, site_name, "
-                       "name) column, or give an address of the account")
+                reject(p, missing[0], "", "the address is not in the account, and creating it "
+                       f"needs {', '.join(missing)}", _missing_fix(missing))
             continue
         if not apply:
             placeholder = PLACEHOLDER_PREFIX + hashlib.sha1(key.encode()).hexdigest()[:10]
@@ -256,6 +260,13 @@ def resolve_addresses(accepted: pd.DataFrame, account_addresses: list[dict] | pd
     if all_addresses.empty:
         all_addresses = pd.DataFrame(columns=["id"])
     return Resolution(out, rejected, all_addresses, _table(table))
+
+
+def _missing_fix(missing: list[str]) -> str:
+    ways = [f"a {f} column (or {describe_aliases(f)})"
+            + (f" or default_{f} in the config of emergency_address_resolution"
+               if f in (addr.FIRST, addr.LAST, addr.NAME) else "") for f in missing]
+    return "add " + "; ".join(ways) + "; or give an address of the account"
 
 
 def _table(rows: list[dict]) -> pd.DataFrame:

@@ -31,11 +31,16 @@ AREA = "administrative_area"
 POSTAL = "postal_code"
 COUNTRY = "country_code"
 NAME = "business_name"
-# The order a person reads them in (and the order `describe` prints them).
-FIELDS = (NAME, STREET, EXTENDED, LOCALITY, AREA, POSTAL, COUNTRY)
+FIRST = "first_name"
+LAST = "last_name"
+# The order a person reads them in (and the order `describe` prints them); the contact's
+# names are kept for creating an address, never used to match one.
+FIELDS = (NAME, STREET, EXTENDED, LOCALITY, AREA, POSTAL, COUNTRY, FIRST, LAST)
 PLACE_FIELDS = (STREET, EXTENDED, LOCALITY, AREA, POSTAL, COUNTRY)
 # Without these a place cannot be found or created (country defaults to the sheet's region).
 REQUIRED_FIELDS = (STREET, LOCALITY, POSTAL)
+# What the spec's AddressCreate requires; Telnyx refuses an empty string as much as an absence.
+CREATE_REQUIRED = (FIRST, LAST, NAME, STREET, LOCALITY, COUNTRY)
 
 ABBREVIATIONS = {
     "street": "st", "avenue": "ave", "av": "ave", "road": "rd", "boulevard": "blvd",
@@ -204,6 +209,25 @@ def describe(fields: Mapping[str, Any]) -> str:
 
 def fields_json(fields: Mapping[str, Any]) -> str:
     return json.dumps(clean_fields(fields), ensure_ascii=False, sort_keys=True)
+
+
+@dataclass(frozen=True)
+class ContactDefaults:
+    """Names for a new address whose sheet gives none (run config of the address step)."""
+
+    first_name: str | None = None
+    last_name: str | None = None
+    business_name: str | None = None
+
+
+def creation_fields(fields: Mapping[str, Any],
+                    defaults: ContactDefaults | None = None) -> tuple[dict[str, str], list[str]]:
+    """(the body that creates this address: the sheet's fields, blank names filled from the
+    defaults; the fields AddressCreate requires that are still missing)."""
+    d = defaults or ContactDefaults()
+    body = clean_fields({FIRST: d.first_name, LAST: d.last_name, NAME: d.business_name,
+                         **clean_fields(fields)})
+    return body, [f for f in CREATE_REQUIRED if f not in body]
 
 
 @dataclass(frozen=True)

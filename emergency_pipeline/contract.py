@@ -10,6 +10,7 @@ from __future__ import annotations
 DEFAULT_BASE_URL = "https://api.telnyx.com/v2"
 
 JOB_TYPE = "update_emergency_settings"
+JOB_TYPES = (JOB_TYPE, "delete_phone_numbers", "update_phone_numbers")   # filter[type]
 JOB_PATH = "/phone_numbers/jobs/update_emergency_settings"
 MAX_NUMBERS_PER_JOB = 1000
 # The spec documents 500 pending/in-progress jobs of this type per account; configurable.
@@ -33,6 +34,10 @@ NUMBER_STATUSES = frozenset(
         "requirement-info-exception", "provision-pending",
     }
 )
+# The values filter[status] of GET /phone_numbers accepts (fewer than the statuses above).
+NUMBER_STATUS_FILTERS = ("purchase-pending", "purchase-failed", "port-pending", "active",
+                         "deleted", "port-failed", "emergency-only", "ported-out",
+                         "port-out-pending")
 # Statuses whose numbers can have their emergency settings changed. The others are not (yet,
 # or any more) live on the account's network, and Telnyx fails the operation for them.
 NUMBER_STATUSES_ALLOWING_EMERGENCY = frozenset({"active", "emergency-only", "port-out-pending"})

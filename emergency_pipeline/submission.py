@@ -27,6 +27,7 @@ from emergency_pipeline.client import (
 )
 from emergency_pipeline.client.jobs import parse_time
 from emergency_pipeline.contract import JOB_IN_FLIGHT_STATUSES, JOB_TERMINAL_STATUSES
+from emergency_pipeline.refusals import MAX_SPLIT_REQUESTS, narrow_refusal
 from emergency_pipeline.state.ledger import Ledger, LedgerBatch
 
 Key = tuple[str, str]   # (run_id, batch_id): a batch as the ledger knows it
@@ -59,6 +60,7 @@ class Submission:
     adopted: int = 0
     abandoned: int = 0
     taken_out: int = 0                                   # numbers left to another's job
+    split_requests: int = 0                              # extra POSTs narrowing refusals
 
 
 def _error(err: Any) -> dict[str, Any]:
@@ -112,6 +114,7 @@ class _Run:
         self.job_of: dict[Key, str] = {}
         self.submitted_at: dict[Key, datetime] = {}
         self.ours: set[str] = set()                           # job ids this step follows
+        self.splits_left = MAX_SPLIT_REQUESTS                 # refusals.py's budget
 
     # -- results ---------------------------------------------------------------------------
 
@@ -146,6 +149,7 @@ class _Run:
             key = item.key
             if item.job_id is not None:
                 self.following[key], self.job_of[key] = item, item.job_id
+                self.ours.add(item.job_id)
                 self.submitted_at[key] = item.submitted_at
                 continue
             wanted = frozenset(item.batch.identifiers)
@@ -156,6 +160,7 @@ class _Run:
                 self.ledger.move([key], "submitted", by_run=self.run.run_id, job_id=job["id"],
                                  job_status=job.get("status"), detail="adopted on resume")
                 self.following[key], self.job_of[key] = item, job["id"]
+                self.ours.add(str(job["id"]))
                 self.out.adopted += 1
             elif now - item.recorded_at > window:
                 # Older than any server delay the window covers: no job was ever made.
@@ -248,10 +253,9 @@ class _Run:
                         job = value.job
                         submitted.append((key, batch, job, value.adopted))
                     elif kind == "rejected":
-                        rest = self._rejected(key, batch, value, closing)
-                        if rest is not None:
-                            queue.insert(0, rest)
-                            total += 1
+                        again = self._rejected(key, batch, value, closing)
+                        queue[:0] = again   # sent next, before the other batches
+                        total += len(again)
                     elif kind == "unanswered":
                         self.ledger.move([key], "unanswered", by_run=self.run.run_id,
                                          detail=str(value))
@@ -283,23 +287,20 @@ class _Run:
                 batch, "skipped", f"not submitted: submitting stopped after {stop}"))
 
     def _rejected(self, key: Key, batch: Batch, exc: JobRejected,
-                  closing: list) -> Batch | None:
-        """Telnyx refused the job: its refused numbers end failed with Telnyx's error; a batch
-        refused for a few named numbers is sent again without them."""
+                  closing: list) -> list[Batch]:
+        """Telnyx refused the job: its refused numbers end failed with Telnyx's error, and
+        the rest is sent again (refusals.py narrows a refusal that names no number)."""
         self.log.warning(f"batch {batch.batch_id} refused by Telnyx: {exc}")
-        if exc.by_number:
-            rows = [{"identifier": i, "result": "failed", "reason": "refused by Telnyx when "
-                     "submitted", **_error(errs[0])} for i, errs in exc.by_number.items()]
-            rest = [i for i in batch.identifiers if i not in exc.by_number]
-            closing.append((key, "rejected", None, None, rows))
-            return batch_of(rest, batch.emergency_enabled, batch.emergency_address_id,
-                            batch.id_kind, batch.action_counts) if rest else None
-        err = _error(exc.errors[0]) if exc.errors else {
-            "error_code": None, "error_title": f"HTTP {exc.status}", "error_detail": str(exc),
-            "error_pointer": None}
-        closing.append((key, "rejected", None, None,
-                        _rows(batch, "failed", "refused by Telnyx when submitted", **err)))
-        return None
+        out = narrow_refusal(batch, exc.errors, exc.by_number, self.splits_left)
+        self.splits_left -= out.requests
+        self.out.split_requests += out.requests
+        general = {"error_code": None, "error_title": f"HTTP {exc.status}",
+                   "error_detail": str(exc), "error_pointer": None}
+        closing.append((key, "rejected", None, None, [
+            {"identifier": i, "result": "failed", "reason": "refused by Telnyx when submitted",
+             **(_error(err) if err is not None else general)}
+            for i, err in out.refused.items()]))
+        return list(out.resend)
 
     # -- following -------------------------------------------------------------------------
 

@@ -1,12 +1,51 @@
-"""Shared fixtures: a running emulator on a free port (small account, fast jobs)."""
+"""Shared fixtures: a running emulator on a free port (small account, fast jobs), and strict
+mode: every emulator of the test run (in this process or started as a command) checks each
+request it receives against tests/openapi-subset.json, and a test whose requests break the
+spec fails, unless it is marked `spec_violations` (it sends bad requests on purpose)."""
 
 from __future__ import annotations
+
+import json
+import os
+import pathlib
+import tempfile
 
 import pytest
 
 from emergency_pipeline.emulator import Emulator
+from emergency_pipeline.emulator.conformance import LOG_ENV, SPEC_ENV
 
 API_KEY = "test-key-not-secret"
+SPEC_PATH = pathlib.Path(__file__).with_name("openapi-subset.json")
+
+# Set at import, before any emulator starts; child processes inherit both.
+os.environ[SPEC_ENV] = str(SPEC_PATH)
+_LOG = pathlib.Path(tempfile.mkdtemp(prefix="spec-violations-")) / "violations.jsonl"
+_LOG.touch()
+os.environ[LOG_ENV] = str(_LOG)
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "spec_violations: the test sends requests the spec refuses, on purpose")
+
+
+def spec_violations_since(offset: int) -> tuple[list[dict], int]:
+    """The violations logged after `offset` bytes, and the new offset."""
+    with open(_LOG, "rb") as fh:
+        fh.seek(offset)
+        data = fh.read()
+    return [json.loads(line) for line in data.splitlines() if line.strip()], offset + len(data)
+
+
+@pytest.fixture(autouse=True)
+def _requests_follow_the_spec(request):
+    start = _LOG.stat().st_size
+    yield
+    found, _ = spec_violations_since(start)
+    if found and request.node.get_closest_marker("spec_violations") is None:
+        shown = "; ".join(f"{v['method']} {v['path']}: {v['problem']}" for v in found[:5])
+        pytest.fail(f"{len(found)} request(s) outside the spec: {shown}", pytrace=False)
 
 
 @pytest.fixture

@@ -107,8 +107,22 @@ def test_describe_and_group_key():
     ("ZIP", "postal_code"), ("Postcode", "postal_code"), ("Postal Code", "postal_code"),
     ("Country", "country_code"), ("country_code", "country_code"),
     ("Company", "business_name"), ("Site Name", "business_name"), ("name", "business_name"),
+    ("First Name", "first_name"), ("given_name", "first_name"), ("Contact First Name",
+                                                                 "first_name"),
+    ("Last Name", "last_name"), ("Surname", "last_name"), ("family name", "last_name"),
 ])
 def test_address_columns_are_matched_tolerantly(header, field):
     m = match_columns(["phone", "e911", header, "ticket"])
     assert dict(m.address_fields) == {field: header}
     assert m.extras == ("ticket",)
+
+
+def test_creation_fields_fill_blank_names_from_the_defaults_and_say_what_is_missing():
+    sheet = {"street_address": "1 Main St", "locality": "Springfield", "country_code": "US",
+             "first_name": "Dana", "last_name": " "}
+    body, missing = addr.creation_fields(sheet, addr.ContactDefaults(last_name="Desk"))
+    assert (body["first_name"], body["last_name"]) == ("Dana", "Desk")
+    assert missing == ["business_name"]          # never sent as an empty string
+    assert "business_name" not in body
+    body, missing = addr.creation_fields(sheet, addr.ContactDefaults("X", "Y", "Acme"))
+    assert missing == [] and body["first_name"] == "Dana"   # the sheet's own name wins

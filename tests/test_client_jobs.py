@@ -62,7 +62,9 @@ def test_throttled_and_failing_posts_still_create_each_job_once():
 
 
 def test_422_names_the_failing_numbers():
-    with running_emulator(numbers=200, seed=23) as emu:
+    # The shape with one error per unowned number (emulator/shape.py); the spec's example
+    # shape is in test_422_without_pointers_is_a_general_error.
+    with running_emulator(numbers=200, seed=23, telnyx_shape="pointers") as emu:
         with TelnyxClient(fast_config(emu), log=log) as client:
             numbers, address = _account(client)
             mine = [n["phone_number"] for n in numbers[:3]]
@@ -120,3 +122,15 @@ def test_follow_jobs_returns_latest_status_at_the_deadline():
             emu.finish_jobs()
             result = client.follow_jobs([sub.job["id"]], deadline_seconds=5)
             assert result[sub.job["id"]]["status"] in JOB_TERMINAL_STATUSES
+
+
+def test_422_without_pointers_is_a_general_error():
+    with running_emulator(numbers=200, seed=23) as emu:   # the spec's example shape
+        with TelnyxClient(fast_config(emu), log=log) as client:
+            numbers, address = _account(client)
+            mine = [n["phone_number"] for n in numbers[:3]]
+            with pytest.raises(JobRejected) as info:
+                client.submit_update_emergency_settings(mine + ["+19995550123"], True, address)
+            err = info.value
+            assert err.failing_numbers == ()
+            assert [e.pointer for e in err.general_errors] == ["/phone_numbers"]

@@ -76,27 +76,13 @@ class JobOps:
         self.log = transport.log
         self._claimed: set[str] = set()   # jobs already handed to a caller by this client
         self._lock = threading.Lock()
-        self._sort: str | None = "-created_at"   # newest first, so recent-job checks stop early
 
     # -- listing and reading --------------------------------------------------------------
 
     def list_jobs(self, created_after: datetime | None = None) -> list[dict]:
-        try:
-            return self._list_jobs(created_after)
-        except TelnyxAPIError as exc:
-            # The spec's sort enum lists only "created_at" (its default order is already newest
-            # first); if the API refuses "-created_at", list without it from now on.
-            if exc.status != 422 or self._sort is None or not any(
-                    "sort" in (e.pointer or e.parameter or "") for e in exc.errors):
-                raise
-            self.log.warning("jobs: the API refused sort=-created_at; using its default order")
-            self._sort = None
-            return self._list_jobs(created_after)
-
-    def _list_jobs(self, created_after: datetime | None) -> list[dict]:
+        # No `sort`: the spec's only value is "created_at" (oldest first), and its default
+        # order is already newest first, which lets recent-job checks stop early.
         params = {"filter[type]": JOB_TYPE}
-        if self._sort:
-            params["sort"] = self._sort
         if created_after is None:
             from .listing import list_all
             return list_all(self.t, JOBS_PATH, what="jobs", params=params)

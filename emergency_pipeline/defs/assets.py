@@ -19,6 +19,7 @@ from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
 from emergency_pipeline.address_resolution import Resolution, is_placeholder, resolve_addresses
+from emergency_pipeline.addresses import ContactDefaults
 from emergency_pipeline.batching import make_batches
 from emergency_pipeline.contract import DEFAULT_MAX_JOBS_IN_FLIGHT, JOB_IN_FLIGHT_STATUSES
 from emergency_pipeline.defs.partitions import desired_state_sources
@@ -52,6 +53,14 @@ class DesiredStateConfig(Config):
 class AddressConfig(Config):
     apply: bool = Field(default=False, description="Create the addresses the sheet gives by "
                         "their fields and the account lacks. False only validates them.")
+    # Telnyx requires first_name, last_name and business_name to create an address; these
+    # fill the rows whose sheet gives none (else those rows are rejected with the fix).
+    default_first_name: str | None = Field(default=None, description="first_name of new "
+                                              "addresses whose row gives none")
+    default_last_name: str | None = Field(default=None, description="last_name of new "
+                                             "addresses whose row gives none")
+    default_business_name: str | None = Field(default=None, description="business_name "
+                                                 "of new addresses whose row gives none")
 
 
 class ApplyConfig(Config):
@@ -170,7 +179,9 @@ def emergency_address_resolution(context: AssetExecutionContext, config: Address
             desired_emergency_settings.read("accepted"),
             emergency_account_snapshot.read("addresses"), client,
             state.ledger() if config.apply else None, apply=config.apply,
-            run_id=context.run.run_id, log=context.log)
+            run_id=context.run.run_id, log=context.log,
+            contact=ContactDefaults(config.default_first_name, config.default_last_name,
+                                    config.default_business_name))
     counts = {"distinct_addresses": len(res.table), **res.counts(),
               "rows_rejected_for_their_address": len(
                   res.rejected[["source_file", "source_row"]].drop_duplicates())}

@@ -11,7 +11,10 @@ ADDRESS = "emergency_address_id"
 # An address by its fields (issue 7): the canonical names are the Telnyx field names.
 STREET, EXTENDED, LOCALITY = "street_address", "extended_address", "locality"
 AREA, POSTAL, COUNTRY, NAME = "administrative_area", "postal_code", "country_code", "business_name"
-ADDRESS_FIELDS = (STREET, EXTENDED, LOCALITY, AREA, POSTAL, COUNTRY, NAME)
+# Who the address is for: Telnyx requires all three to create one (issue 13), not to find one.
+FIRST, LAST = "first_name", "last_name"
+CONTACT_FIELDS = (NAME, FIRST, LAST)
+ADDRESS_FIELDS = (STREET, EXTENDED, LOCALITY, AREA, POSTAL, COUNTRY, *CONTACT_FIELDS)
 
 # Normalised header -> canonical column, in order of preference: when a sheet has two columns
 # that both match (say `phone` and `number`), the one listed first wins and the other is kept as
@@ -29,6 +32,8 @@ ALIASES: dict[str, tuple[str, ...]] = {
     POSTAL: ("postalcode", "zip", "zipcode", "postcode"),
     COUNTRY: ("countrycode", "country"),
     NAME: ("businessname", "company", "sitename", "name", "companyname", "business"),
+    FIRST: ("firstname", "givenname", "contactfirstname", "first"),
+    LAST: ("lastname", "surname", "familyname", "contactlastname", "last"),
 }
 
 _NOT_ALNUM = re.compile(r"[\W_]+", re.UNICODE)

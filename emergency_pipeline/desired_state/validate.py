@@ -17,8 +17,8 @@ import pandas as pd
 
 from emergency_pipeline import addresses as addr
 
-from .columns import (ADDRESS, COUNTRY, FLAG, NAME, PHONE, ColumnMatch, describe_aliases,
-                      match_columns)
+from .columns import (ADDRESS, CONTACT_FIELDS, COUNTRY, FLAG, PHONE, ColumnMatch,
+                      describe_aliases, match_columns)
 from .phones import clean, map_distinct, parse_phones
 from .readers import RawTable
 
@@ -120,7 +120,7 @@ def validate_table(raw: RawTable, region: str) -> tuple[pd.DataFrame, pd.DataFra
     address = clean(raw.cells[m.address]) if m.address else pd.Series([""] * n, dtype=object)
     # Address fields (issue 7): a row may name its address by street, city, ... instead of id.
     given = {f: clean(raw.cells[h]) for f, h in m.address_fields}
-    place = [v for f, v in given.items() if f not in (COUNTRY, NAME)]
+    place = [v for f, v in given.items() if f not in (COUNTRY, *CONTACT_FIELDS)]
     has_fields = (np.logical_or.reduce([(v != "").to_numpy() for v in place])
                   if place else np.zeros(n, bool))
     missing = {f: (given[f] == "").to_numpy() if f in given else np.ones(n, bool)

@@ -12,6 +12,8 @@ only the numbers a job or enable_emergency changes settle. A job that ends `fail
 POST /addresses and POST /addresses/actions/validate follow addresses.py (street number 0,
 or a ZIP or state that is not a known city's, is invalid); `Faults(lose_address_post_rate)`
 drops the answer of a creation; stats count `addresses_created`, `lost_address_answers`.
+`Emulator(telnyx_shape=..., spec=...)`, `.set_shape()`, `.spec_violations()`: the answer
+shapes the spec leaves open (shape.py) and strict mode (conformance.py); DEVELOPERS.md.
 """
 
 from emergency_pipeline.emulator.faults import Faults

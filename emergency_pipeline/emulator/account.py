@@ -400,7 +400,9 @@ class Account:
         """Indexes of the numbers that pass every given filter, in record order."""
         candidates: list[int] | range = range(len(self.ids))
         if phone_number is not None:
-            digits = phone_number.lstrip("+")
+            # The spec: "Non-numerical characters will result in no values being returned"
+            # (so "+1..." finds nothing).
+            digits = phone_number
             if not digits.isdigit() or not digits.isascii():
                 return []
             if len(digits) == 11:

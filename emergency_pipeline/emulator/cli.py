@@ -25,6 +25,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                    help="write the account to PATH as a state file and exit")
     p.add_argument("--faults", default="",
                    help="e.g. error_rate=0.05,latency=0.05,throttle_rate=0.01,throttle_burst=5")
+    p.add_argument("--telnyx-shape", default="spec",
+                   help="answers the spec leaves open: spec (its examples), pointers, or "
+                        "unowned_numbers=per_number,unknown_address=refuse_job (DEVELOPERS.md)")
     p.add_argument("--api-key", help="the bearer key to accept (never printed)")
     p.add_argument("--job-seconds", type=float, default=2.0, help="how long a job takes")
     p.add_argument("--settle-seconds", type=float, default=None,
@@ -40,17 +43,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 def run(args: argparse.Namespace) -> int:
     from emergency_pipeline.emulator import Emulator, Faults
 
+    from emergency_pipeline.emulator.shape import Shape
     try:
         faults = Faults.parse(args.faults)
+        Shape.parse(args.telnyx_shape)
     except (ValueError, TypeError) as exc:
-        print(f"emulator: bad --faults: {exc}", file=sys.stderr)
+        print(f"emulator: bad --faults or --telnyx-shape: {exc}", file=sys.stderr)
         return 2
     started = time.monotonic()
     emu = Emulator(numbers=args.numbers, seed=args.seed, api_key=args.api_key,
                    job_seconds=args.job_seconds, rate_limit=args.rate_limit,
                    rate_window=args.rate_window, max_jobs_in_flight=args.max_jobs_in_flight,
                    faults=faults, state_file=args.state_file, host=args.host, port=args.port,
-                   settle_seconds=args.settle_seconds)
+                   settle_seconds=args.settle_seconds, telnyx_shape=args.telnyx_shape)
     n = len(emu.state.account)
     if args.write_state_file:
         emu.save_state(args.write_state_file)

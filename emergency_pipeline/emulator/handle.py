@@ -9,8 +9,10 @@ from typing import Any
 
 from emergency_pipeline import contract
 from emergency_pipeline.emulator.account import Account
+from emergency_pipeline.emulator.conformance import SpecCheck
 from emergency_pipeline.emulator.faults import FaultInjector, Faults
 from emergency_pipeline.emulator.server import App, Server
+from emergency_pipeline.emulator.shape import Shape, as_shape
 from emergency_pipeline.emulator.state import RateLimiter, State
 
 # Accepted when neither api_key nor TELNYX_API_KEY is given; it opens nothing but the emulator.
@@ -27,16 +29,23 @@ class Emulator:
                  max_jobs_in_flight: int = contract.DEFAULT_MAX_JOBS_IN_FLIGHT,
                  faults: Faults | None = None, state_file: str | None = None,
                  host: str = "127.0.0.1", port: int = 0,
-                 settle_seconds: float | None = None, addresses: int | None = None) -> None:
+                 settle_seconds: float | None = None, addresses: int | None = None,
+                 telnyx_shape: Shape | str | dict | None = None,
+                 spec: str | None = None) -> None:
+        """`telnyx_shape`: the answers the spec leaves open (emulator/shape.py; default the
+        spec's examples). `spec`: an OpenAPI file every request is checked against (strict
+        mode, emulator/conformance.py); default $TELNYX_EMULATOR_SPEC, else no check."""
         account = (Account.load(state_file) if state_file
                    else Account.generate(numbers, seed=seed, addresses=addresses))
         self._faults = FaultInjector(faults or Faults())
         self.state = State(
             account, job_seconds=job_seconds,
             settle_seconds=job_seconds / 2 if settle_seconds is None else settle_seconds,
-            max_jobs_in_flight=max_jobs_in_flight, faults=self._faults, seed=seed)
+            max_jobs_in_flight=max_jobs_in_flight, faults=self._faults, seed=seed,
+            shape=as_shape(telnyx_shape))
         self._app = App(self.state, api_key or default_api_key(),
-                        RateLimiter(rate_limit, rate_window), self._faults)
+                        RateLimiter(rate_limit, rate_window), self._faults,
+                        SpecCheck.from_file(spec) if spec else SpecCheck.from_env())
         self._address = (host, port)
         self._server: Server | None = None
         self._thread: threading.Thread | None = None
@@ -100,6 +109,22 @@ class Emulator:
     @property
     def faults(self) -> Faults:
         return self._faults.faults
+
+    def set_shape(self, shape: Shape | str | dict) -> None:
+        self.state.shape = as_shape(shape)
+
+    @property
+    def shape(self) -> Shape:
+        return self.state.shape
+
+    def spec_violations(self) -> list[dict[str, str]]:
+        """What strict mode found: {method, path, problem} per violation ([] when off)."""
+        spec = self._app.spec
+        return list(spec.violations) if spec is not None else []
+
+    @property
+    def strict(self) -> bool:
+        return self._app.spec is not None
 
     def stats(self) -> dict[str, Any]:
         return self._app.stats.snapshot()

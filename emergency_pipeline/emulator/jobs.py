@@ -15,6 +15,7 @@ from typing import Any
 from emergency_pipeline import contract
 from emergency_pipeline.emulator.account import Account, iso
 from emergency_pipeline.emulator.errors import ApiError, error, invalid, unprocessable
+from emergency_pipeline.emulator.shape import Shape
 
 PENDING_SHARE = 0.2      # share of job_seconds spent `pending`
 FATED_STOP_SHARE = 0.5   # share of its numbers a failed/expired job processes first
@@ -27,10 +28,16 @@ class JobRequest:
     indexes: tuple[int, ...]
     enable: bool
     address: int | None            # index into account.addresses
+    # An address the account lacks, accepted (Shape.unknown_address == "failed_operations"):
+    # each number fails.
+    unknown_address: bool = False
 
 
-def validate(body: Any, account: Account, in_flight: int, max_in_flight: int) -> JobRequest:
-    """The checks Telnyx makes before accepting a job; raises ApiError(422) like it."""
+def validate(body: Any, account: Account, in_flight: int, max_in_flight: int,
+             shape: Shape | None = None) -> JobRequest:
+    """The checks Telnyx makes before accepting a job; raises ApiError(422) like it. `shape`
+    chooses between the answers the spec leaves open (emulator/shape.py)."""
+    shape = shape or Shape()
     if not isinstance(body, dict):
         raise unprocessable("The request body must be a JSON object.", "/base")
     numbers = body.get("phone_numbers")
@@ -77,6 +84,9 @@ def validate(body: Any, account: Account, in_flight: int, max_in_flight: int) ->
             given.append(n)
             indexes.append(i)
     if unowned:
+        if shape.unowned_numbers == "one_error":   # the spec's example: no index
+            raise unprocessable("You must own every number in the bulk request",
+                                "/phone_numbers")
         raise ApiError(422, unowned)
 
     address_id = body.get("emergency_address_id")
@@ -88,7 +98,7 @@ def validate(body: Any, account: Account, in_flight: int, max_in_flight: int) ->
         if not isinstance(address_id, str):
             raise unprocessable("must be a string", "/emergency_address_id")
         address = account.address_index(address_id)
-        if address is None:
+        if address is None and shape.unknown_address == "refuse_job":
             raise unprocessable("The emergency address was not found on this account",
                                 "/emergency_address_id")
     elif address_id is not None:
@@ -98,7 +108,8 @@ def validate(body: Any, account: Account, in_flight: int, max_in_flight: int) ->
     if in_flight >= max_in_flight:
         raise unprocessable(f"You can have at most {max_in_flight} pending or in progress jobs",
                             "/base")
-    return JobRequest(tuple(given), kind, tuple(indexes), enable, address)
+    return JobRequest(tuple(given), kind, tuple(indexes), enable, address,
+                      unknown_address=enable and address is None)
 
 
 @dataclass
@@ -197,6 +208,11 @@ def number_error(account: Account, i: int, pos: int) -> dict[str, Any] | None:
         return invalid(f"The phone number's emergency service is {em}; wait until that is done.",
                        f"/phone_numbers/{pos}", "Emergency settings change in progress")
     return None
+
+
+def unknown_address_error() -> dict[str, Any]:
+    """Each number's error in a job whose address the account lacks (the spec's example)."""
+    return invalid("The field is invalid.", "/emergency_address_id")
 
 
 def provider_refusal(enable: bool, pos: int) -> dict[str, Any]:

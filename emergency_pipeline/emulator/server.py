@@ -19,9 +19,11 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from emergency_pipeline import contract
 from emergency_pipeline.emulator import addresses
+from emergency_pipeline.emulator.conformance import SpecCheck
 from emergency_pipeline.emulator.errors import (
     ApiError, invalid, not_found, rate_limited, server_error, unauthorized, unprocessable)
 from emergency_pipeline.emulator.faults import Faults, FaultInjector
+from emergency_pipeline.emulator.shape import Shape
 from emergency_pipeline.emulator.state import RateLimiter, State, Stats
 
 PREFIX = "/v2"
@@ -57,14 +59,25 @@ _CREATIONS = {
 }
 _ADDRESS_SORTS = ("created_at", "first_name", "last_name", "business_name", "street_address")
 _NUMBER_SORTS = ("purchased_at", "phone_number", "connection_name", "usage_payment_method")
+# The query enums of the spec, per route: any other value is 422 (code 10015, the pointer).
+_TRUE_FALSE = ("true", "false")
+_QUERY_ENUMS: dict[str, dict[str, tuple[str, ...]]] = {
+    "list_numbers": {
+        "sort": _NUMBER_SORTS, "filter[status]": contract.NUMBER_STATUS_FILTERS,
+        "filter[source]": ("ported", "purchased"),
+        "filter[number_type][eq]": ("local", "national", "toll_free", "mobile", "shared_cost"),
+        "filter[voice.usage_payment_method]": ("pay-per-minute", "channel"),
+        "filter[without_tags]": _TRUE_FALSE, "handle_messaging_profile_error": _TRUE_FALSE},
+    "list_jobs": {"sort": ("created_at",), "filter[type]": contract.JOB_TYPES},
+}
 
 
 class App:
     """Everything a request handler needs; owned by the Emulator handle."""
 
     def __init__(self, state: State, api_key: str, limiter: RateLimiter,
-                 faults: FaultInjector) -> None:
-        self.state, self.limiter, self.faults = state, limiter, faults
+                 faults: FaultInjector, spec: SpecCheck | None = None) -> None:
+        self.state, self.limiter, self.faults, self.spec = state, limiter, faults, spec
         self._key = api_key.encode()
         self.stats = Stats()
 
@@ -82,18 +95,14 @@ class App:
                  body: Any) -> tuple[int, str]:
         st = self.state
         acc = st.account
+        _check_enums(_QUERY_ENUMS.get(name, {}), query)
         if name == "list_numbers":
             number, size = _page(query)
             sort = query.get("sort")
-            if sort is not None and sort not in _NUMBER_SORTS:
-                raise _bad_sort()
             phone = query.get("filter[phone_number]")
             if phone is not None and sum(c.isdigit() for c in phone) < 3:
                 raise unprocessable("Requires at least three digits.", "/filter/phone_number")
             status = query.get("filter[status]")
-            if status is not None and status not in contract.NUMBER_STATUSES:
-                raise unprocessable("The value provided for filter[status] is not valid.",
-                                    "/filter/status")
             address = query.get("filter[emergency_address_id]")
             rows = (range(len(acc)) if phone is None and status is None and address is None
                     else st.filtered(phone_number=phone, status=status,
@@ -133,32 +142,33 @@ class App:
         raise not_found()
 
     def _list_addresses(self, query: dict[str, str]) -> str:
+        # The spec lists 400 (no 422) for this endpoint's bad parameters.
         acc = self.state.account
-        number, size = _page(query)
+        number, size = _page(query, status=400)
         rows = list(range(len(acc.addresses)))
         used = query.get("filter[used_as_emergency]")
         if used is not None:
-            if used not in ("true", "false"):
-                raise unprocessable("must be 'true' or 'false'", "/filter/used_as_emergency")
+            if used not in _TRUE_FALSE:
+                raise _bad_request("must be 'true' or 'false'", "/filter/used_as_emergency")
             rows = [k for k in rows if (acc.address_use[k] > 0) == (used == "true")]
         contains = query.get("filter[street_address][contains]")
         if contains is not None:
             if len(contains) < 3:
-                raise unprocessable("Requires at least three characters.",
-                                    "/filter/street_address/contains")
+                raise _bad_request("Requires at least three characters.",
+                                   "/filter/street_address/contains")
             low = contains.lower()
             rows = [k for k in rows if low in acc.addresses[k]["street_address"].lower()]
         sort = query.get("sort", "-created_at")
         field = sort.lstrip("-")
         if field not in _ADDRESS_SORTS:
-            raise _bad_sort()
+            raise _bad_sort(status=400)
         rows.sort(key=lambda k: (acc.addresses[k].get(field) or "", k),
                   reverse=sort.startswith("-"))
         chunk = [acc.addresses[k] for k in rows[(number - 1) * size: number * size]]
         return json.dumps({"data": chunk, "meta": json.loads(_meta(number, size, len(rows)))})
 
 
-def _page(query: dict[str, str]) -> tuple[int, int]:
+def _page(query: dict[str, str], status: int = 422) -> tuple[int, int]:
     def get(name: str, default: int, low: int, high: int | None) -> int:
         raw = query.get(f"page[{name}]")
         if raw is None:
@@ -168,9 +178,9 @@ def _page(query: dict[str, str]) -> tuple[int, int]:
         except ValueError:
             value = low - 1
         if value < low or (high is not None and value > high):
-            raise unprocessable("The provided 'page' parameter is invalid. It must be an object "
-                                "with 'size' and/or 'number' with numeric values.",
-                                f"page/{name}", "Invalid pagination")
+            raise ApiError(status, [invalid(
+                "The provided 'page' parameter is invalid. It must be an object with 'size' "
+                "and/or 'number' with numeric values.", f"page/{name}", "Invalid pagination")])
         return value
     return get("number", 1, 1, None), get("size", 20, 1, contract.MAX_PAGE_SIZE)
 
@@ -189,9 +199,25 @@ def _id_only(key: str) -> str:
     return key if key.isdigit() else "-"
 
 
-def _bad_sort() -> ApiError:
-    return unprocessable("The value provided for sorting is not valid. Check the value used "
-                         "and try again.", "/sort", "Invalid sorting value")
+def _bad_sort(status: int = 422) -> ApiError:
+    return ApiError(status, [invalid("The value provided for sorting is not valid. Check the "
+                                     "value used and try again.", "/sort",
+                                     "Invalid sorting value")])
+
+
+def _bad_request(detail: str, pointer: str) -> ApiError:
+    return ApiError(400, [invalid(detail, pointer)])
+
+
+def _check_enums(enums: dict[str, tuple[str, ...]], query: dict[str, str]) -> None:
+    for param, allowed in enums.items():
+        value = query.get(param)
+        if value is not None and value not in allowed:
+            if param == "sort":
+                raise _bad_sort()
+            pointer = "/" + param.replace("[", "/").replace("]", "")
+            raise unprocessable(f"The value provided for {param} is not valid: expected one "
+                                f"of {', '.join(allowed)}.", pointer)
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -228,7 +254,10 @@ class Handler(BaseHTTPRequestHandler):
         path = unquote(url.path)
         if path.startswith("/_emulator/"):
             return self._admin(app, method, path, raw)
-        query = {k: v[0] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
+        multi = parse_qs(url.query, keep_blank_values=True)
+        query = {k: v[0] for k, v in multi.items()}
+        if app.spec is not None:  # before faults: what was sent counts, answered or not
+            app.spec.check(method, path, multi, raw)
 
         name, params = "unknown", {}
         if path.startswith(PREFIX + "/"):
@@ -263,7 +292,9 @@ class Handler(BaseHTTPRequestHandler):
             try:
                 body = json.loads(raw or b"null")
             except ValueError:
-                return self._send_error(app, ApiError(400, [invalid(
+                # The address routes list no 400 in the spec: they refuse a bad body with 422.
+                status = 422 if name in ("create_address", "validate_address") else 400
+                return self._send_error(app, ApiError(status, [invalid(
                     "The request body is not valid JSON.", "/base")]), rl)
         if name == "create_job" and app.faults.happens("slow_job_post_rate"):
             # A slow server: the job is made only after this wait, long after a client's
@@ -317,6 +348,15 @@ class Handler(BaseHTTPRequestHandler):
                 faults = Faults.from_dict(json.loads(raw or b"{}"))
                 app.faults.set(faults)
                 return self._send(None, 200, json.dumps(faults.to_dict()))
+            if path == "/_emulator/shape" and method == "GET":
+                return self._send(None, 200, json.dumps(app.state.shape.to_dict()))
+            if path == "/_emulator/shape" and method == "PUT":
+                shape = Shape.from_dict(json.loads(raw or b"{}"))
+                app.state.shape = shape
+                return self._send(None, 200, json.dumps(shape.to_dict()))
+            if path == "/_emulator/violations" and method == "GET":
+                found = list(app.spec.violations) if app.spec is not None else []
+                return self._send(None, 200, json.dumps(found))
             if path == "/_emulator/stats" and method == "GET":
                 return self._send(None, 200, json.dumps(app.stats.snapshot()))
             if path == "/_emulator/stats" and method == "DELETE":

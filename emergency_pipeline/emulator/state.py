@@ -20,6 +20,7 @@ from emergency_pipeline.emulator import jobs as jobs_mod
 from emergency_pipeline.emulator.account import Account
 from emergency_pipeline.emulator.errors import ApiError, not_found, unprocessable
 from emergency_pipeline.emulator.faults import FaultInjector
+from emergency_pipeline.emulator.shape import Shape
 
 
 class RateLimiter:
@@ -88,8 +89,10 @@ class Stats:
 
 class State:
     def __init__(self, account: Account, *, job_seconds: float, settle_seconds: float,
-                 max_jobs_in_flight: int, faults: FaultInjector, seed: int) -> None:
+                 max_jobs_in_flight: int, faults: FaultInjector, seed: int,
+                 shape: Shape | None = None) -> None:
         self.account = account
+        self.shape = shape or Shape()
         self.job_seconds = job_seconds
         self.settle_seconds = settle_seconds
         self.max_jobs_in_flight = max_jobs_in_flight
@@ -139,7 +142,8 @@ class State:
         """Carry out one number of a job; returns its error or None."""
         acc, req = self.account, job.request
         i = req.indexes[pos]
-        err = jobs_mod.number_error(acc, i, pos)
+        err = jobs_mod.unknown_address_error() if req.unknown_address \
+            else jobs_mod.number_error(acc, i, pos)
         if err is None and self.faults.happens("number_fail_rate"):
             err = jobs_mod.provider_refusal(req.enable, pos)
         if err is not None:
@@ -203,7 +207,8 @@ class State:
 
     def create_job(self, body: Any) -> jobs_mod.Job:
         in_flight = sum(1 for j in self._in_flight if j.in_flight)
-        req = jobs_mod.validate(body, self.account, in_flight, self.max_jobs_in_flight)
+        req = jobs_mod.validate(body, self.account, in_flight, self.max_jobs_in_flight,
+                                self.shape)
         now_wall = time.time()
         job = jobs_mod.Job(
             id=str(uuid.UUID(int=self._ids.getrandbits(128), version=4)), request=req,
@@ -221,12 +226,7 @@ class State:
         return job
 
     def list_jobs(self, job_type: str | None, sort: str | None) -> list[jobs_mod.Job]:
-        if job_type is not None and job_type not in (
-                contract.JOB_TYPE, "delete_phone_numbers", "update_phone_numbers"):
-            raise unprocessable("The value provided for filter[type] is not valid.",
-                                "/filter/type")
-        if sort not in (None, "created_at", "-created_at"):
-            raise unprocessable("The value provided for sorting is not valid. Check the value "
-                                "used and try again.", "/sort", "Invalid sorting value")
+        """Newest first; `sort=created_at` (the only value the spec allows) oldest first.
+        The server has checked both values against the spec's enums."""
         jobs = [] if job_type not in (None, contract.JOB_TYPE) else self.job_order
         return list(jobs) if sort == "created_at" else jobs[::-1]

@@ -291,25 +291,6 @@ def _check(result, name: str) -> dict:
             **{k: v.value for k, v in evaluation.metadata.items()}}
 
 
-@pytest.mark.parametrize("changes", [2, 40])
-def test_read_back_takes_the_cheaper_way(setup: Setup, tmp_path: Path, changes: int) -> None:
-    # 600 numbers are 3 pages: two changes are read back by id, forty by listing the account.
-    setup.emu.state.job_seconds = 0.05
-    numbers = [n for n in setup.emu.state.account.iter_numbers()
-               if n["status"] == "active" and n["emergency_status"] == "disabled"][:changes]
-    address = setup.emu.addresses()[0]["id"]
-    pd.DataFrame({"phone_number": [n["phone_number"] for n in numbers], "e911": "yes",
-                  "address_id": address}).to_csv(tmp_path / "few.csv", index=False)
-    setup.desired = str(tmp_path / "few.csv")
-    before = dict(setup.emu.stats()["by_route"])
-    result = setup.run(follow_timeout_seconds=60)
-    after = setup.emu.stats()["by_route"]
-    by_id = after.get("GET /v2/phone_numbers/{id}", 0) - before.get("GET /v2/phone_numbers/{id}", 0)
-    check = _check(result, "account_agrees_after_apply")
-    assert check["passed"] and check["checked"] == changes
-    assert by_id == (changes if changes < 3 else 0)
-
-
 @pytest.mark.parametrize("changes", [1, 40])
 def test_read_back_reports_numbers_the_account_disagrees_on(setup: Setup, tmp_path: Path,
                                                            changes: int) -> None:

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from .addresses import AddressCreation, AddressOps
 from .config import ClientConfig
 from .jobs import JobOps, JobSubmission
-from .listing import PageCallback, count, get_each, list_all
+from .listing import FirstPage, PageCallback, count, first_page, get_each, list_all
 from .transport import Transport
 
 logger = logging.getLogger("emergency_pipeline.client")
@@ -46,11 +46,22 @@ class TelnyxClient:
     # -- reads ----------------------------------------------------------------------------
 
     def list_phone_numbers(self, on_page: PageCallback | None = None,
-                           fields: Sequence[str] | None = None) -> list[dict]:
+                           fields: Sequence[str] | None = None,
+                           filters: Mapping[str, str] | None = None,
+                           first: FirstPage | None = None) -> list[dict]:
         """Every number of the account (with its emergency fields), each exactly once; only
-        `fields` of each when given."""
-        return list_all(self._transport, "/phone_numbers", what="phone numbers", on_page=on_page,
-                        fields=fields)
+        `fields` of each when given; only those passing `filters` when given (the spec's
+        filter[...] members, e.g. {"emergency_address_id": "null"}); `first`: page 1 from
+        first_phone_numbers_page with the same filters and fields."""
+        return list_all(self._transport, "/phone_numbers", what=_numbers_what(filters),
+                        params=_filter_params(filters), on_page=on_page, fields=fields,
+                        first=first)
+
+    def first_phone_numbers_page(self, filters: Mapping[str, str] | None = None,
+                                 fields: Sequence[str] | None = None) -> FirstPage:
+        """Page 1 of the (filtered) listing: its records and its total_pages/total_results."""
+        return first_page(self._transport, "/phone_numbers", what=_numbers_what(filters),
+                          params=_filter_params(filters), fields=fields)
 
     def count_phone_numbers(self) -> int:
         return count(self._transport, "/phone_numbers", what="phone numbers")
@@ -95,3 +106,14 @@ class TelnyxClient:
     ) -> dict[str, dict]:
         """Poll jobs until each is terminal or the deadline passes; latest seen per job id."""
         return self._jobs.follow(job_ids, deadline_seconds, on_update)
+
+
+def _filter_params(filters: Mapping[str, str] | None) -> dict[str, str] | None:
+    # deepObject style, as the spec declares `filter`: filter[name]=value.
+    return {f"filter[{k}]": v for k, v in filters.items()} if filters else None
+
+
+def _numbers_what(filters: Mapping[str, str] | None) -> str:
+    if not filters:
+        return "phone numbers"
+    return "phone numbers with " + ", ".join(f"{k}={v}" for k, v in filters.items())

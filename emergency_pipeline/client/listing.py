@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from dataclasses import dataclass
 from typing import Any
 
 from .errors import TelnyxAPIError
@@ -81,6 +82,33 @@ def get_each(transport: Transport, path: str, ids: Sequence[str], *, what: str) 
     return [found[i] for i in ids if i in found]
 
 
+@dataclass(frozen=True)
+class FirstPage:
+    """A listing's first page: its records and what its meta says of the rest (enough to
+    choose between paging on and fetching records one by one)."""
+    records: list[dict]
+    total_pages: int
+    total_results: int | None
+
+
+def _projector(key: str, fields: Sequence[str] | None) -> Callable[[list[dict]], list[dict]]:
+    keep = None if fields is None else (key, *[f for f in fields if f != key])
+
+    def project(records: list[dict]) -> list[dict]:
+        return records if keep is None else [{f: r.get(f) for f in keep} for r in records]
+
+    return project
+
+
+def first_page(transport: Transport, path: str, *, what: str, params: dict | None = None,
+               key: str = "id", fields: Sequence[str] | None = None) -> FirstPage:
+    """Page 1 at the configured page size (only `fields` of each record when given)."""
+    body = transport.get(path, _page_params(params, 1, transport.config.page_size),
+                         what=f"{what} page 1")
+    records, total_pages, total_results = _meta(body)
+    return FirstPage(_projector(key, fields)(records), total_pages, total_results)
+
+
 def list_all(
     transport: Transport,
     path: str,
@@ -90,31 +118,29 @@ def list_all(
     on_page: PageCallback | None = None,
     key: str = "id",
     fields: Sequence[str] | None = None,
+    first: FirstPage | None = None,
 ) -> list[dict]:
     """Every record of a listing, each once (by `key`), in page order; only `fields` of each
     when given (a number record has some thirty fields: at a million numbers, keeping the few
-    used is the difference between gigabytes and hundreds of megabytes).
+    used is the difference between gigabytes and hundreds of megabytes). `first`: page 1,
+    already fetched with the same params and fields.
 
     A page that fails is retried by the transport; a page that still fails fails the listing
     (an incomplete account snapshot would be worse than none).
     """
     size = transport.config.page_size
     log = transport.log
-    body = transport.get(path, _page_params(params, 1, size), what=f"{what} page 1")
-    first, total_pages, total_results = _meta(body)
-    keep = None if fields is None else (key, *[f for f in fields if f != key])
-
-    def project(records: list[dict]) -> list[dict]:
-        return records if keep is None else [{f: r.get(f) for f in keep} for r in records]
-
-    first = project(first)
-    pages: dict[int, list[dict]] = {1: first}
+    if first is None:
+        first = first_page(transport, path, what=what, params=params, key=key, fields=fields)
+    total_pages, total_results = first.total_pages, first.total_results
+    project = _projector(key, fields)
+    pages: dict[int, list[dict]] = {1: first.records}
     lock = threading.Lock()
     step = max(1, total_pages // 10)
     log.info(f"{what}: page 1 of {total_pages} fetched"
              + (f" ({total_results} records)" if total_results is not None else ""))
     if on_page:
-        on_page(1, total_pages, first)
+        on_page(1, total_pages, first.records)
 
     def fetch(number: int) -> int:
         got = transport.get(path, _page_params(params, number, size),

@@ -4,7 +4,6 @@ failure share, and a read-back of the account after apply.
 The checks are partitioned like their assets: unpartitioned, they load every partition of the
 asset (a dict) from a persistent IO manager, and failed as soon as a second source had run."""
 
-import math
 import os
 import warnings
 from typing import Any
@@ -21,15 +20,13 @@ from emergency_pipeline.defs.assets import (
 )
 from emergency_pipeline.defs.partitions import desired_state_sources
 from emergency_pipeline.defs.resources import TelnyxResource
+from emergency_pipeline.read_back import FIELDS, read_back, target_of
 from emergency_pipeline.run_tables import StageRef
 
 # Partitioned checks are a deliberate choice (see above); say so once here rather than warn
 # at every load of the code location.
 warnings.filterwarnings("ignore", category=PreviewWarning,
                         message="Specifying a partitions_def on an AssetCheckSpec")
-
-READ_BACK_FIELDS = ["id", "emergency_enabled", "emergency_address_id"]
-
 
 def _threshold(name: str, default: float) -> float:
     return float(os.environ.get(name, default))
@@ -109,21 +106,22 @@ def account_agrees_after_apply(context: AssetCheckExecutionContext,
     if done.empty:
         return AssetCheckResult(passed=True, metadata={"checked": 0},
                                 description="no number succeeded in this run: nothing to read back")
+    # A number without an id cannot be read back: it stays unmatched below, so it disagrees.
+    targets = {str(i): target_of(bool(on), None if pd.isna(a) else str(a))
+               for i, on, a in zip(done["number_id"], done["target_enabled"],
+                                   done["target_address_id"]) if not pd.isna(i)}
     try:
         with telnyx.client(context.log) as client:
-            live = pd.DataFrame(read_back(client, done["number_id"].astype(str).tolist(),
-                                          context.log))
+            got = read_back(client, targets, context.log)
     except TelnyxAPIError as exc:
         # The outcomes are recorded; a read-back the API refuses now is a failed check to
         # look at, not a failed run.
         return AssetCheckResult(passed=False, severity=AssetCheckSeverity.WARN,
                                 metadata={"checked": 0, "succeeded": len(done)},
                                 description=f"could not read the account back: {exc}")
-    if live.empty:
-        live = pd.DataFrame(columns=READ_BACK_FIELDS)
-    merged = done.merge(live[READ_BACK_FIELDS],
-                        left_on="number_id", right_on="id", how="left",
-                        suffixes=("", "_live"))
+    live = pd.DataFrame(list(got.records.values()), columns=list(FIELDS))
+    merged = done.assign(number_id=done["number_id"].astype(str)).merge(
+        live, left_on="number_id", right_on="id", how="left", suffixes=("", "_live"))
     want_addr = merged["target_address_id"].where(merged["target_enabled"].astype(bool))
     agree = (merged["emergency_enabled"].astype("boolean") == merged["target_enabled"].astype("boolean")) & (
         merged["emergency_address_id"].fillna("") == want_addr.fillna(""))
@@ -131,20 +129,13 @@ def account_agrees_after_apply(context: AssetCheckExecutionContext,
     return AssetCheckResult(
         passed=wrong.empty,
         metadata={"checked": len(merged), "disagreeing": len(wrong),
-                  "sample": ", ".join(map(str, wrong["phone_number"].head(10)))},
+                  "sample": ", ".join(map(str, wrong["phone_number"].head(10))),
+                  "read_back_requests": got.requests, "targets_listed": got.targets_listed,
+                  "read_by_id": got.by_id},
+        description=None if wrong.empty else
+        f"{len(wrong)} numbers whose job succeeded do not hold their target, e.g. "
+        + ", ".join(map(str, wrong["phone_number"].head(3))),
     )
-
-
-def read_back(client: Any, ids: list[str], log: Any) -> list[dict]:
-    """The numbers `ids` as the account has them now, by the fewer requests: one GET per
-    number when that is less than re-listing the whole account (a daily run changing a few
-    numbers of a large account), the listing otherwise."""
-    pages = math.ceil(client.count_phone_numbers() / client.config.page_size)
-    if len(ids) < pages:
-        log.info(f"reading back {len(ids)} numbers one by one (the listing is {pages} pages)")
-        return client.get_phone_numbers(ids)
-    log.info(f"reading back {len(ids)} numbers by listing the account ({pages} pages)")
-    return client.list_phone_numbers(fields=READ_BACK_FIELDS)
 
 
 def all_checks() -> list[Any]:

@@ -73,17 +73,22 @@ def run_child(source: Path, emu: Emulator, workdir: Path, follow: float) -> dict
     cmd = [sys.executable, "-m", "emergency_pipeline.cli", "run", str(source), "--apply",
            "--follow-timeout", str(follow), "--allow-mass-disable", "--quiet",
            "--log-level", "warning"]
+    res = spawn(cmd, env, workdir / "run.log")
+    text = res.pop("stdout")
+    run_id = text.split()[1].rstrip(":") if text.startswith("run ") else None
+    return {**res, "run_id": run_id, "steps": step_times(home, run_id) if run_id else {}}
+
+
+def spawn(cmd: list[str], env: dict, log_path: Path) -> dict:
+    """Run cmd as a child process: its wall time from exec to exit, its peak RSS
+    (ru_maxrss), whether it exited 0, and its stdout (stderr goes to log_path)."""
     began = time.monotonic()
-    with (workdir / "run.log").open("ab") as log:
+    with log_path.open("ab") as log:
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=log)
         out = proc.stdout.read()
         _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.monotonic() - began
-    text = out.decode()
-    run_id = text.split()[1].rstrip(":") if text.startswith("run ") else None
-    return {"wall": wall, "peak_rss_mb": usage.ru_maxrss / 1024, "run_id": run_id,
-            "ok": os.waitstatus_to_exitcode(status) == 0,
-            "steps": step_times(home, run_id) if run_id else {}}
+    return {"wall": time.monotonic() - began, "peak_rss_mb": usage.ru_maxrss / 1024,
+            "ok": os.waitstatus_to_exitcode(status) == 0, "stdout": out.decode()}
 
 
 def step_times(home: Path, run_id: str) -> dict[str, float]:

@@ -183,16 +183,21 @@ def compare(n: int, args: argparse.Namespace) -> dict:
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--sizes", type=int, nargs="*", default=[10_000, 100_000, 1_000_000])
-    p.add_argument("--compare", type=int, default=10_000, help="0 to skip")
+def add_settings(p: argparse.ArgumentParser) -> None:
+    """The emulator's and the run's settings, shared with versus_sdk.py."""
     p.add_argument("--change-share", type=float, default=0.10)
     p.add_argument("--latency", type=float, default=0.03, help="seconds added to every answer")
     p.add_argument("--job-seconds", type=float, default=10.0)
     p.add_argument("--rate-limit", type=int, default=5000, help="requests per second")
     p.add_argument("--follow", type=float, default=1800.0)
     p.add_argument("--seed", type=int, default=2026)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--sizes", type=int, nargs="*", default=[10_000, 100_000, 1_000_000])
+    p.add_argument("--compare", type=int, default=10_000, help="0 to skip")
+    add_settings(p)
     args = p.parse_args(argv)
     print(f"settings: latency {args.latency}s, job_seconds {args.job_seconds}, rate limit "
           f"{args.rate_limit}/s, {args.change_share:.0%} to change; {os.cpu_count()} CPUs")

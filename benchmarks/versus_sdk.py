@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from end_to_end import KEY, run_child, spawn
+from end_to_end import KEY, add_settings, run_child, spawn
 
 from emergency_pipeline import contract
 from emergency_pipeline.changed_state import Changes, write_changed_state
@@ -126,12 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sizes", type=int, nargs="*", default=[10_000, 100_000])
     p.add_argument("--repeat", type=int, default=1,
                    help="runs per side; the order alternates (SDK first, then pipeline first)")
-    p.add_argument("--change-share", type=float, default=0.10)
-    p.add_argument("--latency", type=float, default=0.03, help="seconds added to every answer")
-    p.add_argument("--job-seconds", type=float, default=10.0)
-    p.add_argument("--rate-limit", type=int, default=5000, help="requests per second")
-    p.add_argument("--follow", type=float, default=1800.0)
-    p.add_argument("--seed", type=int, default=2026)
+    add_settings(p)
     args = p.parse_args(argv)
     print(f"settings: latency {args.latency}s, job_seconds {args.job_seconds}, rate limit "
           f"{args.rate_limit}/s, {args.change_share:.0%} changed (half enable, a quarter "

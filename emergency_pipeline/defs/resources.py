@@ -107,6 +107,7 @@ def default_resources() -> dict[str, Any]:
         "telnyx": TelnyxResource(
             api_key=EnvVar("TELNYX_API_KEY"),
             base_url=os.environ.get("TELNYX_BASE_URL", DEFAULT_BASE_URL),
+            read_timeout=float(os.environ.get("TELNYX_READ_TIMEOUT_SECONDS", "30")),
         ),
         "duckdb": DuckDBResource(database=database),
         "state": PipelineState(

@@ -111,5 +111,7 @@ def default_resources() -> dict[str, Any]:
         ),
         "duckdb": DuckDBResource(database=database),
         "state": PipelineState(
-            directory=os.environ.get("EMERGENCY_PIPELINE_STATE_DIR", state_dir_for(database))),
+            directory=os.environ.get("EMERGENCY_PIPELINE_STATE_DIR", state_dir_for(database)),
+            lease_wait_seconds=float(os.environ.get("EMERGENCY_PIPELINE_LEASE_WAIT_SECONDS",
+                                                    "600"))),
     }

@@ -54,7 +54,7 @@ class Transport:
         self.requests_sent = 0
         self.retries = 0
         self._offset: timedelta | None = None   # server clock minus ours (from Date)
-        base = config.base_url.rstrip("/")
+        base = config.connect_url.rstrip("/")
         self._http = httpx.Client(
             base_url=base + "/",
             auth=_BearerAuth(config.api_key),

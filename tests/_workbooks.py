@@ -10,6 +10,8 @@ from pathlib import Path
 
 def workbook(path: Path, sheets: dict[str, list[list]], hidden: tuple[str, ...] = (),
              active: str | None = None) -> Path:
+    """Saved by openpyxl, then hidden sheets and the active tab set in xl/workbook.xml
+    directly: openpyxl refuses an all-hidden workbook and moves a hidden active tab."""
     from openpyxl import Workbook
 
     wb = Workbook()
@@ -18,12 +20,17 @@ def workbook(path: Path, sheets: dict[str, list[list]], hidden: tuple[str, ...] 
         ws = wb.create_sheet(name)
         for row in rows:
             ws.append(row)
-        if name in hidden:
-            ws.sheet_state = "hidden"
-    if active is not None:
-        wb.active = list(sheets).index(active)
     wb.save(path)
-    return path
+
+    def edit(xml: str) -> str:
+        for name in hidden:
+            xml = re.sub(rf'(<sheet name="{re.escape(name)}"[^>]*?)state="visible"',
+                         r'\1state="hidden"', xml)
+        tab = list(sheets).index(active) if active is not None else 0
+        xml = re.sub(r'activeTab="\d+"', "", xml)
+        return xml.replace("<workbookView", f'<workbookView activeTab="{tab}"', 1)
+
+    return patch_sheet(path, edit, member="xl/workbook.xml")
 
 
 def patch_sheet(path: Path, edit, member: str = "xl/worksheets/sheet1.xml") -> Path:

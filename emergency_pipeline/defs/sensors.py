@@ -43,7 +43,7 @@ def file_version(path: Path) -> str:
 
 def _skip_reason(path: Path, inbox: Path) -> str | None:
     """Why a dropped file must not run, or None. `inbox` is resolved."""
-    problem = partition_key_problem(str(path))
+    problem = partition_key_problem(path.name) or partition_key_problem(str(path))
     if problem:
         return f"its name cannot be a partition key: {problem}; rename it"
     real = path.resolve()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 from collections.abc import Callable
 
 HOST_TAG = "emergency_pipeline/host"
@@ -49,8 +50,14 @@ def process_alive(pid: int, start: str | None) -> bool:
     return start is None or _process_start(pid) in (start, None)
 
 
-def fail_dead_runs(instance, job_name: str, say: Callable[[str], None] = print) -> list[str]:
-    """Mark failed the STARTED runs of `job_name` whose process on this host is gone."""
+def _to_stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def fail_dead_runs(instance, job_name: str, say: Callable[[str], None] = _to_stderr
+                   ) -> list[str]:
+    """Mark failed the STARTED runs of `job_name` whose process on this host is gone.
+    Said on stderr: stdout's `run <id>: ...` line is this process's own run (scripts read it)."""
     from dagster import DagsterRunStatus, RunsFilter
 
     host, failed = socket.gethostname(), []
@@ -67,6 +74,6 @@ def fail_dead_runs(instance, job_name: str, say: Callable[[str], None] = print) 
         message = (f"marked failed by `emergency-pipeline run`: its process {pid} on {host} "
                    "is gone (killed or crashed) and left the run STARTED")
         instance.report_run_failed(run, message)
-        say(f"run {run.run_id}: {message}")
+        say(f"earlier run {run.run_id} {message}")
         failed.append(run.run_id)
     return failed

@@ -46,7 +46,7 @@ def patch_sheet(path: Path, edit, member: str = "xl/worksheets/sheet1.xml") -> P
 
 def far_cell(xml: str, ref: str = "XFD1048576") -> str:
     """A cell at `ref`, in a row of its own, as the issue's 1.7 KB file had."""
-    row = int(re.sub(r"[A-Z]", "", ref))
+    row = int(re.sub(r"[A-Za-z]", "", ref))
     cell = f'<row r="{row}"><c r="{ref}" t="inlineStr"><is><t>x</t></is></c></row>'
     return xml.replace("</sheetData>", cell + "</sheetData>")
 

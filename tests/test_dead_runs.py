@@ -53,7 +53,8 @@ def test_the_run_command_fails_runs_left_started_by_a_dead_process(tmp_path: Pat
                                str(desired), "--quiet"], env=env, capture_output=True,
                               text=True, timeout=300)
         assert done.returncode == 0, done.stderr[-3000:]
-        assert "aaaaaaaa-dead: marked failed" in done.stdout
+        assert "earlier run aaaaaaaa-dead marked failed" in done.stderr
+        assert done.stdout.startswith("run ") and "-dead" not in done.stdout   # scripts read it
         status = {r.run_id: r.status for r in instance.get_runs()}
         assert status["aaaaaaaa-dead"] == DagsterRunStatus.FAILURE
         assert status["eeeeeeee-reused"] == DagsterRunStatus.FAILURE

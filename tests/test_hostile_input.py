@@ -96,6 +96,13 @@ def test_one_far_cell_is_refused_and_the_process_lives(tmp_path: Path) -> None:
     assert "delete the empty rows and columns" in done.stdout
 
 
+def test_a_lower_case_far_reference_is_refused_too(tmp_path: Path) -> None:
+    path = patch_sheet(workbook(tmp_path / "lower.xlsx", {"s": CURRENT}),
+                       lambda xml: far_cell(xml, "xfd1048576"))
+    with pytest.raises(DesiredStateError, match="16,384 columns"):
+        read_desired_state(path)
+
+
 def test_a_huge_declared_dimension_is_refused(tmp_path: Path) -> None:
     path = patch_sheet(workbook(tmp_path / "dim.xlsx", {"s": CURRENT}),
                        lambda xml: declared(xml, "A1:XFD1048576"))

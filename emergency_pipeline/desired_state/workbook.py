@@ -36,7 +36,7 @@ MAX_MEMBERS = 10_000
 _MAX_PART_BYTES = 16 << 20           # workbook.xml and its rels: small in any real file
 
 _CHUNK = 1 << 20
-_REF = re.compile(rb'<(?:\w+:)?(c|row)\s[^>]*?\br="([A-Z]{0,4})([0-9]{1,10})"')
+_REF = re.compile(rb'<(?:\w+:)?(c|row)\s[^>]*?\br="([A-Za-z]{0,4})([0-9]{1,10})"')
 _CELL = re.compile(rb"<(?:\w+:)?c[\s/>]")
 _ROW = re.compile(rb"<(?:\w+:)?row[\s/>]")
 _DIMENSION = re.compile(rb'<(?:\w+:)?dimension\s[^>]*?\bref="([^"]*)"')
@@ -48,7 +48,7 @@ _FIX = "save the sheet's data alone into a new workbook (or as CSV) and drop tha
 class Sheet:
     name: str
     visible: bool
-    part: str | None        # zip member of its XML (None: not found, e.g. a chart sheet)
+    part: str | None        # zip member of its XML (None: not found)
 
 
 def column_number(letters: str | bytes) -> int:
@@ -68,8 +68,10 @@ def choose_sheet(path: Path, sheet: str | None) -> str:
         _check_members(path, zf)
         sheets, active = _sheets(path, zf)
         chosen = _pick(path, sheets, active, sheet)
-        if chosen.part is not None:
-            _check_sheet_size(path, zf, chosen)
+        if chosen.part is None:     # unchecked XML must not reach calamine
+            raise DesiredStateError(f"{path}: not a readable XLSX workbook (sheet "
+                                    f"{chosen.name!r} has no part in the file)")
+        _check_sheet_size(path, zf, chosen)
         return chosen.name
 
 

@@ -17,13 +17,25 @@ from emergency_pipeline.sample import DEMO_NUMBERS, DEMO_SEED
 DEMO_KEY = "KEY_emulator_demo"
 DEMO_FAULTS = "number_fail_rate=0.03,seed=7"
 
-DAGSTER_YAML = """\
-# Written by `emergency-pipeline demo`. Runs of the reconcile job are queued one at a time:
+_WRITTEN_BY = "# Written by `emergency-pipeline demo`."
+DAGSTER_YAML = _WRITTEN_BY + """ Runs of the reconcile job are queued one at a time:
 # two runs planning against the same account at once could both submit a number.
 run_queue:
   tag_concurrency_limits:
     - key: "emergency_pipeline/account"
       limit: 1
+# The daemon (`dagster dev`) fails a run that never starts, and stops one that runs past
+# max_runtime_seconds, so that a run whose worker died does not stay STARTED for ever (the
+# default run launcher cannot report a dead worker). No resume: a resumed apply would be a
+# second run; the next run adopts the open jobs instead. Longer than the longest real run:
+# a million-number apply with its 900 s follow.
+run_monitoring:
+  enabled: true
+  start_timeout_seconds: 180
+  cancel_timeout_seconds: 180
+  max_resume_run_attempts: 0
+  max_runtime_seconds: 21600
+  poll_interval_seconds: 60
 telemetry:
   enabled: false
 """
@@ -51,7 +63,8 @@ def prepare_dagster_home(path: Path) -> Path:
     path = path.resolve()
     path.mkdir(parents=True, exist_ok=True)
     config = path / "dagster.yaml"
-    if not config.exists():
+    # Ours (an earlier demo's) is brought up to date; one a person wrote is left alone.
+    if not config.exists() or config.read_text().startswith(_WRITTEN_BY):
         config.write_text(DAGSTER_YAML)
     os.environ["DAGSTER_HOME"] = str(path)
     return path

@@ -56,14 +56,18 @@ def run_config(args: argparse.Namespace) -> dict:
 def run(args: argparse.Namespace) -> int:
     from dagster import DagsterInstance
 
-    from emergency_pipeline.defs.jobs import run_job
+    from emergency_pipeline.defs.jobs import JOB_NAME, run_job
 
     if not os.environ.get("TELNYX_API_KEY"):
         print("TELNYX_API_KEY is not set", file=sys.stderr)
         return 2
     instance = DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else \
         DagsterInstance.ephemeral()
-    result = run_job(args.source, args.apply, run_config(args), instance=instance)
+    from emergency_pipeline.dead_runs import fail_dead_runs, process_tags
+
+    fail_dead_runs(instance, JOB_NAME)   # runs left STARTED by a killed `run` (issue 14)
+    result = run_job(args.source, args.apply, run_config(args), instance=instance,
+                     tags=process_tags())
     print(f"run {result.run_id}: {'succeeded' if result.success else 'FAILED'}", flush=True)
     if not result.success:
         for event in result.all_events:

@@ -44,7 +44,8 @@ NUMBER_COLUMNS = ["id", "phone_number", "status", "emergency_enabled",
 
 
 class DesiredStateConfig(Config):
-    sheet: str | None = Field(default=None, description="XLSX sheet name (default: the first).")
+    sheet: str | None = Field(default=None, description="XLSX sheet name (default: the active "
+                              "sheet if visible, else the first visible; hidden only if named).")
     default_region: str = Field(default="US", description="Region for national-format numbers.")
     table: str | None = Field(default=None, description="Table, when the source is a DuckDB file.")
     query: str | None = Field(default=None, description="Query, when the source is a DuckDB file.")
@@ -108,9 +109,12 @@ def desired_emergency_settings(context: AssetExecutionContext, config: DesiredSt
     store.write("desired_rejections", stamp(desired.rejected, context))
     context.log.info(f"desired state from {source}: {counts['accepted']} rows accepted, "
                      f"{counts['rejected_rows']} rejected, "
-                     f"{counts['collapsed_duplicates']} identical duplicates collapsed")
+                     f"{counts['collapsed_duplicates']} identical duplicates collapsed"
+                     + (f"; sheets read: {', '.join(desired.sheets_read)}" if desired.sheets_read
+                        else ""))
     context.add_output_metadata({
         "source": source, **counts, "tables": ref.path,
+        "sheets_read": ", ".join(desired.sheets_read) or "none (not a workbook)",
         "rejections_sample": _md_table(
             desired.rejected[["source_file", "source_row", "column", "value", "reason", "fix"]]
             .head(20)),

@@ -28,7 +28,8 @@ def apply_run_config(apply: bool = True) -> dict:
 
 
 def run_job(source: str, apply: bool, run_config: dict | None = None, *, defs=None,
-            instance: DagsterInstance | None = None) -> ExecuteInProcessResult:
+            instance: DagsterInstance | None = None,
+            tags: dict[str, str] | None = None) -> ExecuteInProcessResult:
     """Run the reconcile job for one source in this process (default: the persistent
     instance of $DAGSTER_HOME and the code location's own definitions)."""
     if defs is None:
@@ -38,4 +39,4 @@ def run_job(source: str, apply: bool, run_config: dict | None = None, *, defs=No
     job = defs.resolve_job_def(JOB_NAME)
     return job.execute_in_process(run_config=run_config or apply_run_config(apply),
                                   instance=instance, partition_key=source,
-                                  raise_on_error=False)
+                                  raise_on_error=False, tags=tags)

@@ -6,7 +6,9 @@
     ds.rejected    source_file, source_row, column, value, reason, fix, phone_number (raw cell);
                    one row per problem, so a row with two problems appears twice
     ds.duplicates  identical copies collapsed into an accepted row (duplicate_of_file/_row)
-    ds.files       per source: rows, blank_rows, accepted, rejected_rows, collapsed
+    ds.files       per source: sheet (workbooks), rows, blank_rows, accepted, rejected_rows,
+                   collapsed
+    ds.sheets_read "file[sheet]" for every workbook sheet read (for logs and metadata)
 
 Every non-blank input row is accepted, collapsed or rejected (`ds.check_accounting()`).
 A source without data rows raises DesiredStateError: an empty sheet is never an instruction.
@@ -20,7 +22,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from .readers import DesiredStateError, RawTable, read_tables
+from .errors import DesiredStateError
+from .readers import RawTable, read_tables
 from .validate import (ACCEPTED_COLUMNS, DUPLICATE_COLUMNS, REJECTED_COLUMNS, resolve_duplicates,
                        validate_table)
 
@@ -34,6 +37,7 @@ class DesiredState:
     rejected: pd.DataFrame
     duplicates: pd.DataFrame
     files: pd.DataFrame
+    sheets_read: tuple[str, ...] = ()
 
     @property
     def input_rows(self) -> int:
@@ -62,7 +66,7 @@ def desired_state_from_tables(tables: list[RawTable], default_region: str = "US"
         acc, rej = validate_table(t, default_region)
         accepted_parts.append(acc)
         rejected_parts.append(rej)
-        files.append({"source_file": t.source_file, "rows": len(t.cells),
+        files.append({"source_file": t.source_file, "sheet": t.sheet, "rows": len(t.cells),
                       "blank_rows": t.blank_rows})
     accepted = pd.concat(accepted_parts, ignore_index=True)
     accepted, conflicts, duplicates = resolve_duplicates(accepted)
@@ -75,7 +79,10 @@ def desired_state_from_tables(tables: list[RawTable], default_region: str = "US"
     files_df["rejected_rows"] = files_df["source_file"].map(
         per(rejected.drop_duplicates(["source_file", "source_row"]))).fillna(0).astype("int64")
     files_df["collapsed"] = files_df["source_file"].map(per(duplicates)).fillna(0).astype("int64")
-    ds = DesiredState(accepted, rejected, duplicates, files_df)
+    # source_file names the sheet only when the run named it; sheets_read always does.
+    sheets = tuple(t.source_file if t.source_file.endswith(f"[{t.sheet}]")
+                   else f"{t.source_file}[{t.sheet}]" for t in tables if t.sheet)
+    ds = DesiredState(accepted, rejected, duplicates, files_df, sheets)
     ds.check_accounting()
     return ds
 

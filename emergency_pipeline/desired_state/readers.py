@@ -5,6 +5,9 @@ non-blank row is the header, rows are numbered as the spreadsheet numbers them (
 row; CSV: the record, so a quoted cell spanning lines is still one row). For DuckDB, source_row is
 the 1-based position in the result. Blank rows (every cell empty) are not input rows: they are
 counted in `blank_rows` and otherwise ignored.
+
+Hostile input: a workbook is checked (workbook.py) before calamine parses it, a CSV's encoding
+is detected (encoding.py), a DuckDB query runs alone, read-only, with no file access.
 """
 
 from __future__ import annotations
@@ -19,13 +22,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-SPREADSHEET_SUFFIXES = (".csv", ".xlsx", ".xlsm", ".xls", ".ods")
-_WORKBOOK_SUFFIXES = (".xlsx", ".xlsm", ".xls", ".ods")     # all read by calamine
+from .encoding import decode_csv
+from .errors import DesiredStateError
+from .workbook import choose_sheet
+
+SPREADSHEET_SUFFIXES = (".csv", ".xlsx", ".xlsm")
+_WORKBOOK_SUFFIXES = (".xlsx", ".xlsm")     # checked by workbook.py, then read by calamine
+# Formats whose size cannot be checked cheaply before calamine allocates the grid.
+_REFUSED_WORKBOOKS = (".xls", ".ods")
 DUCKDB_SUFFIXES = (".duckdb", ".db", ".ddb")
-
-
-class DesiredStateError(Exception):
-    """The desired state cannot be read or is empty: nothing may be planned from it."""
 
 
 @dataclass
@@ -35,6 +40,7 @@ class RawTable:
     cells: pd.DataFrame         # one object column of stripped-or-not text per header; "" = empty
     rows: np.ndarray            # int64 source_row of each cells row
     blank_rows: int = 0
+    sheet: str | None = None    # the workbook sheet read (None: not a workbook)
 
 
 def _unique_headers(raw: list[object]) -> list[str]:
@@ -74,15 +80,6 @@ def _table_from_grid(source: str, grid: pd.DataFrame, first_row: int) -> RawTabl
     return RawTable(source, headers, cells, rows[keep], blank)
 
 
-def _decode(data: bytes) -> str:
-    for enc in ("utf-8-sig", "cp1252"):
-        try:
-            return data.decode(enc)
-        except UnicodeDecodeError:
-            continue
-    return data.decode("latin-1")
-
-
 def _sniff_separator(text: str) -> str:
     """Comma, or the semicolon / tab that some locales' spreadsheet exports use: whichever the
     first non-blank line (the header) holds most of."""
@@ -97,8 +94,9 @@ def read_csv(path: Path) -> RawTable:
         data = path.read_bytes()
     except OSError as exc:
         raise DesiredStateError(f"{path}: cannot read ({exc.strerror})") from exc
-    text = _decode(data).replace("\x00", "")
-    if not text.strip():
+    text = decode_csv(data, path).replace("\x00", "")
+    # Only line breaks make a file empty: a cell of spaces is a cell (found by the fuzzing).
+    if not text.strip("\r\n"):
         raise DesiredStateError(f"{path}: the file is empty (no header, no data rows)")
     sep = _sniff_separator(text)
     try:
@@ -139,28 +137,27 @@ def _cell_text(v: object) -> str:
 
 
 def read_xlsx(path: Path, sheet: str | None = None) -> RawTable:
+    """The named sheet, else the active one if visible, else the first visible (workbook.py),
+    once the workbook has passed the size limits."""
     from python_calamine import CalamineWorkbook
 
+    name = choose_sheet(path, sheet)
     try:
         wb = CalamineWorkbook.from_path(str(path))
-    except Exception as exc:  # calamine raises several types for a damaged or foreign file
-        raise DesiredStateError(f"{path}: not a readable XLSX workbook ({exc})") from exc
-    if sheet is None:
-        if not wb.sheet_names:
-            raise DesiredStateError(f"{path}: the workbook has no sheets")
-        name = wb.sheet_names[0]
-    elif sheet in wb.sheet_names:
-        name = sheet
-    else:
-        raise DesiredStateError(
-            f"{path}: no sheet named {sheet!r} (sheets: {', '.join(wb.sheet_names)})")
+        # skip_empty_area=False starts at A1, so list index + 1 is the real row number.
+        values = wb.get_sheet_by_name(name).to_python(skip_empty_area=False)
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:  # noqa: BLE001 - calamine raises many types, and a Rust
+        # panic arrives as pyo3's PanicException, a BaseException
+        raise DesiredStateError(f"{path}: not a readable XLSX workbook ({exc})") from None
     source = f"{path}[{name}]" if sheet is not None else str(path)
-    # skip_empty_area=False starts at A1, so list index + 1 is the real row number.
-    values = wb.get_sheet_by_name(name).to_python(skip_empty_area=False)
     width = max((len(r) for r in values), default=0)
     grid = pd.DataFrame([[_cell_text(c) for c in r] + [""] * (width - len(r)) for r in values],
                         dtype=object)
-    return _table_from_grid(source, grid, first_row=1)
+    table = _table_from_grid(source, grid, first_row=1)
+    table.sheet = name
+    return table
 
 
 def _quote_ident(name: str) -> str:
@@ -174,6 +171,32 @@ def _series_text(s: pd.Series) -> pd.Series:
                      dtype=object)
 
 
+def _lock_down(con) -> None:
+    """No file, network or extension access, and no way to turn it back on: a query from a
+    run's config must not read /proc/self/environ or write files. The source file itself is
+    already open."""
+    for setting in ("enable_external_access=false", "autoinstall_known_extensions=false",
+                    "autoload_known_extensions=false", "python_enable_replacements=false",
+                    "lock_configuration=true"):
+        con.execute(f"SET {setting}")
+
+
+def _single_select(path: Path, query: str) -> str:
+    """The query, if DuckDB's own parser sees exactly one SELECT (WITH ... SELECT included)."""
+    import duckdb
+
+    try:
+        statements = duckdb.extract_statements(query)
+    except duckdb.Error as exc:
+        raise DesiredStateError(f"{path}::query: not valid SQL ({exc})") from None
+    kinds = [st.type.name for st in statements]
+    if kinds != ["SELECT"]:
+        raise DesiredStateError(
+            f"{path}::query: refused, a desired-state query must be one SELECT (or WITH ... "
+            f"SELECT) statement; got {', '.join(kinds) or 'nothing'}")
+    return query
+
+
 def read_duckdb(path: Path, table: str | None = None, query: str | None = None) -> RawTable:
     import duckdb
 
@@ -181,13 +204,15 @@ def read_duckdb(path: Path, table: str | None = None, query: str | None = None) 
         raise DesiredStateError(f"{path}: give exactly one of table= or query= for a DuckDB source")
     if not path.exists():
         raise DesiredStateError(f"{path}: no such DuckDB file")
-    sql = f"SELECT * FROM {_quote_ident(table)}" if table is not None else query
+    sql = f"SELECT * FROM {_quote_ident(table)}" if table is not None else \
+        _single_select(path, query)
     source = f"{path}::{table}" if table is not None else f"{path}::query"
     try:
         con = duckdb.connect(str(path), read_only=True)
     except duckdb.Error as exc:
         raise DesiredStateError(f"{path}: cannot open the DuckDB file ({exc})") from exc
     try:
+        _lock_down(con)
         try:
             df = con.execute(sql).df()
         except duckdb.Error as exc:
@@ -232,4 +257,7 @@ def _read_file(path: Path, sheet: str | None) -> RawTable:
         return read_csv(path)
     if suffix in _WORKBOOK_SUFFIXES:
         return read_xlsx(path, sheet)
+    if suffix in _REFUSED_WORKBOOKS:
+        raise DesiredStateError(f"{path}: {suffix} workbooks are not read (their size cannot be "
+                                "checked before parsing); save the sheet as .xlsx or CSV")
     raise DesiredStateError(f"{path}: unsupported file type {suffix!r} (use CSV or XLSX)")

@@ -20,6 +20,7 @@ from pydantic import Field
 from emergency_pipeline import jobs as job_runner
 from emergency_pipeline.address_resolution import Resolution, is_placeholder, resolve_addresses
 from emergency_pipeline.batching import make_batches
+from emergency_pipeline.cli_errors import failures_explained
 from emergency_pipeline.contract import DEFAULT_MAX_JOBS_IN_FLIGHT, JOB_IN_FLIGHT_STATUSES
 from emergency_pipeline.defs.partitions import desired_state_sources
 from emergency_pipeline.defs.resources import TelnyxResource, store_for
@@ -106,7 +107,7 @@ def desired_emergency_settings(context: AssetExecutionContext, config: DesiredSt
 def emergency_account_snapshot(context: AssetExecutionContext, telnyx: TelnyxResource,
                                duckdb: DuckDBResource) -> dict[str, Any]:
     """The live account: every number's emergency fields, the addresses, the jobs in flight."""
-    with telnyx.client(context.log) as client:
+    with failures_explained(telnyx.base_url), telnyx.client(context.log) as client:
         # Jobs first: a number still pending when the jobs are read is treated as in flight
         # even if its job finishes while the numbers are read. The other order would miss
         # a number whose job finished in between and show its old settings as current.
@@ -153,7 +154,7 @@ def emergency_address_resolution(context: AssetExecutionContext, config: Address
     """Addresses given by their fields -> ids: matched in the account, or validated and
     (when applying) created once; rows with a bad or ambiguous address are rejected."""
     store = store_for(duckdb)
-    with telnyx.client(context.log) as client:
+    with failures_explained(telnyx.base_url), telnyx.client(context.log) as client:
         res = resolve_addresses(desired_emergency_settings.accepted,
                                 emergency_account_snapshot["addresses"], client, store,
                                 apply=config.apply, run_id=context.run.run_id, log=context.log)
@@ -220,7 +221,7 @@ def emergency_update_jobs(context: AssetExecutionContext, config: ApplyConfig,
             raise Failure(description=str(exc)) from None
         context.log.warning(f"an apply run would be refused: {exc}")
     state = job_runner.ApplyState()
-    with telnyx.client(context.log) as client:
+    with failures_explained(telnyx.base_url), telnyx.client(context.log) as client:
         # Jobs of earlier runs that were not seen to the end are followed, not resubmitted.
         job_runner.resume_open_batches(client, store, context.run.run_id, context.log, state)
         if config.apply:
@@ -228,7 +229,7 @@ def emergency_update_jobs(context: AssetExecutionContext, config: ApplyConfig,
                                       state, max_jobs_in_flight=config.max_jobs_in_flight)
         else:
             context.log.info(f"plan-only run: {len(batches)} batch(es) not submitted "
-                             "(set apply: true to submit)")
+                             "(to submit: --apply on the CLI, apply: true in the run config)")
         job_runner.follow(client, store, context.run.run_id, context.log, state,
                           deadline_seconds=config.follow_timeout_seconds)
     jobs = pd.DataFrame([

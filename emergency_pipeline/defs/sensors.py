@@ -62,6 +62,8 @@ def desired_state_inbox(context: SensorEvaluationContext) -> SensorResult | Skip
     found, cursor = scan(inbox_dir(), seen)
     if not found:
         return SkipReason(f"no new or changed spreadsheet in {inbox_dir()}")
+    # A file removed since the scan never becomes a partition (it would stay in the UI).
+    found = [(k, v) for k, v in found if Path(k).is_file()]
     new_keys = [k for k, _ in found
                 if not context.instance.has_dynamic_partition(desired_state_sources.name, k)]
     return SensorResult(

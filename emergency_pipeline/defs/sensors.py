@@ -53,7 +53,11 @@ def scan(inbox: Path, seen: dict[str, str], now: float | None = None
     return found, cursor
 
 
-@sensor(job=reconcile_emergency_settings, minimum_interval_seconds=30,
+# How often the daemon may look (tests shorten it; a real inbox needs no more than this).
+INTERVAL_SECONDS = int(os.environ.get("EMERGENCY_PIPELINE_INBOX_INTERVAL_SECONDS", "30"))
+
+
+@sensor(job=reconcile_emergency_settings, minimum_interval_seconds=INTERVAL_SECONDS,
         default_status=DefaultSensorStatus.STOPPED,
         description="Applies every new or changed CSV/XLSX dropped into "
                     "$EMERGENCY_PIPELINE_INBOX (default data/inbox/).")

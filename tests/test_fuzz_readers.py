@@ -170,7 +170,7 @@ def test_ragged_csv_with_a_huge_cell_is_read(tmp_path: Path) -> None:
     # raised _csv.Error out of read_desired_state.
     path = tmp_path / "huge.csv"
     path.write_text(f"phone_number,enabled\n+12015550123,yes,{HUGE}\n")
-    ds = read_desired_state(path)
+    ds = read_desired_state(path, require_rows=False)
     ds.check_accounting()
     assert ds.input_rows == 1
 

@@ -111,8 +111,11 @@ def list_all(
     pages: dict[int, list[dict]] = {1: first}
     lock = threading.Lock()
     step = max(1, total_pages // 10)
-    log.info(f"{what}: page 1 of {total_pages} fetched"
-             + (f" ({total_results} records)" if total_results is not None else ""))
+    if total_pages:
+        log.info(f"{what}: page 1 of {total_pages} fetched"
+                 + (f" ({total_results} records in all)" if total_results is not None else ""))
+    else:
+        log.info(f"{what}: none")
     if on_page:
         on_page(1, total_pages, first)
 

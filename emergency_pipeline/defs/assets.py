@@ -21,6 +21,7 @@ from pydantic import Field
 from emergency_pipeline.address_resolution import Resolution, is_placeholder, resolve_addresses
 from emergency_pipeline.addresses import ContactDefaults
 from emergency_pipeline.batching import make_batches
+from emergency_pipeline.cli_errors import failures_explained
 from emergency_pipeline.contract import DEFAULT_MAX_JOBS_IN_FLIGHT, JOB_IN_FLIGHT_STATUSES
 from emergency_pipeline.defs.partitions import desired_state_sources
 from emergency_pipeline.defs.resources import (
@@ -144,7 +145,8 @@ def emergency_account_snapshot(context: AssetExecutionContext,
 
     Read after the desired state (a missing sheet fails before the account is listed) and,
     on an apply run, after the account lease is held (rule 3)."""
-    with account_lease(context, telnyx, state, first=True), telnyx.client(context.log) as client:
+    with account_lease(context, telnyx, state, first=True), \
+            failures_explained(telnyx.base_url), telnyx.client(context.log) as client:
         taken = _now()
         # Jobs first: a number still pending when the jobs are read is treated as in flight
         # even if its job finishes while the numbers are read. The other order would miss
@@ -178,7 +180,8 @@ def emergency_address_resolution(context: AssetExecutionContext, config: Address
                                  state: PipelineState) -> StageRef:
     """Addresses given by their fields -> ids: matched in the account, or validated and
     (when applying) created once; rows with a bad or ambiguous address are rejected."""
-    with account_lease(context, telnyx, state), telnyx.client(context.log) as client:
+    with account_lease(context, telnyx, state), failures_explained(telnyx.base_url), \
+            telnyx.client(context.log) as client:
         res: Resolution = resolve_addresses(
             desired_emergency_settings.read("accepted"),
             emergency_account_snapshot.read("addresses"), client,
@@ -274,7 +277,8 @@ def emergency_update_jobs(context: AssetExecutionContext, config: ApplyConfig,
     run = RunIdentity(context.run.run_id, telnyx.account(), context.partition_key,
                       str(duckdb.database))
     ledger = state.ledger()
-    with account_lease(context, telnyx, state) as hold, telnyx.client(context.log) as client:
+    with account_lease(context, telnyx, state) as hold, \
+            failures_explained(telnyx.base_url), telnyx.client(context.log) as client:
         done = submit_and_follow(
             client, ledger, run, batches,
             snapshot_at=datetime.fromisoformat(emergency_account_snapshot.info["taken_at"]),

@@ -29,7 +29,8 @@ def apply_run_config(apply: bool = True) -> dict:
 
 def run_job(source: str, apply: bool, run_config: dict | None = None, *, defs=None,
             instance: DagsterInstance | None = None,
-            tags: dict[str, str] | None = None) -> ExecuteInProcessResult:
+            tags: dict[str, str] | None = None,
+            loggers: dict | None = None) -> ExecuteInProcessResult:
     """Run the reconcile job for one source in this process (default: the persistent
     instance of $DAGSTER_HOME and the code location's own definitions)."""
     if defs is None:
@@ -37,6 +38,8 @@ def run_job(source: str, apply: bool, run_config: dict | None = None, *, defs=No
     instance = instance or DagsterInstance.get()
     ensure_partition(instance, source)
     job = defs.resolve_job_def(JOB_NAME)
+    if loggers:   # the CLI's console logger (no tracebacks unless DEBUG)
+        job = job.with_logger_defs(loggers)
     return job.execute_in_process(run_config=run_config or apply_run_config(apply),
                                   instance=instance, partition_key=source,
                                   raise_on_error=False, tags=tags)

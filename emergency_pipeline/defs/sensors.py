@@ -86,7 +86,11 @@ def scan(inbox: Path, seen: dict[str, str], now: float | None = None,
     return found, cursor
 
 
-@sensor(job=reconcile_emergency_settings, minimum_interval_seconds=30,
+# How often the daemon may look (tests shorten it; a real inbox needs no more than this).
+INTERVAL_SECONDS = int(os.environ.get("EMERGENCY_PIPELINE_INBOX_INTERVAL_SECONDS", "30"))
+
+
+@sensor(job=reconcile_emergency_settings, minimum_interval_seconds=INTERVAL_SECONDS,
         default_status=DefaultSensorStatus.STOPPED,
         description="Applies every new or changed CSV/XLSX dropped into "
                     "$EMERGENCY_PIPELINE_INBOX (default data/inbox/).")
@@ -95,6 +99,8 @@ def desired_state_inbox(context: SensorEvaluationContext) -> SensorResult | Skip
     found, cursor = scan(inbox_dir(), seen, log=context.log.warning)
     if not found:
         return SkipReason(f"no new or changed spreadsheet in {inbox_dir()}")
+    # A file removed since the scan never becomes a partition (it would stay in the UI).
+    found = [(k, v) for k, v in found if Path(k).is_file()]
     new_keys = [k for k, _ in found
                 if not context.instance.has_dynamic_partition(desired_state_sources.name, k)]
     return SensorResult(

@@ -19,8 +19,10 @@ from emergency_pipeline import addresses as addr
 
 from .columns import (ADDRESS, CONTACT_FIELDS, COUNTRY, FLAG, PHONE, ColumnMatch,
                       describe_aliases, match_columns)
+from .excel import FIX as EXCEL_FIX
+from .excel import mangled_id
 from .phones import clean, map_distinct, parse_phones
-from .readers import RawTable
+from .readers import DesiredStateError, RawTable
 
 FLAG_WORDS = {
     "true": True, "yes": True, "y": True, "1": True, "on": True, "enabled": True,
@@ -30,8 +32,10 @@ FLAG_WORDS = {
 ACCEPTED_COLUMNS = ["source_file", "source_row", "phone_number", "number_id",
                     "emergency_enabled", "emergency_address_id", "extras", "address_fields",
                     "address_columns"]
+# phone_number: E.164 where the cell parses as one (else the cell as written), so a look-up
+# by E.164 finds rejected rows too; extras: the sheet's other columns, as for accepted rows.
 REJECTED_COLUMNS = ["source_file", "source_row", "column", "value", "reason", "fix",
-                    "phone_number"]
+                    "phone_number", "extras"]
 DUPLICATE_COLUMNS = ["source_file", "source_row", "phone_number", "number_id",
                      "duplicate_of_file", "duplicate_of_row"]
 
@@ -77,7 +81,7 @@ def _typed(df: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
 
 
 def _problem(raw: RawTable, mask: np.ndarray, column: str, value: pd.Series, reason,
-             fix, phone: pd.Series) -> pd.DataFrame:
+             fix, phone: pd.Series, extras: pd.Series) -> pd.DataFrame:
     """One rejection per masked row; reason and fix are text or Series aligned to the table."""
     idx = np.flatnonzero(mask)
 
@@ -92,6 +96,7 @@ def _problem(raw: RawTable, mask: np.ndarray, column: str, value: pd.Series, rea
         "reason": pick(reason),
         "fix": pick(fix),
         "phone_number": phone.to_numpy(dtype=object)[idx],
+        "extras": extras.to_numpy(dtype=object)[idx],
     })
 
 
@@ -100,21 +105,19 @@ def validate_table(raw: RawTable, region: str) -> tuple[pd.DataFrame, pd.DataFra
     m: ColumnMatch = match_columns(raw.headers)
     n = len(raw.cells)
     problems: list[pd.DataFrame] = []
-    if m.phone is None or m.flag is None:
-        found = ", ".join(raw.headers)
-        phone = clean(raw.cells[m.phone]) if m.phone else pd.Series([""] * n, dtype=object)
-        for canonical, header in ((PHONE, m.phone), (FLAG, m.flag)):
-            if header is None:
-                problems.append(_problem(
-                    raw, np.ones(n, bool), canonical, pd.Series([""] * n, dtype=object),
-                    f"the file has no usable {canonical} column (columns found: {found})",
-                    f"name a column {canonical} (or one of: {describe_aliases(canonical)})",
-                    phone))
-        return _typed(pd.DataFrame(columns=ACCEPTED_COLUMNS), ACCEPTED_COLUMNS), \
-            _typed(pd.concat(problems, ignore_index=True), REJECTED_COLUMNS)
-
-    phone = clean(raw.cells[m.phone])
-    parsed = parse_phones(phone, region)
+    for canonical, header in ((PHONE, m.phone), (FLAG, m.flag)):
+        if header is None:
+            # A sheet without its number or flag column is never an instruction: the run stops.
+            raise DesiredStateError(
+                f"{raw.source_file}: no {canonical} column (columns found: "
+                f"{', '.join(raw.headers)}): name a column {canonical} (or one of: "
+                f"{describe_aliases(canonical)})")
+    raw_phone = clean(raw.cells[m.phone])
+    parsed = parse_phones(raw_phone, region)
+    # What rejections show as the number: E.164 where the cell parses, else the cell.
+    phone = parsed["e164"].where(parsed["e164"].notna(), raw_phone).astype(object)
+    extras = extras_json(pd.DataFrame({h: clean(raw.cells[h]).to_numpy() for h in m.extras},
+                                      index=range(n)), m.extras)
     flag_raw = clean(raw.cells[m.flag])
     flag = map_distinct(flag_raw, lambda s: FLAG_WORDS.get(s.casefold()))
     address = clean(raw.cells[m.address]) if m.address else pd.Series([""] * n, dtype=object)
@@ -137,36 +140,36 @@ def validate_table(raw: RawTable, region: str) -> tuple[pd.DataFrame, pd.DataFra
     words = "true/false, yes/no, y/n, 1/0, on/off or enabled/disabled"
     addr_col = m.header(ADDRESS)
 
-    problems.append(_problem(raw, bad_phone, m.phone, phone, parsed["reason"],
-                             parsed["fix"], phone))
-    problems.append(_problem(raw, flag_missing, m.flag, flag_raw, "missing emergency_enabled flag",
-                             f"write {words}", phone))
-    problems.append(_problem(raw, flag_bad, m.flag, flag_raw, "unreadable emergency_enabled flag",
-                             f"write {words}", phone))
-    problems.append(_problem(
-        raw, enabled & ~has_addr & ~has_fields, addr_col, address,
-        "emergency enabled without an address",
+    address_mangled = map_distinct(address, mangled_id)
+    bad_address_id = address_mangled.notna().to_numpy()
+
+    def problem(mask, column, value, reason, fix):
+        problems.append(_problem(raw, mask, column, value, reason, fix, phone, extras))
+
+    problem(bad_phone, m.phone, raw_phone, parsed["reason"], parsed["fix"])
+    problem(flag_missing, m.flag, flag_raw, "missing emergency_enabled flag", f"write {words}")
+    problem(flag_bad, m.flag, flag_raw, "unreadable emergency_enabled flag", f"write {words}")
+    problem(bad_address_id, addr_col, address, address_mangled, EXCEL_FIX)
+    problem(enabled & ~has_addr & ~has_fields, addr_col, address,
+            "emergency enabled without an address",
         "give the emergency_address_id of a validated address of the account, or the address "
-        "(street, city, state, postal code, country), or set the flag to false", phone))
-    problems.append(_problem(
-        raw, disabled & has_addr, addr_col, address,
+        "(street, city, state, postal code, country), or set the flag to false")
+    problem(disabled & has_addr, addr_col, address,
         "emergency disabled but an address is given (ambiguous: which one was meant?)",
-        "clear the address to disable, or set the flag to true to enable with it", phone))
-    problems.append(_problem(
-        raw, disabled & has_fields & ~has_addr, m.header(addr.STREET),
+        "clear the address to disable, or set the flag to true to enable with it")
+    problem(disabled & has_fields & ~has_addr, m.header(addr.STREET),
         given.get(addr.STREET, pd.Series([""] * n, dtype=object)),
         "emergency disabled but an address is given (ambiguous: which one was meant?)",
-        "clear the address columns to disable, or set the flag to true to enable with it",
-        phone))
+        "clear the address columns to disable, or set the flag to true to enable with it")
     for f, absent in missing.items():
-        problems.append(_problem(
-            raw, enabled & by_fields & incomplete & absent, m.header(f),
+        problem(
+            enabled & by_fields & incomplete & absent, m.header(f),
             pd.Series([""] * n, dtype=object), f"the address has no {f}",
             "give street, city (locality) and postal code, with state and country, or an "
-            "emergency_address_id", phone))
+            "emergency_address_id")
     rejected = _typed(pd.concat(problems, ignore_index=True), REJECTED_COLUMNS)
 
-    ok = ~(bad_phone | flag_missing | flag_bad | (enabled & ~has_addr & ~has_fields)
+    ok = ~(bad_phone | bad_address_id | flag_missing | flag_bad | (enabled & ~has_addr & ~has_fields)
            | (disabled & has_addr) | (disabled & has_fields) | (enabled & by_fields & incomplete))
     idx = np.flatnonzero(ok)
     accepted = pd.DataFrame({
@@ -176,9 +179,7 @@ def validate_table(raw: RawTable, region: str) -> tuple[pd.DataFrame, pd.DataFra
         "number_id": parsed["number_id"].to_numpy(dtype=object)[idx],
         "emergency_enabled": enabled[idx],
         "emergency_address_id": address.to_numpy(dtype=object)[idx],
-        "extras": extras_json(pd.DataFrame({h: clean(raw.cells[h].iloc[idx]).to_numpy()
-                                            for h in m.extras}, index=range(len(idx))),
-                              m.extras).to_numpy(dtype=object),
+        "extras": extras.to_numpy(dtype=object)[idx],
     })
     accepted["emergency_address_id"] = accepted["emergency_address_id"].where(
         accepted["emergency_address_id"] != "", None)
@@ -244,6 +245,7 @@ def resolve_duplicates(accepted: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFra
         for _, group in c.groupby("_key", sort=False):
             members = list(zip(group["source_file"], group["source_row"],
                                group["emergency_enabled"], group["emergency_address_id"]))
+            extras_of = dict(zip(zip(group["source_file"], group["source_row"]), group["extras"]))
             for f, r, en, ad in members:
                 others = "; ".join(
                     f"{_label(of, orow, f)} ({'enable with ' + str(oad) if oen else 'disable'})"
@@ -255,7 +257,7 @@ def resolve_duplicates(accepted: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFra
                     "source_file": f, "source_row": r, "column": PHONE, "value": ident,
                     "reason": f"conflicting rows for the same number: {others}",
                     "fix": "keep one row per number (or make the rows agree)",
-                    "phone_number": ident,
+                    "phone_number": ident, "extras": extras_of[(f, r)],
                 })
     rejected = _typed(pd.DataFrame(rej), REJECTED_COLUMNS) if rej else empty_rejected()
 

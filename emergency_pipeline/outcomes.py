@@ -100,8 +100,9 @@ def _rejected_rows(rejected: pd.DataFrame, run_id: str, source: str, planned_at:
     out["source_file"] = first.index.get_level_values(0)
     out["source_row"] = first.index.get_level_values(1)
     out["reason"] = grouped["_text"].agg("; ".join).to_numpy()
-    if "phone_number" in first.columns:
-        out["phone_number"] = first["phone_number"].to_numpy()
+    for column in ("phone_number", "extras"):   # the E.164 form where it parsed; the sheet's
+        if column in first.columns:              # other columns (ticket, site, ...)
+            out[column] = first[column].to_numpy()
     out["result"] = "rejected"
     out["run_id"], out["source"] = run_id, source
     out["planned_at"], out["recorded_at"] = planned_at, recorded_at

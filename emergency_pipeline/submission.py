@@ -271,11 +271,11 @@ class _Run:
                         if value.status in (401, 403):
                             stop = value     # every further POST would be refused the same
                 self._close(closing)
+                self.ledger.submitted([
+                    (key, str(job["id"]), job.get("status"),
+                     "adopted after an ambiguous failure" if adopted else None)
+                    for key, _, job, adopted in submitted], by_run=self.run.run_id)
                 for key, batch, job, adopted in submitted:
-                    self.ledger.move([key], "submitted", by_run=self.run.run_id,
-                                     job_id=job["id"], job_status=job.get("status"),
-                                     detail="adopted after an ambiguous failure" if adopted
-                                     else None)
                     self.following[key], self.job_of[key] = batch, str(job["id"])
                     self.ours.add(str(job["id"]))
                     self.out.adopted += int(adopted)
@@ -315,11 +315,27 @@ class _Run:
             time.sleep(self.settings.poll_seconds)
         return room
 
+    def _read_jobs(self) -> dict[str, dict]:
+        """The jobs followed, as the account has them now: one listing of the jobs created
+        since the oldest of them (newest first, so usually one page), and a GET only for a
+        job the listing did not show."""
+        ids = set(self.job_of.values())
+        oldest = min((self.submitted_at.get(k) or datetime.now(timezone.utc)
+                      for k in self.job_of), default=datetime.now(timezone.utc))
+        since = oldest - timedelta(seconds=self.client.config.clock_skew_seconds)
+        latest = {str(j.get("id")): j for j in self.client.list_jobs(created_after=since)
+                  if str(j.get("id")) in ids}
+        missing = sorted(ids - set(latest))
+        if missing:
+            latest.update(self.client.follow_jobs(missing, deadline_seconds=0))
+        done = sum(1 for j in latest.values() if j.get("status") in JOB_TERMINAL_STATUSES)
+        self.log.info(f"jobs: {done} of {len(ids)} finished")
+        return latest
+
     def _poll_once(self) -> None:
         """One round over the jobs followed: the finished ones close with their results, all
         in one ledger transaction."""
-        ids = sorted(set(self.job_of.values()))
-        latest = self.client.follow_jobs(ids, deadline_seconds=0)
+        latest = self._read_jobs()
         closing = []
         for key, job_id in list(self.job_of.items()):
             job = latest.get(job_id)

@@ -10,7 +10,7 @@ from typing import Any
 from .addresses import AddressCreation, AddressOps
 from .config import ClientConfig
 from .jobs import JobOps, JobSubmission
-from .listing import PageCallback, count, get_each, list_all
+from .listing import PageCallback, count, each_page, get_each, list_all
 from .transport import Transport
 
 logger = logging.getLogger("emergency_pipeline.client")
@@ -51,6 +51,12 @@ class TelnyxClient:
         `fields` of each when given."""
         return list_all(self._transport, "/phone_numbers", what="phone numbers", on_page=on_page,
                         fields=fields)
+
+    def each_phone_number_page(self, on_page: PageCallback,
+                               fields: Sequence[str] | None = None) -> tuple[int, int | None]:
+        """Every page of the account's numbers to on_page, not kept (see listing.each_page)."""
+        return each_page(self._transport, "/phone_numbers", what="phone numbers",
+                         on_page=on_page, fields=fields)
 
     def count_phone_numbers(self) -> int:
         return count(self._transport, "/phone_numbers", what="phone numbers")

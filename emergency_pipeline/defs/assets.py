@@ -34,14 +34,13 @@ from emergency_pipeline.plan import build_plan, plan_summary
 from emergency_pipeline.publish import publish_orphans, publish_run
 from emergency_pipeline.run_tables import StageRef, prune
 from emergency_pipeline.safety import SafetyGuardError, check_disable_guard
+from emergency_pipeline.snapshot import list_numbers_into
 from emergency_pipeline.submission import RunIdentity, Settings, submit_and_follow
 
 GROUP = "emergency"
 RESULT_COLUMNS = ["identifier", "batch_id", "result", "reason", "job_id", "job_status",
                   "error_code", "error_title", "error_detail", "error_pointer",
                   "submitted_at", "finished_at"]
-NUMBER_COLUMNS = ["id", "phone_number", "status", "emergency_enabled",
-                  "emergency_address_id", "emergency_status"]
 
 
 class DesiredStateConfig(Config):
@@ -145,27 +144,31 @@ def emergency_account_snapshot(context: AssetExecutionContext,
 
     Read after the desired state (a missing sheet fails before the account is listed) and,
     on an apply run, after the account lease is held (rule 3)."""
+    stage = tables(context, state)
     with account_lease(context, telnyx, state, first=True), \
-            failures_explained(telnyx.base_url), telnyx.client(context.log) as client:
+            failures_explained(telnyx.base_url), telnyx.client(context.log) as client, \
+            stage.building("snapshot") as con:
         taken = _now()
         # Jobs first: a number still pending when the jobs are read is treated as in flight
         # even if its job finishes while the numbers are read. The other order would miss
         # a number whose job finished in between and show its old settings as current.
         in_flight = [j for j in client.list_jobs() if j.get("status") in JOB_IN_FLIGHT_STATUSES]
-        numbers = pd.DataFrame(client.list_phone_numbers(fields=NUMBER_COLUMNS)).reindex(
-            columns=NUMBER_COLUMNS)
+        listed = list_numbers_into(client, con, "numbers")
         addresses = pd.DataFrame(client.list_addresses())
-    if addresses.empty:
-        addresses = pd.DataFrame(columns=["id"])
-    addresses = addresses.astype(str).where(addresses.notna(), None)
-    counts = {"numbers": len(numbers), "addresses": len(addresses),
-              "jobs_in_flight": len(in_flight),
-              "emergency_enabled": int(numbers["emergency_enabled"].fillna(False)
-                                       .astype(bool).sum())}
-    ref = tables(context, state).write(
-        "snapshot", {"numbers": numbers, "addresses": addresses,
-                     "in_flight": _in_flight_rows(in_flight)},
-        counts=counts, info={"taken_at": taken.isoformat()})
+        if addresses.empty:
+            addresses = pd.DataFrame(columns=["id"])
+        addresses = addresses.astype(str).where(addresses.notna(), None)
+        con.register("frame", addresses)
+        con.execute("CREATE TABLE addresses AS SELECT * FROM frame")
+        con.register("frame", _in_flight_rows(in_flight))
+        con.execute("CREATE TABLE in_flight AS SELECT * FROM frame")
+        con.unregister("frame")
+        # fetchall: DuckDB 2 refuses further work while a result is left half-read.
+        enabled = con.execute("SELECT count(*) FILTER (emergency_enabled) FROM numbers"
+                              ).fetchall()[0][0]
+    counts = {"numbers": listed["numbers"], "addresses": len(addresses),
+              "jobs_in_flight": len(in_flight), "emergency_enabled": int(enabled)}
+    ref = stage.ref("snapshot", counts, info={"taken_at": taken.isoformat()})
     store_for(duckdb).write("account_addresses", addresses.assign(snapshot_at=taken),
                             mode="replace")
     context.add_output_metadata({**counts, "taken_at": taken.isoformat(), "tables": ref.path})

@@ -53,6 +53,17 @@ class StageRef:
         return cls(**data)
 
 
+def query(sql: str, params: list | None = None, **stages: StageRef) -> list[tuple]:
+    """Run SQL over stage files, each attached read-only under its keyword's name."""
+    con = duckdb.connect()
+    try:
+        for alias, ref in stages.items():
+            con.execute(f"ATTACH '{ref.path}' AS {alias} (READ_ONLY)")
+        return con.execute(sql, params or []).fetchall()
+    finally:
+        con.close()
+
+
 @contextlib.contextmanager
 def _open(path: str | Path) -> Iterator[duckdb.DuckDBPyConnection]:
     con = duckdb.connect(str(path), read_only=True)

@@ -22,6 +22,7 @@ from emergency_pipeline.defs.assets import (
 from emergency_pipeline.defs.partitions import desired_state_sources
 from emergency_pipeline.defs.resources import TelnyxResource
 from emergency_pipeline.run_tables import StageRef
+from emergency_pipeline.run_tables import query as run_query
 
 # Partitioned checks are a deliberate choice (see above); say so once here rather than warn
 # at every load of the code location.
@@ -57,43 +58,47 @@ def rejected_rows_share(desired_emergency_settings: StageRef) -> AssetCheckResul
              description="Every desired row has exactly one result in the run (rule 5).")
 def one_result_per_desired_number(emergency_operation_outcomes: StageRef,
                                   desired: StageRef) -> AssetCheckResult:
-    outcomes = emergency_operation_outcomes.read("outcomes")
-    expected = pd.concat([desired.read("accepted")[["source_file", "source_row"]],
-                          desired.read("rejected")[["source_file", "source_row"]]]
-                         ).drop_duplicates()
-    per_row = outcomes.groupby(["source_file", "source_row"]).size().rename("results")
-    joined = expected.merge(per_row.reset_index(), how="outer", on=["source_file", "source_row"],
-                            indicator=True)
-    missing = joined[joined["_merge"] == "left_only"]
-    unexpected = joined[joined["_merge"] == "right_only"]
-    repeated = joined[joined["results"] > 1]
-    numbers = outcomes[outcomes["result"] != "rejected"]
-    number_key = numbers["number_id"].fillna(numbers["phone_number"])
-    repeated_numbers = number_key[number_key.notna() & number_key.duplicated(keep=False)]
-    no_result = int(outcomes["result"].isna().sum())
-    passed = missing.empty and unexpected.empty and repeated.empty and repeated_numbers.empty \
-        and no_result == 0
-    return AssetCheckResult(
-        passed=bool(passed),
-        metadata={"desired_rows": len(expected), "outcome_rows": len(outcomes),
-                  "rows_without_result": len(missing), "results_without_row": len(unexpected),
-                  "rows_with_several_results": len(repeated),
-                  "numbers_with_several_results": int(repeated_numbers.nunique()),
-                  "results_left_empty": no_result},
-    )
+    # In SQL over the run's stage files: a million rows never become pandas frames here.
+    (row,) = run_query(ONE_RESULT_SQL, o=emergency_operation_outcomes, d=desired)
+    counts = dict(zip(("desired_rows", "outcome_rows", "rows_without_result",
+                       "results_without_row", "rows_with_several_results",
+                       "numbers_with_several_results", "results_left_empty"), row))
+    passed = not any(counts[k] for k in list(counts)[2:])
+    return AssetCheckResult(passed=passed, metadata=counts)
+
+
+ONE_RESULT_SQL = """
+WITH expected AS (
+    SELECT DISTINCT source_file, source_row FROM (
+        SELECT source_file, source_row FROM d.accepted
+        UNION ALL SELECT source_file, source_row FROM d.rejected)),
+per_row AS (SELECT source_file, source_row, count(*) AS n FROM o.outcomes GROUP BY ALL)
+SELECT
+    (SELECT count(*) FROM expected),
+    (SELECT count(*) FROM o.outcomes),
+    (SELECT count(*) FROM expected e ANTI JOIN per_row p USING (source_file, source_row)),
+    (SELECT count(*) FROM per_row p ANTI JOIN expected e USING (source_file, source_row)),
+    (SELECT count(*) FROM per_row WHERE n > 1),
+    (SELECT count(*) FROM (
+        SELECT coalesce(number_id, phone_number) AS k FROM o.outcomes
+        WHERE result IS DISTINCT FROM 'rejected' AND k IS NOT NULL
+        GROUP BY k HAVING count(*) > 1)),
+    (SELECT count(*) FROM o.outcomes WHERE result IS NULL)
+"""
 
 
 @asset_check(asset=emergency_operation_outcomes, partitions_def=desired_state_sources,
              description="Share of submitted numbers that failed or expired stays low.")
 def failure_share(emergency_operation_outcomes: StageRef) -> AssetCheckResult:
-    outcomes = emergency_operation_outcomes.read("outcomes")
-    submitted = outcomes[outcomes["result"].isin(["succeeded", "failed", "expired", "pending"])]
-    failed = submitted["result"].isin(["failed", "expired"]).sum()
-    share = failed / len(submitted) if len(submitted) else 0.0
+    ((submitted, failed),) = run_query(
+        "SELECT count(*), count(*) FILTER (result IN ('failed', 'expired')) FROM o.outcomes "
+        "WHERE result IN ('succeeded', 'failed', 'expired', 'pending')",
+        o=emergency_operation_outcomes)
+    share = failed / submitted if submitted else 0.0
     limit = _threshold("EMERGENCY_PIPELINE_MAX_FAILURE_SHARE", 0.1)
     return AssetCheckResult(
         passed=bool(share <= limit), severity=AssetCheckSeverity.WARN,
-        metadata={"submitted": len(submitted), "failed_or_expired": int(failed),
+        metadata={"submitted": submitted, "failed_or_expired": failed,
                   "share": round(float(share), 4), "limit": limit},
     )
 

@@ -8,8 +8,8 @@ from emergency_pipeline.defs.assets import GROUP
 from emergency_pipeline.defs.partitions import ensure_partition
 
 JOB_NAME = "reconcile_emergency_settings"
-# Runs of this job share one tag, so the run queue can keep them one at a time (dagster.yaml):
-# two runs planning against the same account at once could both submit a number.
+# Runs of this job share one tag, so a deployment's run queue may keep them one at a time
+# (the demo's dagster.yaml does); the account lease (state/lease.py) is what guarantees it.
 CONCURRENCY_TAG = {"emergency_pipeline/account": "telnyx"}
 
 reconcile_emergency_settings = define_asset_job(

@@ -30,7 +30,7 @@ from emergency_pipeline.defs.resources import (
 from emergency_pipeline.defs.run_scope import account_lease, applies, stamp, tables
 from emergency_pipeline.desired_state import DesiredStateError, read_desired_state
 from emergency_pipeline.outcomes import build_outcomes
-from emergency_pipeline.plan import build_plan, plan_summary
+from emergency_pipeline.plan import PLAN_SQL, PLAN_SUMMARY_SQL, plan_views
 from emergency_pipeline.publish import publish_orphans, publish_run
 from emergency_pipeline.run_tables import StageRef, prune
 from emergency_pipeline.safety import SafetyGuardError, check_disable_guard
@@ -217,27 +217,41 @@ def emergency_settings_plan(context: AssetExecutionContext,
                             emergency_account_snapshot: StageRef,
                             telnyx: TelnyxResource, duckdb: DuckDBResource,
                             state: PipelineState) -> StageRef:
-    """One action per desired number: enable, disable, change_address, noop or skip."""
-    with account_lease(context, telnyx, state):
-        in_flight = emergency_account_snapshot.read("in_flight")
-        plan = build_plan(emergency_address_resolution.read("accepted"),
-                          emergency_account_snapshot.read("numbers"),
-                          emergency_address_resolution.read("addresses"),
-                          in_flight=frozenset(in_flight["identifier"]))
-        plan = plan.assign(planned_at=_now())
-        counts = {"desired_numbers": len(plan), **{
-            f"action_{a}": int(n) for a, n in plan["action"].value_counts().items()}}
-        ref = tables(context, state).write("plan", {"plan": plan}, counts=counts)
-    store_for(duckdb).write("emergency_plan", stamp(plan, context))
-    context.log.info("plan: " + (", ".join(f"{k[7:]} {v}" for k, v in counts.items()
-                                           if k.startswith("action_")) or "nothing"))
-    skips = plan.loc[plan["action"].eq("skip"), "reason"].value_counts().rename_axis("reason")
+    """One action per desired number: enable, disable, change_address, noop or skip.
+    Planned in SQL (plan.PLAN_SQL) over the resolution's and the snapshot's tables."""
+    stage = tables(context, state)
+    with account_lease(context, telnyx, state), stage.building("plan") as con:
+        con.execute(f"ATTACH '{emergency_address_resolution.path}' AS r (READ_ONLY)")
+        con.execute(f"ATTACH '{emergency_account_snapshot.path}' AS s (READ_ONLY)")
+        plan_views(con, "r.accepted", "s.numbers", "r.addresses", "s.in_flight")
+        con.execute(f"CREATE TABLE plan AS SELECT *, now() AS planned_at FROM ({PLAN_SQL})")
+        by_action = dict(con.execute("SELECT action, count(*) FROM plan GROUP BY ALL "
+                                     "ORDER BY ALL").fetchall())
+        summary = con.execute(PLAN_SUMMARY_SQL).df()
+        skips = con.execute("SELECT reason, count(*) AS numbers FROM plan WHERE action = "
+                            "'skip' GROUP BY ALL ORDER BY numbers DESC, reason LIMIT 50").df()
+        con.execute("DETACH r")
+        con.execute("DETACH s")
+    counts = {"desired_numbers": sum(by_action.values()),
+              **{f"action_{a}": int(n) for a, n in by_action.items()}}
+    ref = stage.ref("plan", counts)
+    store_for(duckdb).copy_from("emergency_plan", ref.path, _stamped("src.plan", context))
+    context.log.info("plan: " + (", ".join(f"{a} {n}" for a, n in by_action.items())
+                                 or "no rows"))
     context.add_output_metadata({
         **counts, "tables": ref.path,
-        "by_action_and_target": _md_table(plan_summary(plan)),
-        "skip_reasons": _md_table(skips.reset_index(name="numbers")),
+        "by_action_and_target": _md_table(summary),
+        "skip_reasons": _md_table(skips),
     })
     return ref
+
+
+def _stamped(table: str, context: AssetExecutionContext) -> str:
+    """SELECT of a stage table with the run id and source, as the history tables hold it."""
+    def text(v: str) -> str:
+        return "'" + v.replace("'", "''") + "'"
+    return (f"SELECT *, {text(context.run.run_id)} AS run_id, "
+            f"{text(context.partition_key)} AS source FROM {table}")
 
 
 def _aliases(plan: pd.DataFrame) -> dict[str, str]:
@@ -255,7 +269,8 @@ def emergency_update_jobs(context: AssetExecutionContext, config: ApplyConfig,
                           state: PipelineState) -> StageRef:
     """Batches submitted as update_emergency_settings jobs (when applying), followed to the
     end; every batch recorded in the ledger before its POST, closed with its results."""
-    plan = emergency_settings_plan.read("plan")
+    plan = emergency_settings_plan.read("plan", where="action IN ('enable', 'disable', "
+                                        "'change_address')")   # what batches are made of
     batches = make_batches(plan, max_size=config.max_batch_size)
     if config.apply and any(is_placeholder(b.emergency_address_id) for b in batches):
         # The resolution only planned its new addresses (its own `apply` was not set).

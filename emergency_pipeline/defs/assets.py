@@ -29,7 +29,7 @@ from emergency_pipeline.defs.resources import (
 )
 from emergency_pipeline.defs.run_scope import account_lease, applies, stamp, tables
 from emergency_pipeline.desired_state import DesiredStateError, read_desired_state
-from emergency_pipeline.outcomes import build_outcomes
+from emergency_pipeline.outcomes import OUTCOMES_SQL, outcome_views
 from emergency_pipeline.plan import PLAN_SQL, PLAN_SUMMARY_SQL, plan_views
 from emergency_pipeline.publish import publish_orphans, publish_run
 from emergency_pipeline.run_tables import StageRef, prune
@@ -333,35 +333,38 @@ def emergency_operation_outcomes(context: AssetExecutionContext,
                                  telnyx: TelnyxResource, duckdb: DuckDBResource,
                                  state: PipelineState) -> StageRef:
     """One row per desired number of the run, appended to operation_outcomes (history)."""
+    stage = tables(context, state)
     with account_lease(context, telnyx, state, last=True):
-        plan = emergency_settings_plan.read("plan")
-        results = emergency_update_jobs.read("results")
-        by_ident = {r["identifier"]: r for r in results.astype(object).where(
-            results.notna(), None).to_dict("records")}
-        rejected = pd.concat([desired_emergency_settings.read("rejected"),
-                              emergency_address_resolution.read("rejected")],
-                             ignore_index=True)
-        planned_at = plan["planned_at"].iloc[0] if len(plan) else _now()
-        outcomes = build_outcomes(plan, rejected, by_ident, run_id=context.run.run_id,
-                                  source=context.partition_key,
-                                  applied=emergency_update_jobs.info["applied"],
-                                  planned_at=planned_at, recorded_at=_now())
-        counts = {"rows": len(outcomes), **{
-            f"result_{r}": int(n) for r, n in outcomes["result"].value_counts().items()}}
-        ref = tables(context, state).write("outcomes", {"outcomes": outcomes}, counts=counts)
+        with stage.building("outcomes") as con:
+            attach = {"p": emergency_settings_plan, "sub": emergency_update_jobs,
+                      "d": desired_emergency_settings, "r": emergency_address_resolution}
+            for alias, ref in attach.items():
+                con.execute(f"ATTACH '{ref.path}' AS {alias} (READ_ONLY)")
+            outcome_views(con, "p.plan", "sub.results", ["d.rejected", "r.rejected"],
+                          run_id=context.run.run_id, source=context.partition_key,
+                          applied=bool(emergency_update_jobs.info["applied"]))
+            con.execute(f"CREATE TABLE outcomes AS {OUTCOMES_SQL}")
+            by_result = dict(con.execute("SELECT result, count(*) FROM outcomes GROUP BY ALL "
+                                         "ORDER BY ALL").fetchall())
+            failures = con.execute(
+                "SELECT phone_number, result, error_code, error_title, error_detail, "
+                "error_pointer FROM outcomes WHERE result IN ('failed', 'expired') "
+                "LIMIT 20").df()
+            for alias in attach:
+                con.execute(f"DETACH {alias}")
+        counts = {"rows": sum(by_result.values()),
+                  **{f"result_{r}": int(n) for r, n in by_result.items()}}
+        ref = stage.ref("outcomes", counts)
         store = store_for(duckdb)
-        where = publish_run(store, outcomes, state.ledger() if applies(context) else None,
+        where = publish_run(store, ref.path, state.ledger() if applies(context) else None,
                             context.run.run_id)
     if where == "spool":
         context.log.warning(f"{store.database} is held by another process: the outcomes are "
                             f"kept in {store.spool_dir} and land at the next write")
     prune(state.directory, state.keep_run_tables_days * 86400, keep={context.run.run_id})
-    failures = outcomes[outcomes["result"].isin(["failed", "expired"])]
     context.add_output_metadata({
         **counts, "stored_in": where, "tables": ref.path,
-        "failures_sample": _md_table(failures[["phone_number", "result", "error_code",
-                                               "error_title", "error_detail",
-                                               "error_pointer"]].head(20)),
+        "failures_sample": _md_table(failures),
     })
     errors = emergency_update_jobs.info.get("errors") or []
     if errors:

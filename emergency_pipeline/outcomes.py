@@ -21,7 +21,8 @@ COLUMNS = [
     "planned_at", "submitted_at", "finished_at", "recorded_at",
 ]
 RESULT_FIELDS = ["batch_id", "job_id", "job_status", "result", "reason", "error_code",
-                 "error_title", "error_detail", "error_pointer", "submitted_at", "finished_at"]
+                 "error_title", "error_detail", "error_pointer", "submitted_at", "finished_at",
+                 "job_target_enabled", "job_target_address_id"]
 
 
 def _found(field: str) -> str:
@@ -37,7 +38,7 @@ _ACT = ", ".join(f"'{a}'" for a in ACTIONABLE)
 def _pick(field: str) -> str:
     """A result field of an outcome row: the job's where this run's row has one."""
     return (f"CASE WHEN action IN ({_ACT}) AND planned.applied THEN f_{field} "
-            f"WHEN action IN ('noop', 'skip') AND f_result IS NOT NULL THEN f_{field} END")
+            f"WHEN action IN ('noop', 'skip') AND same_target THEN f_{field} END")
 
 
 OUTCOMES_SQL = f"""
@@ -47,24 +48,38 @@ WITH looked AS (
     LEFT JOIN results AS r1 ON r1.identifier = p.identifier
     LEFT JOIN results AS r2 ON r2.identifier = p.number_id
     LEFT JOIN results AS r3 ON r3.identifier = p.phone_number),
+targeted AS (
+    -- A number of this plan that was in an earlier run's job this run followed takes that
+    -- job's result only when the job set this plan's target: a result for another run's
+    -- target must never read as this run's success.
+    SELECT *, f_result IS NOT NULL
+              AND f_job_target_enabled = target_enabled::VARCHAR
+              AND (f_job_target_enabled = 'false'
+                   OR f_job_target_address_id IS NOT DISTINCT FROM target_address_id)
+              AS same_target
+    FROM looked),
 planned AS (
     SELECT l.*, params.applied,
            CASE
-            WHEN action = 'noop' AND f_result IS NULL THEN 'unchanged'
-            WHEN action = 'skip' AND f_result IS NULL THEN 'skipped'
-            WHEN action IN ('noop', 'skip') THEN f_result
+            WHEN action IN ('noop', 'skip') AND same_target THEN f_result
+            WHEN action = 'noop' THEN 'unchanged'
+            WHEN action = 'skip' THEN 'skipped'
             WHEN NOT params.applied THEN 'planned'
             ELSE coalesce(f_result, 'skipped') END AS out_result,
            CASE
             -- not submitted by this run, but in an earlier run's job that this run followed
-            WHEN action IN ('noop', 'skip') AND f_result IS NOT NULL
+            WHEN action IN ('noop', 'skip') AND same_target
                  THEN rtrim('in a job submitted by an earlier run; ' || coalesce(f_reason, ''),
                             '; ')
+            WHEN action IN ('noop', 'skip') AND f_result IS NOT NULL
+                 THEN l.reason || '; it was in job ' || coalesce(f_job_id, '?')
+                      || ' of an earlier run, for another target (that job: ' || f_result
+                      || ')'
             WHEN action IN ('noop', 'skip') THEN l.reason
             WHEN NOT params.applied THEN 'plan-only run: apply was not requested'
             WHEN f_result IS NULL THEN 'not submitted in this run'
             ELSE f_reason END AS out_reason
-    FROM looked AS l, params),
+    FROM targeted AS l, params),
 problems AS (
     -- A row may be rejected for several columns; it still gets exactly one outcome.
     SELECT source_file, source_row::BIGINT AS source_row,

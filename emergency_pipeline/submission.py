@@ -113,15 +113,27 @@ class _Run:
         self.following: dict[Key, LedgerBatch | Batch] = {}   # open batches with a job
         self.job_of: dict[Key, str] = {}
         self.submitted_at: dict[Key, datetime] = {}
+        self.targets: dict[Key, Batch] = {}                   # what each batch asked for
         self.ours: set[str] = set()                           # job ids this step follows
         self.splits_left = MAX_SPLIT_REQUESTS                 # refusals.py's budget
 
     # -- results ---------------------------------------------------------------------------
 
     def _put(self, key: Key, rows: list[dict[str, Any]]) -> None:
+        # The batch's own target goes with each result: a number of this run's plan that was
+        # in an earlier run's job takes that job's result only if the job had its target.
+        batch = self.targets.get(key)
+        target = {} if batch is None else {
+            "job_target_enabled": batch.emergency_enabled,
+            "job_target_address_id": batch.emergency_address_id}
+        ours = key[0] == self.run.run_id
         for row in rows:
+            had = self.out.results.get(row["identifier"])
+            if not ours and had is not None and had.get("run_id") == self.run.run_id:
+                continue   # this run's own batch speaks for the number, not an earlier one's
             self.out.results[row["identifier"]] = {
-                "batch_id": key[1], "submitted_at": self.submitted_at.get(key), **row}
+                "batch_id": key[1], "run_id": key[0],
+                "submitted_at": self.submitted_at.get(key), **target, **row}
 
     def _close(self, closing: list[tuple[Key, str, str | None, str | None, list[dict]]]) -> None:
         self.ledger.close(closing, by_run=self.run.run_id)
@@ -147,6 +159,7 @@ class _Run:
         now = datetime.now(timezone.utc)
         for item in open_:
             key = item.key
+            self.targets[key] = item.batch
             if item.job_id is not None:
                 self.following[key], self.job_of[key] = item, item.job_id
                 self.ours.add(item.job_id)
@@ -242,6 +255,7 @@ class _Run:
                     continue
                 self.ensure_lease()   # never send under a lease another run has taken over
                 keys = [(self.run.run_id, b.batch_id) for b in wave]
+                self.targets.update(zip(keys, wave))
                 self.ledger.record(wave, run_id=self.run.run_id, account=self.run.account,
                                    source=self.run.source, outcomes_db=self.run.outcomes_db)
                 now = datetime.now(timezone.utc)

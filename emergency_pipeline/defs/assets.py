@@ -29,7 +29,7 @@ from emergency_pipeline.defs.resources import (
 )
 from emergency_pipeline.defs.run_scope import account_lease, applies, stamp, tables
 from emergency_pipeline.desired_state import DesiredStateError, read_desired_state
-from emergency_pipeline.outcomes import OUTCOMES_SQL, outcome_views
+from emergency_pipeline.outcomes import OUTCOMES_SQL, RESULT_FIELDS, outcome_views
 from emergency_pipeline.plan import PLAN_SQL, PLAN_SUMMARY_SQL, plan_views
 from emergency_pipeline.publish import publish_orphans, publish_run
 from emergency_pipeline.run_tables import StageRef, prune
@@ -38,9 +38,7 @@ from emergency_pipeline.snapshot import list_numbers_into
 from emergency_pipeline.submission import RunIdentity, Settings, submit_and_follow
 
 GROUP = "emergency"
-RESULT_COLUMNS = ["identifier", "batch_id", "result", "reason", "job_id", "job_status",
-                  "error_code", "error_title", "error_detail", "error_pointer",
-                  "submitted_at", "finished_at"]
+RESULT_COLUMNS = ["identifier", *RESULT_FIELDS]
 
 
 class DesiredStateConfig(Config):
@@ -73,6 +71,22 @@ class ApplyConfig(Config):
     follow_timeout_seconds: float = Field(default=900.0, description="How long to follow jobs.")
     max_jobs_in_flight: int = Field(default=DEFAULT_MAX_JOBS_IN_FLIGHT, ge=1)
     wave_size: int = Field(default=50, ge=1, description="Batches recorded and sent together.")
+
+
+# Accepted rows the resolution must see (see emergency_address_resolution).
+NEEDS_RESOLUTION = ("address_fields IS NOT NULL OR (emergency_address_id IS NOT NULL AND "
+                    "emergency_address_id NOT IN (SELECT id FROM s.addresses "
+                    "WHERE id IS NOT NULL))")
+
+
+def as_text(frame: pd.DataFrame) -> pd.DataFrame:
+    """Object columns as pandas text, so that DuckDB types a column holding only None as
+    VARCHAR (it would guess a number, and refuse to union it with text)."""
+    out = frame.copy()
+    for c in out.columns:
+        if out[c].dtype == object and out[c].map(lambda v: v is None or isinstance(v, str)).all():
+            out[c] = out[c].astype("str")
+    return out
 
 
 def _now() -> datetime:
@@ -183,21 +197,38 @@ def emergency_address_resolution(context: AssetExecutionContext, config: Address
                                  state: PipelineState) -> StageRef:
     """Addresses given by their fields -> ids: matched in the account, or validated and
     (when applying) created once; rows with a bad or ambiguous address are rejected."""
+    stage = tables(context, state)
     with account_lease(context, telnyx, state), failures_explained(telnyx.base_url), \
-            telnyx.client(context.log) as client:
+            telnyx.client(context.log) as client, stage.building("resolution") as con:
+        con.execute(f"ATTACH '{desired_emergency_settings.path}' AS d (READ_ONLY)")
+        con.execute(f"ATTACH '{emergency_account_snapshot.path}' AS s (READ_ONLY)")
+        con.execute("CREATE TEMP VIEW acc AS SELECT *, row_number() OVER () AS _order "
+                    "FROM d.accepted")
+        # Only rows with an address by its fields, or an id the account lacks, need work:
+        # the others (a million, on a big account) go through inside DuckDB untouched.
+        todo = con.execute(f"SELECT * FROM acc WHERE {NEEDS_RESOLUTION}").df()
         res: Resolution = resolve_addresses(
-            desired_emergency_settings.read("accepted"),
-            emergency_account_snapshot.read("addresses"), client,
+            todo, con.execute("SELECT * FROM s.addresses").df(), client,
             state.ledger() if config.apply else None, apply=config.apply,
             run_id=context.run.run_id, log=context.log,
             contact=ContactDefaults(config.default_first_name, config.default_last_name,
                                     config.default_business_name))
+        con.register("resolved", as_text(res.accepted))
+        con.execute("CREATE TABLE accepted AS SELECT * EXCLUDE (_order) FROM ("
+                    f"SELECT * FROM acc WHERE NOT ({NEEDS_RESOLUTION}) "
+                    "UNION ALL BY NAME SELECT * FROM resolved) ORDER BY _order")
+        for name, frame in (("rejected", res.rejected), ("addresses", res.addresses),
+                            ("resolutions", res.table)):
+            con.register("frame", as_text(frame))
+            con.execute(f"CREATE TABLE {name} AS SELECT * FROM frame")
+        con.unregister("frame")
+        con.unregister("resolved")
+        con.execute("DETACH d")
+        con.execute("DETACH s")
     counts = {"distinct_addresses": len(res.table), **res.counts(),
               "rows_rejected_for_their_address": len(
                   res.rejected[["source_file", "source_row"]].drop_duplicates())}
-    ref = tables(context, state).write(
-        "resolution", {"accepted": res.accepted, "rejected": res.rejected,
-                       "addresses": res.addresses, "resolutions": res.table}, counts=counts)
+    ref = stage.ref("resolution", counts)
     if len(res.table):
         store_for(duckdb).write("address_resolutions",
                                 stamp(res.table, context).assign(recorded_at=_now()))

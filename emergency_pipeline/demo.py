@@ -73,7 +73,7 @@ def prepare_dagster_home(path: Path) -> Path:
 def run(args: argparse.Namespace) -> int:
     # Dagster is imported here, not at the top: the console script's other sub-commands
     # (the emulator) should start without it.
-    from emergency_pipeline.defs.jobs import apply_run_config, run_job
+    from emergency_pipeline.defs.reconcile_job import apply_run_config, run_job
     from emergency_pipeline.emulator import Emulator, Faults
 
     home = prepare_dagster_home(Path(args.dagster_home))

@@ -37,7 +37,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_config(args: argparse.Namespace) -> dict:
-    from emergency_pipeline.defs.jobs import apply_run_config
+    from emergency_pipeline.defs.reconcile_job import apply_run_config
 
     config = apply_run_config(args.apply)
     jobs = config["ops"]["emergency_update_jobs"]["config"]
@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_ERROR
     from emergency_pipeline.cli_logger import cli_console
     from emergency_pipeline.dead_runs import fail_dead_runs, process_tags
-    from emergency_pipeline.defs.jobs import JOB_NAME, run_job
+    from emergency_pipeline.defs.reconcile_job import JOB_NAME, run_job
 
     fail_dead_runs(instance, JOB_NAME)   # runs left STARTED by a killed `run` (issue 14)
     result = run_job(args.source, args.apply, run_config(args), instance=instance,

@@ -25,7 +25,7 @@ from emergency_pipeline.batching import Batch, batch_of
 from emergency_pipeline.client import (
     JobRejected, JobUnanswered, TelnyxAPIError, TelnyxClient, job_matches,
 )
-from emergency_pipeline.client.jobs import parse_time
+from emergency_pipeline.client.job_ops import parse_time
 from emergency_pipeline.contract import JOB_IN_FLIGHT_STATUSES, JOB_TERMINAL_STATUSES
 from emergency_pipeline.refusals import MAX_SPLIT_REQUESTS, narrow_refusal
 from emergency_pipeline.state.ledger import Ledger, LedgerBatch

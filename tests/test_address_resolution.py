@@ -18,7 +18,7 @@ from emergency_pipeline import addresses as addr
 from emergency_pipeline.address_resolution import resolve_addresses
 from emergency_pipeline.client import AddressRejected, TelnyxClient
 from emergency_pipeline.definitions import build_definitions
-from emergency_pipeline.defs.jobs import apply_run_config, run_job
+from emergency_pipeline.defs.reconcile_job import apply_run_config, run_job
 from emergency_pipeline.defs.resources import TelnyxResource
 from emergency_pipeline.emulator import Emulator, Faults
 from emergency_pipeline.defs.resources import state_dir_for

@@ -25,7 +25,7 @@ from _emulator_support import allowing
 from emergency_pipeline.batching import batch_of
 from emergency_pipeline.client import ClientConfig, TelnyxClient
 from emergency_pipeline.definitions import build_definitions
-from emergency_pipeline.defs.jobs import JOB_NAME, apply_run_config, run_job
+from emergency_pipeline.defs.reconcile_job import JOB_NAME, apply_run_config, run_job
 from emergency_pipeline.defs.partitions import ensure_partition
 from emergency_pipeline.defs.resources import PipelineState, TelnyxResource, state_dir_for
 from emergency_pipeline.emulator import Emulator, Faults

@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from conftest import API_KEY
-from emergency_pipeline.defs.jobs import JOB_NAME, apply_run_config
+from emergency_pipeline.defs.reconcile_job import JOB_NAME, apply_run_config
 from emergency_pipeline.defs.partitions import desired_state_sources
 from emergency_pipeline.sample import write_sample
 

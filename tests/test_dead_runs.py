@@ -12,7 +12,7 @@ from dagster import DagsterInstance, DagsterRunStatus
 from dagster._core.storage.dagster_run import DagsterRun
 
 from emergency_pipeline.dead_runs import HOST_TAG, PID_START_TAG, PID_TAG, fail_dead_runs
-from emergency_pipeline.defs.jobs import JOB_NAME
+from emergency_pipeline.defs.reconcile_job import JOB_NAME
 
 from conftest import API_KEY
 

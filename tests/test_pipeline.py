@@ -12,7 +12,7 @@ from dagster import DagsterInstance
 from dagster_duckdb import DuckDBResource
 
 from emergency_pipeline.definitions import build_definitions, defs
-from emergency_pipeline.defs.jobs import JOB_NAME, apply_run_config, run_job
+from emergency_pipeline.defs.reconcile_job import JOB_NAME, apply_run_config, run_job
 from emergency_pipeline.defs.resources import TelnyxResource, state_dir_for
 from emergency_pipeline.emulator import Emulator
 from emergency_pipeline.run_tables import RunTables

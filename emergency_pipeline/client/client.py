@@ -9,7 +9,7 @@ from typing import Any
 
 from .addresses import AddressCreation, AddressOps
 from .config import ClientConfig
-from .jobs import JobOps, JobSubmission
+from .job_ops import JobOps, JobSubmission
 from .listing import PageCallback, count, each_page, get_each, list_all
 from .transport import Transport
 

@@ -19,7 +19,7 @@ from dagster import (
     DefaultSensorStatus, RunRequest, SensorEvaluationContext, SensorResult, SkipReason, sensor,
 )
 
-from emergency_pipeline.defs.jobs import apply_run_config, reconcile_emergency_settings
+from emergency_pipeline.defs.reconcile_job import apply_run_config, reconcile_emergency_settings
 from emergency_pipeline.defs.partition_keys import partition_key_problem
 from emergency_pipeline.defs.partitions import desired_state_sources
 

@@ -75,6 +75,7 @@ def read_desired_state(source: str | Path, sheet: str | None = None, default_reg
     import duckdb
 
     with duckdb.connect() as con:
+        con.execute("SET enable_progress_bar = false")
         summary = write_desired_state(source, con, sheet=sheet, default_region=default_region,
                                       table=table, query=query, require_rows=require_rows)
         frame = lambda t: con.execute(f"SELECT * FROM {t}").df()  # noqa: E731

@@ -163,6 +163,7 @@ def _duckdb_grids(p: Prepared, chunk_rows: int) -> Grids:
     # Its own small database: the lines stream through it, nothing is kept.
     con = duckdb.connect(config={"memory_limit": "256MB", "threads": 2})
     try:
+        con.execute("SET enable_progress_bar = false")     # no bar in the run's logs
         lines = (f"(SELECT string_split(coalesce(line, ''), {_sql_text(p.sep)}) AS s FROM "
                  f"read_csv({_sql_text(str(p.path))}, columns={{'line': 'VARCHAR'}}, "
                  "delim='\x01', quote='', escape='', header=false, auto_detect=false, "

@@ -15,11 +15,8 @@ from .errors import DesiredStateError
 CANDIDATES = ["utf_8", "utf_16", "utf_32", "cp1252", "latin_1", "mac_roman"]
 
 
-def decode_csv(data: bytes, path: Path) -> str:
-    try:
-        return data.decode("utf-8-sig")      # the usual case, and the fastest
-    except UnicodeDecodeError:
-        pass
+def detect_encoding(data: bytes, path: Path) -> str:
+    """The Python codec of a file that is not UTF-8 (data: the whole file, or its first part)."""
     from charset_normalizer import from_bytes
 
     best = from_bytes(data, cp_isolation=CANDIDATES).best()
@@ -27,4 +24,12 @@ def decode_csv(data: bytes, path: Path) -> str:
         raise DesiredStateError(
             f"{path}: cannot tell the file's text encoding (not UTF-8, UTF-16 or a Western "
             "code page); save it from Excel as 'CSV UTF-8 (Comma delimited)'")
-    return str(best)
+    return best.encoding
+
+
+def decode_csv(data: bytes, path: Path) -> str:
+    try:
+        return data.decode("utf-8-sig")      # the usual case, and the fastest
+    except UnicodeDecodeError:
+        pass
+    return data.decode(detect_encoding(data, path))

@@ -5,6 +5,8 @@ Accounting: every non-blank input row ends in exactly one of
   duplicates    (an identical copy of an accepted row: same number, same flag, same address;
                  extra columns may differ and the first row's are kept), or
   rejected      (one row per problem, so count distinct (source_file, source_row)).
+Duplicates span chunks and files, so they are resolved in SQL (staging.py) on the key and
+target given here.
 """
 
 from __future__ import annotations
@@ -65,10 +67,10 @@ def extras_json(cells: pd.DataFrame, headers: tuple[str, ...]) -> pd.Series:
 
 
 def empty_rejected() -> pd.DataFrame:
-    return _typed(pd.DataFrame({c: [] for c in REJECTED_COLUMNS}), REJECTED_COLUMNS)
+    return typed(pd.DataFrame({c: [] for c in REJECTED_COLUMNS}), REJECTED_COLUMNS)
 
 
-def _typed(df: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+def typed(df: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     df = df[columns].copy()
     for c in columns:
         if c in ("source_row", "duplicate_of_row"):
@@ -167,7 +169,7 @@ def validate_table(raw: RawTable, region: str) -> tuple[pd.DataFrame, pd.DataFra
             pd.Series([""] * n, dtype=object), f"the address has no {f}",
             "give street, city (locality) and postal code, with state and country, or an "
             "emergency_address_id")
-    rejected = _typed(pd.concat(problems, ignore_index=True), REJECTED_COLUMNS)
+    rejected = typed(pd.concat(problems, ignore_index=True), REJECTED_COLUMNS)
 
     ok = ~(bad_phone | bad_address_id | flag_missing | flag_bad | (enabled & ~has_addr & ~has_fields)
            | (disabled & has_addr) | (disabled & has_fields) | (enabled & by_fields & incomplete))
@@ -188,7 +190,7 @@ def validate_table(raw: RawTable, region: str) -> tuple[pd.DataFrame, pd.DataFra
     # The sheet's own headers, so a later rejection of the address names the column it shows.
     headers = json.dumps({ADDRESS: addr_col, **{f: h for f, h in m.address_fields}})
     accepted["address_columns"] = np.where(use_fields, headers, None)
-    return _typed(accepted, ACCEPTED_COLUMNS), rejected
+    return typed(accepted, ACCEPTED_COLUMNS), rejected
 
 
 def _address_json(given: dict[str, pd.Series], idx: np.ndarray, use: np.ndarray,
@@ -212,68 +214,15 @@ def _place_text(fields_json: str) -> str:
     return key.text if key is not None else fields_json
 
 
-def _label(file: str, row: int, own_file: str) -> str:
-    return f"row {row}" if file == own_file else f"{file} row {row}"
+def duplicate_key(accepted: pd.DataFrame) -> pd.Series:
+    """What makes two accepted rows the same number: the E.164 number, or the number id."""
+    return accepted["phone_number"].where(accepted["phone_number"].notna(),
+                                          "id:" + accepted["number_id"].astype(object))
 
 
-def resolve_duplicates(accepted: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """(accepted without duplicates, conflict rejections, collapsed duplicates).
-
-    The key is the E.164 number, or the number id; rows with the same key and the same target
-    (flag and address) collapse into the first; rows with the same key and different targets are
-    all rejected, each naming the others.
-    """
-    key = accepted["phone_number"].where(accepted["phone_number"].notna(),
-                                         "id:" + accepted["number_id"].astype(object))
-    dup_any = key.duplicated(keep=False).to_numpy()
-    if not dup_any.any():
-        return accepted, empty_rejected(), _typed(
-            pd.DataFrame({c: [] for c in DUPLICATE_COLUMNS}), DUPLICATE_COLUMNS)
-    place = accepted["address_fields"].map(
-        lambda t: "" if t is None or t != t else _place_text(t)) \
-        if "address_fields" in accepted else ""
-    target = accepted["emergency_enabled"].astype(str) + "|" + \
-        accepted["emergency_address_id"].fillna("").astype(object) + "|" + place
-    sub = pd.DataFrame({"key": key[dup_any], "target": target[dup_any]})
-    conflicting_keys = sub.groupby("key")["target"].nunique()
-    conflicting_keys = set(conflicting_keys[conflicting_keys > 1].index)
-    conflict = key.isin(conflicting_keys).to_numpy()
-
-    rej = []
-    if conflict.any():
-        c = accepted[conflict].assign(_key=key[conflict])
-        for _, group in c.groupby("_key", sort=False):
-            members = list(zip(group["source_file"], group["source_row"],
-                               group["emergency_enabled"], group["emergency_address_id"]))
-            extras_of = dict(zip(zip(group["source_file"], group["source_row"]), group["extras"]))
-            for f, r, en, ad in members:
-                others = "; ".join(
-                    f"{_label(of, orow, f)} ({'enable with ' + str(oad) if oen else 'disable'})"
-                    for of, orow, oen, oad in members if (of, orow) != (f, r))
-                ident = group["phone_number"].iloc[0]
-                if pd.isna(ident):
-                    ident = "id " + str(group["number_id"].iloc[0])
-                rej.append({
-                    "source_file": f, "source_row": r, "column": PHONE, "value": ident,
-                    "reason": f"conflicting rows for the same number: {others}",
-                    "fix": "keep one row per number (or make the rows agree)",
-                    "phone_number": ident, "extras": extras_of[(f, r)],
-                })
-    rejected = _typed(pd.DataFrame(rej), REJECTED_COLUMNS) if rej else empty_rejected()
-
-    rest = ~conflict
-    first = ~key.duplicated(keep="first").to_numpy()
-    collapsed = rest & ~first
-    firsts = accepted[rest & first].assign(_key=key[rest & first])
-    firsts = firsts.set_index("_key")
-    dups = accepted[collapsed].assign(_key=key[collapsed])
-    duplicates = pd.DataFrame({
-        "source_file": dups["source_file"].to_numpy(),
-        "source_row": dups["source_row"].to_numpy(),
-        "phone_number": dups["phone_number"].to_numpy(dtype=object),
-        "number_id": dups["number_id"].to_numpy(dtype=object),
-        "duplicate_of_file": firsts.loc[dups["_key"], "source_file"].to_numpy(),
-        "duplicate_of_row": firsts.loc[dups["_key"], "source_row"].to_numpy(),
-    })
-    kept = accepted[rest & first].reset_index(drop=True)
-    return kept, rejected, _typed(duplicates, DUPLICATE_COLUMNS)
+def address_place(accepted: pd.DataFrame) -> pd.Series:
+    """The address given by fields, as text ("" when the row gives none): part of what a row
+    asks for when duplicates are compared (staging.py)."""
+    fields = accepted["address_fields"]
+    return map_distinct(fields.astype(object).where(fields.notna(), ""),
+                        lambda t: _place_text(t) if t else "")

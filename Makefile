@@ -25,8 +25,10 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
+# The UI and the daemon (launches, schedules, sensors, backfills) with the demo's emulator and
+# its key; `emergency-pipeline dev --no-emulator` uses TELNYX_API_KEY / TELNYX_BASE_URL instead.
 dev: $(STAMP)
-	DAGSTER_HOME=$(CURDIR)/.dagster_home $(BIN)/dagster dev -w workspace.yaml
+	$(BIN)/emergency-pipeline dev --dagster-home $(CURDIR)/.dagster_home
 
 clean:
 	rm -rf $(VENV) .dagster_home data/*.duckdb data/*.duckdb.wal

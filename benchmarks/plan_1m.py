@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/plan_1m.py [--rows 1000000]
 
 Writes the desired-state CSV to a temp dir, builds the snapshot in memory, and prints the wall
-time of each stage (read CSV, validate, plan, batch) and the process's peak resident memory after
+time of each stage (read and validate the CSV, plan, batch) and the process's peak resident memory after
 it (resource.getrusage ru_maxrss: a high-water mark, so a stage shows the growth it caused beyond
 every earlier stage). tracemalloc is not used: it slows pandas several-fold.
 """
@@ -23,8 +23,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from emergency_pipeline.batching import make_batches  # noqa: E402
-from emergency_pipeline.desired_state import desired_state_from_tables  # noqa: E402
-from emergency_pipeline.desired_state.readers import read_tables  # noqa: E402
+from emergency_pipeline.desired_state import read_desired_state  # noqa: E402
 from emergency_pipeline.plan import build_plan, plan_summary  # noqa: E402
 
 AREA_CODES = np.array([201, 202, 212, 303, 305, 312, 415, 512, 617, 702, 713, 970])
@@ -91,8 +90,7 @@ def main() -> None:
         print(f"generated {args.rows} rows + snapshot in {time.perf_counter() - t:.1f} s "
               f"(CSV {path.stat().st_size / 1e6:.0f} MB); peak RSS {maxrss_mb():.0f} MB")
         total = time.perf_counter()
-        tables = stage("read CSV", lambda: read_tables(path))
-        ds = stage("validate", lambda: desired_state_from_tables(tables, "US"))
+        ds = stage("read + validate CSV", lambda: read_desired_state(path, default_region="US"))
         plan = stage("plan", lambda: build_plan(ds.accepted, numbers, addresses))
         batches = stage("batch", lambda: make_batches(plan, 1000))
         print(f"{'total':<28} {time.perf_counter() - total:7.2f} s")

@@ -1,8 +1,10 @@
 """Addresses given by their fields -> address ids of the account: matched, or created.
 
 For the accepted rows that give an address by its fields (`address_fields`, JSON text):
+- a row that gives an id the account does not have is rejected (a typo, or an id a
+  spreadsheet rounded: the plan must not guess);
 - a row that also gives an id is checked against that address of the account; rows whose
-  fields disagree with it are rejected (an id not in the account is left to the plan);
+  fields disagree with it are rejected;
 - the other rows are grouped by place (addresses.address_key), and each distinct place is
   matched against the account: one match gives its id; several are ambiguous, and the rows
   are rejected with the candidates' ids;
@@ -106,7 +108,8 @@ def resolve_addresses(accepted: pd.DataFrame, account_addresses: list[dict] | pd
             "source_file": acc.at[pos, "source_file"], "source_row": acc.at[pos, "source_row"],
             "column": sheet_header(pos, column), "value": value, "reason": reason, "fix": fix,
             "phone_number": acc.at[pos, "phone_number"]
-            if pd.notna(acc.at[pos, "phone_number"]) else acc.at[pos, "number_id"]})
+            if pd.notna(acc.at[pos, "phone_number"]) else acc.at[pos, "number_id"],
+            "extras": acc.at[pos, "extras"] if "extras" in acc else "{}"})
 
     def sheet_header(pos: int, column: str) -> str:
         """The column as the row's sheet names it (the canonical name when unknown)."""
@@ -130,15 +133,21 @@ def resolve_addresses(accepted: pd.DataFrame, account_addresses: list[dict] | pd
                      else acc.at[p, "number_id"]) for p in positions[:5]]
         return ", ".join(shown) + (f" and {len(positions) - 5} more" if len(positions) > 5 else "")
 
+    # 0. An id the account does not have is a mistake in the sheet: rejected, with the fix.
+    for pos, given_id in enumerate(ids):
+        if given_id is not None and str(given_id) not in index.by_id:
+            reject(pos, "emergency_address_id", str(given_id),
+                   f"address id {given_id} is not one of the account's addresses",
+                   "use the id of an address of the account (table account_addresses, or "
+                   "GET /v2/addresses), or give the address by its fields")
+
     # 1. An id and fields: they must agree.
     groups: dict[str, list[int]] = {}
     for pos, fields in enumerate(fields_of):
-        if not fields:
+        if not fields or pos in rejected_pos:
             continue
         if ids[pos] is not None:
-            have = index.by_id.get(str(ids[pos]))
-            if have is None:
-                continue   # the plan skips it: the id is not one of the account's
+            have = index.by_id[str(ids[pos])]
             wrong = [f for f in addr.disagreements(fields, have) if f != addr.NAME]
             status = "disagrees" if wrong else "matched_by_id"
             if wrong:

@@ -13,11 +13,15 @@ def main(argv: list[str] | None = None) -> int:
     # Each concern registers its own sub-command, so this file stays a table of contents.
     from emergency_pipeline.emulator.cli import add_parser as add_emulator
     from emergency_pipeline.demo import add_parser as add_demo
+    from emergency_pipeline.dev_cli import add_parser as add_dev
+    from emergency_pipeline.partitions_cli import add_parser as add_partitions
     from emergency_pipeline.run_cli import add_parser as add_run
 
     add_emulator(sub)
     add_demo(sub)
     add_run(sub)
+    add_partitions(sub)
+    add_dev(sub)
     args = parser.parse_args(argv)
     return int(args.func(args) or 0)
 

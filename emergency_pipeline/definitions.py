@@ -8,7 +8,7 @@ from dagster import Definitions
 
 from emergency_pipeline.defs import assets
 from emergency_pipeline.defs.checks import all_checks
-from emergency_pipeline.defs.jobs import reconcile_emergency_settings
+from emergency_pipeline.defs.reconcile_job import reconcile_emergency_settings
 from emergency_pipeline.defs.io_manager import RunScopedIOManager
 from emergency_pipeline.defs.resources import PipelineState, default_resources, state_dir_for
 from emergency_pipeline.defs.schedules import daily_emergency_reconcile

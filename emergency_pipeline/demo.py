@@ -17,13 +17,25 @@ from emergency_pipeline.sample import DEMO_NUMBERS, DEMO_SEED
 DEMO_KEY = "KEY_emulator_demo"
 DEMO_FAULTS = "number_fail_rate=0.03,seed=7"
 
-DAGSTER_YAML = """\
-# Written by `emergency-pipeline demo`. Runs of the reconcile job are queued one at a time:
+_WRITTEN_BY = "# Written by `emergency-pipeline demo`."
+DAGSTER_YAML = _WRITTEN_BY + """ Runs of the reconcile job are queued one at a time:
 # two runs planning against the same account at once could both submit a number.
 run_queue:
   tag_concurrency_limits:
     - key: "emergency_pipeline/account"
       limit: 1
+# The daemon (`dagster dev`) fails a run that never starts, and stops one that runs past
+# max_runtime_seconds, so that a run whose worker died does not stay STARTED for ever (the
+# default run launcher cannot report a dead worker). No resume: a resumed apply would be a
+# second run; the next run adopts the open jobs instead. Longer than the longest real run:
+# a million-number apply with its 900 s follow.
+run_monitoring:
+  enabled: true
+  start_timeout_seconds: 180
+  cancel_timeout_seconds: 180
+  max_resume_run_attempts: 0
+  max_runtime_seconds: 21600
+  poll_interval_seconds: 60
 telemetry:
   enabled: false
 """
@@ -51,7 +63,8 @@ def prepare_dagster_home(path: Path) -> Path:
     path = path.resolve()
     path.mkdir(parents=True, exist_ok=True)
     config = path / "dagster.yaml"
-    if not config.exists():
+    # Ours (an earlier demo's) is brought up to date; one a person wrote is left alone.
+    if not config.exists() or config.read_text().startswith(_WRITTEN_BY):
         config.write_text(DAGSTER_YAML)
     os.environ["DAGSTER_HOME"] = str(path)
     return path
@@ -60,7 +73,7 @@ def prepare_dagster_home(path: Path) -> Path:
 def run(args: argparse.Namespace) -> int:
     # Dagster is imported here, not at the top: the console script's other sub-commands
     # (the emulator) should start without it.
-    from emergency_pipeline.defs.jobs import apply_run_config, run_job
+    from emergency_pipeline.defs.reconcile_job import apply_run_config, run_job
     from emergency_pipeline.emulator import Emulator, Faults
 
     home = prepare_dagster_home(Path(args.dagster_home))
@@ -86,7 +99,9 @@ def run(args: argparse.Namespace) -> int:
     return 0 if result.success else 1
 
 
-def print_summary(database: str, run_id: str) -> None:
+def print_summary(database: str, run_id: str, rows_shown: int = 10, width: int = 100) -> None:
+    """Results by count, then every failure, skip and rejection reason with its count and the
+    sheet rows it concerns (the first `rows_shown`, then "and N more"), wrapped, never cut."""
     from emergency_pipeline.store import Store
 
     store = Store(database)
@@ -94,18 +109,34 @@ def print_summary(database: str, run_id: str) -> None:
         "SELECT result, count(*) AS numbers FROM operation_outcomes WHERE run_id = ? "
         "GROUP BY result ORDER BY numbers DESC", [run_id])
     reasons = store.query(
-        "SELECT result, why, numbers FROM ("
-        "  SELECT result, coalesce(error_code || ' ' || error_title, reason) AS why,"
-        "         count(*) AS numbers FROM operation_outcomes"
-        "  WHERE run_id = ? AND result IN ('failed', 'expired', 'skipped', 'rejected')"
-        "  GROUP BY ALL)"
-        " QUALIFY row_number() OVER (PARTITION BY result ORDER BY numbers DESC) <= 4"
-        " ORDER BY result, numbers DESC", [run_id])
+        "SELECT result, coalesce(error_code || ' ' || error_title, reason, '') AS why,"
+        "       count(*) AS numbers, count(DISTINCT source_file) AS files,"
+        "       list(source_row ORDER BY source_file, source_row) AS rows,"
+        "       list(source_file ORDER BY source_file, source_row) AS row_files"
+        " FROM operation_outcomes WHERE run_id = ?"
+        "   AND result IN ('failed', 'expired', 'pending', 'skipped', 'rejected')"
+        " GROUP BY ALL ORDER BY result, numbers DESC, why", [run_id])
     print("\nResults of this run:")
     print(by_result.to_string(index=False))
-    print("\nTop failure, skip and rejection reasons (numbers, result, why):")
+    if len(reasons):
+        print("\nEvery failure, skip and rejection reason (numbers, result, why, rows):")
     for r in reasons.itertuples():
-        why = r.why if len(r.why) <= 100 else r.why[:99] + "…"
-        print(f"{r.numbers:>7}  {r.result:<8}  {why}")
+        print(_reason_lines(r, rows_shown, width))
     print(f"\nOutcomes: {Path(database).resolve()} (table operation_outcomes; views "
           "latest_outcome_per_number, failures_by_error_code, run_summary)")
+
+
+def _reason_lines(r, rows_shown: int, width: int) -> str:
+    import textwrap
+
+    rows = list(r.rows)
+    files = list(r.row_files)
+    named = [f"{Path(f).name} row {n}" if r.files > 1 else str(n)
+             for f, n in zip(files[:rows_shown], rows[:rows_shown])]
+    label = ("rows " if r.files <= 1 and len(rows) > 1 else "row " if r.files <= 1 else "")
+    where = label + ", ".join(named) + (f" and {len(rows) - rows_shown} more"
+                                        if len(rows) > rows_shown else "")
+    head = f"{r.numbers:>7}  {r.result:<8}  "
+    return textwrap.fill(f"{r.why} [{where}]", width=width, initial_indent=head,
+                         subsequent_indent=" " * len(head), break_long_words=False,
+                         break_on_hyphens=False)

@@ -2,15 +2,15 @@
 
 Resources come from the environment, as in the code location: TELNYX_API_KEY,
 TELNYX_BASE_URL, EMERGENCY_PIPELINE_DUCKDB; the run is stored in $DAGSTER_HOME (an
-ephemeral instance when it is unset). Plans only unless --apply. Exit status 0 when the
-run succeeded, 1 when it failed (e.g. the safety guard refused it).
+ephemeral instance when it is unset; created when it does not exist). Plans only unless
+--apply; a plan-only run prints the plan like `terraform plan`. Exit status: 0 succeeded
+(nothing to change, or applied), 1 error (one line says why and the fix; the traceback only
+with --log-level DEBUG), 2 a plan-only run with changes planned.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -27,13 +27,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--sheet", help="XLSX sheet name")
     p.add_argument("--table", help="table, when SOURCE is a DuckDB file")
     p.add_argument("--query", help="query, when SOURCE is a DuckDB file")
-    p.add_argument("--log-level", default="INFO", help="Dagster console log level")
-    p.add_argument("--quiet", action="store_true", help="print only the run's result line")
+    p.add_argument("--log-level", default="INFO",
+                   help="Dagster console log level; DEBUG also prints tracebacks")
+    p.add_argument("--quiet", action="store_true",
+                   help="no Dagster log lines: only the result, the plan and the summary")
+    p.add_argument("--plan-limit", type=int, default=10, metavar="N",
+                   help="numbers listed per group of the plan before 'and N more'")
     p.set_defaults(func=run)
 
 
 def run_config(args: argparse.Namespace) -> dict:
-    from emergency_pipeline.defs.jobs import apply_run_config
+    from emergency_pipeline.defs.reconcile_job import apply_run_config
 
     config = apply_run_config(args.apply)
     jobs = config["ops"]["emergency_update_jobs"]["config"]
@@ -49,35 +53,22 @@ def run_config(args: argparse.Namespace) -> dict:
                                  ("query", args.query)) if v}
     if desired:
         config["ops"]["desired_emergency_settings"] = {"config": desired}
-    config["loggers"] = {"console": {"config": {"log_level": args.log_level.upper()}}}
+    level = "CRITICAL" if args.quiet else args.log_level.upper()
+    config["loggers"] = {"console": {"config": {"log_level": level}}}
     return config
 
 
 def run(args: argparse.Namespace) -> int:
-    from dagster import DagsterInstance
+    from emergency_pipeline.run_report import EXIT_ERROR, finish, start
 
-    from emergency_pipeline.defs.jobs import run_job
+    instance = start(args)
+    if instance is None:
+        return EXIT_ERROR
+    from emergency_pipeline.cli_logger import cli_console
+    from emergency_pipeline.dead_runs import fail_dead_runs, process_tags
+    from emergency_pipeline.defs.reconcile_job import JOB_NAME, run_job
 
-    if not os.environ.get("TELNYX_API_KEY"):
-        print("TELNYX_API_KEY is not set", file=sys.stderr)
-        return 2
-    instance = DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else \
-        DagsterInstance.ephemeral()
-    result = run_job(args.source, args.apply, run_config(args), instance=instance)
-    print(f"run {result.run_id}: {'succeeded' if result.success else 'FAILED'}", flush=True)
-    if not result.success:
-        for event in result.all_events:
-            if event.is_step_failure:
-                err = event.step_failure_data.error
-                print(f"  {event.step_key}: {err.message.strip() if err else 'failed'}",
-                      file=sys.stderr)
-    elif not args.quiet:
-        from emergency_pipeline.defs.resources import DEFAULT_DATABASE
-        from emergency_pipeline.demo import print_summary
-
-        try:   # the run's outcome is already decided; a summary that fails must not change it
-            print_summary(os.environ.get("EMERGENCY_PIPELINE_DUCKDB", DEFAULT_DATABASE),
-                          result.run_id)
-        except Exception as exc:  # noqa: BLE001
-            print(f"(no summary: {type(exc).__name__}: {exc})", file=sys.stderr)
-    return 0 if result.success else 1
+    fail_dead_runs(instance, JOB_NAME)   # runs left STARTED by a killed `run` (issue 14)
+    result = run_job(args.source, args.apply, run_config(args), instance=instance,
+                     loggers={"console": cli_console}, tags=process_tags())
+    return finish(args, result)

@@ -40,9 +40,9 @@ class StageRef:
     counts: dict[str, int] = field(default_factory=dict)
     info: dict[str, Any] = field(default_factory=dict)   # small facts (JSON-able)
 
-    def read(self, table: str) -> pd.DataFrame:
+    def read(self, table: str, where: str = "TRUE") -> pd.DataFrame:
         with _open(self.path) as con:
-            return con.execute(f'SELECT * FROM "{table}"').df()
+            return con.execute(f'SELECT * FROM "{table}" WHERE {where}').df()
 
     def to_json(self) -> dict[str, Any]:
         return {"run_id": self.run_id, "stage": self.stage, "path": self.path,
@@ -51,6 +51,17 @@ class StageRef:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> StageRef:
         return cls(**data)
+
+
+def query(sql: str, params: list | None = None, **stages: StageRef) -> list[tuple]:
+    """Run SQL over stage files, each attached read-only under its keyword's name."""
+    con = duckdb.connect()
+    try:
+        for alias, ref in stages.items():
+            con.execute(f"ATTACH '{ref.path}' AS {alias} (READ_ONLY)")
+        return con.execute(sql, params or []).fetchall()
+    finally:
+        con.close()
 
 
 @contextlib.contextmanager
@@ -70,25 +81,39 @@ class RunTables:
         self.run_id = run_id
         self.dir = self.root / "runs" / run_id
 
-    def write(self, stage: str, tables: dict[str, pd.DataFrame], *,
-              counts: dict[str, int] | None = None, info: dict[str, Any] | None = None
-              ) -> StageRef:
-        """Write a stage's tables at once (replacing an earlier attempt) and return its ref."""
+    def path(self, stage: str) -> Path:
+        return self.dir / f"{stage}.duckdb"
+
+    @contextlib.contextmanager
+    def building(self, stage: str) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A connection to a new stage file, put in place only when the block succeeds (an
+        earlier attempt's file is replaced; a failed or killed one leaves none)."""
         self.dir.mkdir(parents=True, exist_ok=True)
-        final = self.dir / f"{stage}.duckdb"
         tmp = self.dir / f".{stage}.{os.getpid()}.tmp.duckdb"
         tmp.unlink(missing_ok=True)
         con = duckdb.connect(str(tmp))
         try:
+            yield con
+            con.execute("CHECKPOINT")
+        finally:
+            con.close()
+        os.replace(tmp, self.path(stage))   # atomic: readers see the old file or the new one
+
+    def ref(self, stage: str, counts: dict[str, int] | None = None,
+            info: dict[str, Any] | None = None) -> StageRef:
+        return StageRef(self.run_id, stage, str(self.path(stage)), dict(counts or {}),
+                        dict(info or {}))
+
+    def write(self, stage: str, tables: dict[str, pd.DataFrame], *,
+              counts: dict[str, int] | None = None, info: dict[str, Any] | None = None
+              ) -> StageRef:
+        """Write a stage's tables at once (replacing an earlier attempt) and return its ref."""
+        with self.building(stage) as con:
             for name, frame in tables.items():
                 con.register("frame", frame)
                 con.execute(f'CREATE TABLE "{name}" AS SELECT * FROM frame')
                 con.unregister("frame")
-            con.execute("CHECKPOINT")
-        finally:
-            con.close()
-        os.replace(tmp, final)   # atomic: readers see the old file or the whole new one
-        return StageRef(self.run_id, stage, str(final), dict(counts or {}), dict(info or {}))
+        return self.ref(stage, counts, info)
 
 
 def prune(root: str | Path, keep_seconds: float, keep: set[str] = frozenset()) -> int:

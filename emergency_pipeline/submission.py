@@ -25,7 +25,7 @@ from emergency_pipeline.batching import Batch, batch_of
 from emergency_pipeline.client import (
     JobRejected, JobUnanswered, TelnyxAPIError, TelnyxClient, job_matches,
 )
-from emergency_pipeline.client.jobs import parse_time
+from emergency_pipeline.client.job_ops import parse_time
 from emergency_pipeline.contract import JOB_IN_FLIGHT_STATUSES, JOB_TERMINAL_STATUSES
 from emergency_pipeline.refusals import MAX_SPLIT_REQUESTS, narrow_refusal
 from emergency_pipeline.state.ledger import Ledger, LedgerBatch
@@ -113,15 +113,27 @@ class _Run:
         self.following: dict[Key, LedgerBatch | Batch] = {}   # open batches with a job
         self.job_of: dict[Key, str] = {}
         self.submitted_at: dict[Key, datetime] = {}
+        self.targets: dict[Key, Batch] = {}                   # what each batch asked for
         self.ours: set[str] = set()                           # job ids this step follows
         self.splits_left = MAX_SPLIT_REQUESTS                 # refusals.py's budget
 
     # -- results ---------------------------------------------------------------------------
 
     def _put(self, key: Key, rows: list[dict[str, Any]]) -> None:
+        # The batch's own target goes with each result: a number of this run's plan that was
+        # in an earlier run's job takes that job's result only if the job had its target.
+        batch = self.targets.get(key)
+        target = {} if batch is None else {
+            "job_target_enabled": batch.emergency_enabled,
+            "job_target_address_id": batch.emergency_address_id}
+        ours = key[0] == self.run.run_id
         for row in rows:
+            had = self.out.results.get(row["identifier"])
+            if not ours and had is not None and had.get("run_id") == self.run.run_id:
+                continue   # this run's own batch speaks for the number, not an earlier one's
             self.out.results[row["identifier"]] = {
-                "batch_id": key[1], "submitted_at": self.submitted_at.get(key), **row}
+                "batch_id": key[1], "run_id": key[0],
+                "submitted_at": self.submitted_at.get(key), **target, **row}
 
     def _close(self, closing: list[tuple[Key, str, str | None, str | None, list[dict]]]) -> None:
         self.ledger.close(closing, by_run=self.run.run_id)
@@ -147,6 +159,7 @@ class _Run:
         now = datetime.now(timezone.utc)
         for item in open_:
             key = item.key
+            self.targets[key] = item.batch
             if item.job_id is not None:
                 self.following[key], self.job_of[key] = item, item.job_id
                 self.ours.add(item.job_id)
@@ -242,6 +255,7 @@ class _Run:
                     continue
                 self.ensure_lease()   # never send under a lease another run has taken over
                 keys = [(self.run.run_id, b.batch_id) for b in wave]
+                self.targets.update(zip(keys, wave))
                 self.ledger.record(wave, run_id=self.run.run_id, account=self.run.account,
                                    source=self.run.source, outcomes_db=self.run.outcomes_db)
                 now = datetime.now(timezone.utc)
@@ -271,11 +285,11 @@ class _Run:
                         if value.status in (401, 403):
                             stop = value     # every further POST would be refused the same
                 self._close(closing)
+                self.ledger.submitted([
+                    (key, str(job["id"]), job.get("status"),
+                     "adopted after an ambiguous failure" if adopted else None)
+                    for key, _, job, adopted in submitted], by_run=self.run.run_id)
                 for key, batch, job, adopted in submitted:
-                    self.ledger.move([key], "submitted", by_run=self.run.run_id,
-                                     job_id=job["id"], job_status=job.get("status"),
-                                     detail="adopted after an ambiguous failure" if adopted
-                                     else None)
                     self.following[key], self.job_of[key] = batch, str(job["id"])
                     self.ours.add(str(job["id"]))
                     self.out.adopted += int(adopted)
@@ -315,11 +329,27 @@ class _Run:
             time.sleep(self.settings.poll_seconds)
         return room
 
+    def _read_jobs(self) -> dict[str, dict]:
+        """The jobs followed, as the account has them now: one listing of the jobs created
+        since the oldest of them (newest first, so usually one page), and a GET only for a
+        job the listing did not show."""
+        ids = set(self.job_of.values())
+        oldest = min((self.submitted_at.get(k) or datetime.now(timezone.utc)
+                      for k in self.job_of), default=datetime.now(timezone.utc))
+        since = oldest - timedelta(seconds=self.client.config.clock_skew_seconds)
+        latest = {str(j.get("id")): j for j in self.client.list_jobs(created_after=since)
+                  if str(j.get("id")) in ids}
+        missing = sorted(ids - set(latest))
+        if missing:
+            latest.update(self.client.follow_jobs(missing, deadline_seconds=0))
+        done = sum(1 for j in latest.values() if j.get("status") in JOB_TERMINAL_STATUSES)
+        self.log.info(f"jobs: {done} of {len(ids)} finished")
+        return latest
+
     def _poll_once(self) -> None:
         """One round over the jobs followed: the finished ones close with their results, all
         in one ledger transaction."""
-        ids = sorted(set(self.job_of.values()))
-        latest = self.client.follow_jobs(ids, deadline_seconds=0)
+        latest = self._read_jobs()
         closing = []
         for key, job_id in list(self.job_of.items()):
             job = latest.get(job_id)

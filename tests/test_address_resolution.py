@@ -15,9 +15,10 @@ from dagster_duckdb import DuckDBResource
 from _client_support import KEY, fast_config, running_emulator
 from _emulator_support import allowing
 from emergency_pipeline import addresses as addr
+from emergency_pipeline.address_resolution import resolve_addresses
 from emergency_pipeline.client import AddressRejected, TelnyxClient
 from emergency_pipeline.definitions import build_definitions
-from emergency_pipeline.defs.jobs import apply_run_config, run_job
+from emergency_pipeline.defs.reconcile_job import apply_run_config, run_job
 from emergency_pipeline.defs.resources import TelnyxResource
 from emergency_pipeline.emulator import Emulator, Faults
 from emergency_pipeline.defs.resources import state_dir_for
@@ -270,3 +271,19 @@ def test_rerun_after_a_crash_before_the_post_creates_it_once(setup: Setup) -> No
     events = [e for (e,) in con.execute("SELECT event FROM address_events ORDER BY rowid")]
     con.close()
     assert events == ["recorded", "recorded", "created"]
+
+
+def test_an_address_id_the_account_lacks_is_rejected_not_skipped():
+    # Issue 15: a mistyped id ended "skipped", absent from the rejected rows' query.
+    accepted = pd.DataFrame({
+        "source_file": "a.csv", "source_row": [2, 3], "phone_number": ["+19705555098", None],
+        "number_id": [None, "1293385034380736105"], "emergency_enabled": True,
+        "emergency_address_id": ["111", "999"], "extras": ['{"ticket": "T-1"}', "{}"],
+        "address_fields": None, "address_columns": None})
+    res = resolve_addresses(accepted, [{"id": "111", "street_address": "1 Main St"}],
+                            client=None, ledger=None, apply=False, run_id="r", log=log)
+    assert res.accepted["source_row"].tolist() == [2]
+    rej = res.rejected.iloc[0]
+    assert (rej.source_row, rej.column, rej.value) == (3, "emergency_address_id", "999")
+    assert "not one of the account's addresses" in rej.reason and "account_addresses" in rej.fix
+    assert rej.phone_number == "1293385034380736105" and rej.extras == "{}"

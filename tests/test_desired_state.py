@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import random
 import string
 
@@ -48,7 +49,7 @@ def write_xlsx(path, rows, title="Sheet", start_row=1, extra_sheets=()):
 def one(tmp_path, phone, flag="true", address=ADDR, region="US"):
     p = write_csv(tmp_path / "one.csv", [["phone_number", "emergency_enabled",
                                           "emergency_address_id"], [phone, flag, address]])
-    return read_desired_state(p, default_region=region)
+    return read_desired_state(p, default_region=region, require_rows=False)
 
 
 # -- phone numbers ------------------------------------------------------------------------------
@@ -150,15 +151,56 @@ def test_column_aliases(tmp_path, headers):
     assert ds.accepted.emergency_address_id.tolist() == [ADDR]
 
 
-def test_file_without_usable_columns_rejects_every_row(tmp_path):
+def test_file_without_its_phone_or_flag_column_is_an_error(tmp_path):
+    # Issue 15: a sheet that lost a column rejected every row and the run went green.
     p = write_csv(tmp_path / "a.csv", [["mobile", "state", "site"],
                                        ["+19705555098", "yes", "HQ"], ["+19705555099", "no", ""]])
-    ds = read_desired_state(p)
+    with pytest.raises(DesiredStateError, match=r"no phone_number column \(columns found: "
+                       r"mobile, state, site\): name a column phone_number"):
+        read_desired_state(p, require_rows=False)
+    p = write_csv(tmp_path / "b.csv", [["phone", "site"], ["+19705555098", "HQ"]])
+    with pytest.raises(DesiredStateError, match="no emergency_enabled column.*e911"):
+        read_desired_state(p)
+
+
+def test_a_sheet_without_a_usable_row_is_an_error(tmp_path):
+    p = write_csv(tmp_path / "a.csv", [["phone", "enabled"], ["junk", "no"], ["+19705555098", "maybe"],
+                                       ["hello", "no"]])
+    with pytest.raises(DesiredStateError, match=r"no usable row, all 3 rejected: 2 x not a phone "
+                       r"number.*row 2, column phone.*1 x unreadable emergency_enabled flag "
+                       r"\(e.g. row 3"):
+        read_desired_state(p)
+    assert len(read_desired_state(p, require_rows=False).rejected) == 3
+
+
+def test_rejected_rows_keep_the_normalised_number_and_extras(tmp_path):
+    p = write_csv(tmp_path / "a.csv", [["phone", "enabled", "ticket", "site"],
+                                       ["(970) 555-5098", "maybe", "T-1", "HQ"],
+                                       ["junk", "no", "T-2", ""], ["+19705555099", "no", "", ""]])
+    rej = read_desired_state(p).rejected.set_index("source_row")
+    assert rej.at[2, "phone_number"] == "+19705555098"      # looked up by E.164 later
+    assert json.loads(rej.at[2, "extras"]) == {"ticket": "T-1", "site": "HQ"}
+    assert rej.at[3, "phone_number"] == "junk"               # no number: the cell as written
+    assert json.loads(rej.at[3, "extras"]) == {"ticket": "T-2", "site": ""}
+
+
+@pytest.mark.parametrize("cell,why", [
+    ("1.31526E+18", "scientific notation"),                   # Excel's CSV of a number cell
+    ("1.315262044401589e+18", "scientific notation"),         # an XLSX number cell, read
+    ("1315262044401590000", "ends in zeros after 15 digits"),  # Excel's CSV, 0 decimals
+    ("1315262044401589175.0", "decimal number"),
+])
+def test_excel_mangled_ids_are_rejected_with_the_fix(tmp_path, cell, why):
+    ds = one(tmp_path, "+19705555098", "true", cell)          # as an address id
     assert ds.accepted.empty
-    assert set(ds.rejected.column) == {"phone_number", "emergency_enabled"}
-    assert all("columns found: mobile, state, site" in r for r in ds.rejected.reason)
-    assert ds.counts()["rejected_rows"] == 2
-    ds.check_accounting()
+    rej = ds.rejected.iloc[0]
+    assert why in rej.reason and rej.column == "emergency_address_id" and rej.value == cell
+    assert "format the column as Text" in rej.fix
+    ds = one(tmp_path, cell, "false", "")                       # as a number id
+    assert ds.accepted.empty and "format the column as Text" in ds.rejected.fix[0]
+    # A real 19-digit id (not ending in zeros) is still taken as is.
+    assert one(tmp_path, "+19705555098", "true", ADDR).accepted.emergency_address_id[0] == ADDR
+    assert one(tmp_path, NUMBER_ID, "false", "").accepted.number_id[0] == NUMBER_ID
 
 
 def test_extras_are_carried_as_json(tmp_path):
@@ -205,7 +247,7 @@ def test_duplicates_collapse_and_conflicts_are_rejected(tmp_path):
 
 def test_a_row_with_two_problems_is_one_rejected_row(tmp_path):
     p = write_csv(tmp_path / "a.csv", [["phone", "enabled"], ["junk", "maybe"]])
-    ds = read_desired_state(p)
+    ds = read_desired_state(p, require_rows=False)
     assert len(ds.rejected) == 2 and ds.counts()["rejected_rows"] == 1
     ds.check_accounting()
 
@@ -248,7 +290,7 @@ def test_xlsx_numeric_cells_and_real_row_numbers(tmp_path):
 
 def test_xlsx_id_typed_as_a_number_is_rejected_not_rounded(tmp_path):
     p = write_xlsx(tmp_path / "a.xlsx", [["number", "enabled"], [int(NUMBER_ID) * 1.0, "no"]])
-    ds = read_desired_state(p)
+    ds = read_desired_state(p, require_rows=False)
     assert ds.accepted.empty
     assert "scientific notation" in ds.rejected.reason[0]
 
@@ -271,8 +313,9 @@ def test_xlsx_named_sheet(tmp_path):
     assert ds.accepted.source_file[0].endswith("[Numbers]")
     with pytest.raises(DesiredStateError, match="Readme, Numbers"):
         read_desired_state(p, sheet="Nope")
-    # The first sheet has no usable columns: every row rejected, nothing raised.
-    assert read_desired_state(p).accepted.empty
+    # The first sheet has no usable columns: the sheet is refused.
+    with pytest.raises(DesiredStateError, match="no phone_number column"):
+        read_desired_state(p)
 
 
 def test_xlsx_header_only_is_an_error(tmp_path):
@@ -368,9 +411,10 @@ def test_any_csv_yields_rows_or_reasons(tmp_path, grid):
     with open(p, newline="", encoding="utf-8") as f:
         expected_rows = len(_nonblank(list(csv.reader(f)))) - 1
     try:
-        ds = read_desired_state(p)
-    except DesiredStateError:
-        assert expected_rows <= 0
+        ds = read_desired_state(p, require_rows=False)
+    except DesiredStateError as exc:
+        assert expected_rows <= 0 or re.search(r"no (phone_number|emergency_enabled) column",
+                                               str(exc))
         return
     assert ds.input_rows == expected_rows
     ds.check_accounting()

@@ -12,7 +12,7 @@ from dagster import DagsterInstance
 from dagster_duckdb import DuckDBResource
 
 from emergency_pipeline.definitions import build_definitions, defs
-from emergency_pipeline.defs.jobs import JOB_NAME, apply_run_config, run_job
+from emergency_pipeline.defs.reconcile_job import JOB_NAME, apply_run_config, run_job
 from emergency_pipeline.defs.resources import TelnyxResource, state_dir_for
 from emergency_pipeline.emulator import Emulator
 from emergency_pipeline.run_tables import RunTables
@@ -372,3 +372,23 @@ def test_a_read_back_the_api_refuses_is_a_failed_check_not_a_failed_run(setup: S
     assert not result.passed
     assert result.description.startswith("could not read the account back")
     assert KEY not in result.description
+
+
+def test_the_one_result_check_counts_every_way_rule_5_can_break(tmp_path: Path) -> None:
+    from emergency_pipeline.defs.checks import one_result_per_desired_number
+
+    rows = lambda n: pd.DataFrame({"source_file": "s.csv", "source_row": range(2, 2 + n)})  # noqa: E731
+    desired = RunTables(tmp_path, "r").write(
+        "desired", {"accepted": rows(4), "rejected": rows(5).tail(1)})
+    outcomes = pd.DataFrame({
+        "source_file": "s.csv", "source_row": [2, 3, 3, 5, 6, 9],   # 4 missing, 3 twice, 9 stray
+        "number_id": ["1", "2", "2", None, None, "7"],
+        "phone_number": [None, None, None, "+1", "+1", None],       # "+1" twice
+        "result": ["succeeded", "unchanged", "unchanged", "failed", None, "rejected"]})
+    ref = RunTables(tmp_path, "r").write("outcomes", {"outcomes": outcomes})
+    result = one_result_per_desired_number(ref, desired)
+    got = {k: v.value for k, v in result.metadata.items()}
+    assert not result.passed
+    assert got == {"desired_rows": 5, "outcome_rows": 6, "rows_without_result": 1,
+                   "results_without_row": 1, "rows_with_several_results": 1,
+                   "numbers_with_several_results": 2, "results_left_empty": 1}

@@ -17,7 +17,7 @@ from emergency_pipeline.changed_state import write_changed_state
 from emergency_pipeline.client import ClientConfig, TelnyxClient
 from emergency_pipeline.definitions import build_definitions
 from emergency_pipeline.defs.checks import account_agrees_after_apply
-from emergency_pipeline.defs.jobs import apply_run_config, run_job
+from emergency_pipeline.defs.reconcile_job import apply_run_config, run_job
 from emergency_pipeline.defs.resources import TelnyxResource
 from emergency_pipeline.emulator import Emulator
 from emergency_pipeline.run_tables import RunTables

@@ -25,7 +25,7 @@ def test_checks_pass_on_a_persistent_instance_with_several_sources(tmp_path: Pat
     from dagster_duckdb import DuckDBResource
 
     from emergency_pipeline.definitions import build_definitions
-    from emergency_pipeline.defs.jobs import run_job
+    from emergency_pipeline.defs.reconcile_job import run_job
     from emergency_pipeline.defs.resources import TelnyxResource
     from emergency_pipeline.emulator import Emulator
     from emergency_pipeline.sample import write_sample

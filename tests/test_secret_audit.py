@@ -18,7 +18,7 @@ from dagster import DagsterInstance, EnvVar
 from dagster_duckdb import DuckDBResource
 
 from emergency_pipeline.definitions import build_definitions
-from emergency_pipeline.defs.jobs import apply_run_config, run_job
+from emergency_pipeline.defs.reconcile_job import apply_run_config, run_job
 from emergency_pipeline.defs.resources import TelnyxResource
 from emergency_pipeline.emulator import Emulator, Faults
 from emergency_pipeline.sample import write_sample

@@ -6,7 +6,7 @@ from .addresses import AddressCreation, AddressRejected
 from .client import TelnyxClient
 from .config import API_KEY_ENV, ClientConfig, InsecureTransportError, is_loopback_host
 from .errors import ApiError, JobRejected, JobUnanswered, TelnyxAPIError
-from .jobs import JobSubmission, job_matches
+from .job_ops import JobSubmission, job_matches
 
 __all__ = [
     "API_KEY_ENV", "AddressCreation", "AddressRejected", "ApiError", "ClientConfig", "InsecureTransportError", "JobRejected",

@@ -9,8 +9,8 @@ from typing import Any
 
 from .addresses import AddressCreation, AddressOps
 from .config import ClientConfig
-from .jobs import JobOps, JobSubmission
-from .listing import FirstPage, PageCallback, count, first_page, get_each, list_all
+from .job_ops import JobOps, JobSubmission
+from .listing import FirstPage, PageCallback, count, each_page, first_page, get_each, list_all
 from .transport import Transport
 
 logger = logging.getLogger("emergency_pipeline.client")
@@ -62,6 +62,12 @@ class TelnyxClient:
         """Page 1 of the (filtered) listing: its records and its total_pages/total_results."""
         return first_page(self._transport, "/phone_numbers", what=_numbers_what(filters),
                           params=_filter_params(filters), fields=fields)
+
+    def each_phone_number_page(self, on_page: PageCallback,
+                               fields: Sequence[str] | None = None) -> tuple[int, int | None]:
+        """Every page of the account's numbers to on_page, not kept (see listing.each_page)."""
+        return each_page(self._transport, "/phone_numbers", what="phone numbers",
+                         on_page=on_page, fields=fields)
 
     def count_phone_numbers(self) -> int:
         return count(self._transport, "/phone_numbers", what="phone numbers")

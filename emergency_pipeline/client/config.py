@@ -17,15 +17,65 @@ class InsecureTransportError(ValueError):
     """The configuration would send the API key where it could be read on the wire."""
 
 
-def is_loopback_host(host: str) -> bool:
-    """True for localhost, 127.0.0.0/8 and ::1 (the only hosts that may see the key over http)."""
-    host = host.strip("[]").lower().rstrip(".")
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
+HOSTS_FILE = "/etc/hosts"
+
+
+def hosts_file_addresses(name: str, hosts_file: str = HOSTS_FILE) -> list[str]:
+    """The addresses the hosts file gives `name` (no DNS, no nsswitch)."""
     try:
-        return ipaddress.ip_address(host).is_loopback
+        with open(hosts_file, encoding="utf-8", errors="replace") as fh:
+            lines = fh.read().splitlines()
+    except OSError:
+        return []
+    found = []
+    for line in lines:
+        fields = line.split("#", 1)[0].split()
+        if len(fields) >= 2 and name in (f.lower().rstrip(".") for f in fields[1:]):
+            found.append(fields[0])
+    return found
+
+
+def loopback_address(host: str, hosts_file: str = HOSTS_FILE) -> str | None:
+    """The loopback IP literal that `host` stands for, or None if it is not loopback.
+
+    A loopback IP literal is itself; `localhost` is what the hosts file alone says, and only
+    if every address it lists there is loopback. Nothing else (not `evil.localhost`, not a
+    name some DNS server answers with 127.0.0.1) may see the key over plain http."""
+    host = host.strip("[]").lower().rstrip(".")
+    try:
+        return host if ipaddress.ip_address(host).is_loopback else None
     except ValueError:
-        return False
+        pass
+    if host != "localhost":
+        return None
+    addresses = hosts_file_addresses(host, hosts_file)
+    try:
+        if addresses and all(ipaddress.ip_address(a.split("%")[0]).is_loopback
+                             for a in addresses):
+            return addresses[0]
+    except ValueError:
+        pass
+    return None
+
+
+def is_loopback_host(host: str) -> bool:
+    """True for 127.0.0.0/8, ::1, and `localhost` when the hosts file maps it to loopback."""
+    return loopback_address(host) is not None
+
+
+def clean_api_key(key: object) -> str:
+    """The key without surrounding whitespace (a secret made from a file often ends in a
+    newline). Refuses a key that an HTTP header cannot carry, before any request: httpcore's
+    error would print it. The message never contains the key."""
+    if not isinstance(key, str) or not key.strip():
+        raise ValueError(f"api_key is empty: set {API_KEY_ENV} or pass the key")
+    key = key.strip()
+    bad = next((i for i, ch in enumerate(key) if not 0x21 <= ord(ch) <= 0x7E), None)
+    if bad is not None:
+        raise ValueError(
+            f"api_key has a control, space or non-ASCII character at position {bad + 1}: "
+            f"check how {API_KEY_ENV} is set (a secret file with stray characters?)")
+    return key
 
 
 @dataclass(frozen=True)
@@ -58,15 +108,15 @@ class ClientConfig:
     user_agent: str = "emergency-pipeline/0.1 (httpx)"
 
     def __post_init__(self) -> None:
-        if not isinstance(self.api_key, str) or not self.api_key.strip():
-            raise ValueError(f"api_key is empty: set {API_KEY_ENV} or pass the key")
+        object.__setattr__(self, "api_key", clean_api_key(self.api_key))
         url = httpx.URL(self.base_url)
         if url.scheme not in ("http", "https") or not url.host:
             raise ValueError(f"base_url must be an http(s) URL, got {self.base_url!r}")
         if url.scheme == "http" and not is_loopback_host(url.host):
             raise InsecureTransportError(
                 f"refusing to send the API key over plain http to {url.host!r}: http:// is "
-                "allowed only for loopback addresses (127.0.0.0/8, ::1, localhost); "
+                "allowed only for loopback addresses (127.0.0.0/8, ::1, and localhost as "
+                f"{HOSTS_FILE} maps it); "
                 "use https://"
             )
         if url.userinfo:
@@ -90,6 +140,15 @@ class ClientConfig:
         if self.late_job_window_seconds is not None:
             return self.late_job_window_seconds
         return max(2 * self.read_timeout, 60.0)
+
+    @property
+    def connect_url(self) -> str:
+        """base_url as the transport dials it: over plain http the host is the loopback IP
+        literal checked above, so no name lookup can send the key elsewhere."""
+        url = httpx.URL(self.base_url)
+        if url.scheme != "http":
+            return self.base_url
+        return str(url.copy_with(host=loopback_address(url.host)))
 
     @classmethod
     def from_env(cls, env_var: str = API_KEY_ENV, **kwargs) -> ClientConfig:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -31,10 +32,21 @@ class ApiError:
         return text
 
 
+def secret_forms(secret: str) -> list[str]:
+    """Every way a library may print the secret: raw, repr-escaped, unicode-escaped, as bytes
+    (b'...') and JSON-escaped; longest first, so a form containing another goes first."""
+    forms = {secret, repr(secret)[1:-1], secret.encode("unicode_escape").decode("ascii"),
+             repr(secret.encode("utf-8", "backslashreplace"))[2:-1],
+             json.dumps(secret)[1:-1], secret.strip()}
+    return sorted((f for f in forms if f), key=len, reverse=True)
+
+
 def redact(text: str, secret: str | None) -> str:
-    """Remove a secret from text that came from elsewhere (a server may echo anything)."""
+    """Remove a secret from text that came from elsewhere (a server may echo anything, an
+    exception may show a header's bytes)."""
     if secret and text:
-        return text.replace(secret, REDACTED)
+        for form in secret_forms(secret):
+            text = text.replace(form, REDACTED)
     return text
 
 

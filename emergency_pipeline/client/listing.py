@@ -11,7 +11,8 @@ from typing import Any
 from .errors import TelnyxAPIError
 from .transport import Transport
 
-# on_page(pages_done, total_pages, records_of_that_page), called once per page, one at a time.
+# on_page(page_number, total_pages, records_of_that_page), called once per page, one at a
+# time (list_all's own on_page gets the count of pages done instead of the number).
 PageCallback = Callable[[int, int, list[dict]], None]
 
 
@@ -109,6 +110,63 @@ def first_page(transport: Transport, path: str, *, what: str, params: dict | Non
     return FirstPage(_projector(key, fields)(records), total_pages, total_results)
 
 
+def each_page(
+    transport: Transport,
+    path: str,
+    *,
+    what: str,
+    on_page: PageCallback,
+    params: dict | None = None,
+    key: str = "id",
+    fields: Sequence[str] | None = None,
+    first: FirstPage | None = None,
+) -> tuple[int, int | None]:
+    """Every page of a listing, handed to on_page one at a time and not kept (a million
+    numbers stream through in pages of 250); only `fields` of each record when given (a
+    number record has some thirty fields). Returns (total_pages, total_results announced).
+    `first`: page 1, already fetched with the same params and fields.
+
+    A page that fails is retried by the transport; a page that still fails fails the listing
+    (an incomplete account snapshot would be worse than none).
+    """
+    size = transport.config.page_size
+    log = transport.log
+    if first is None:
+        first = first_page(transport, path, what=what, params=params, key=key, fields=fields)
+    total_pages, total_results = first.total_pages, first.total_results
+    project = _projector(key, fields)
+    lock = threading.Lock()
+    done = 1
+    step = max(1, total_pages // 10)
+    if total_pages:
+        log.info(f"{what}: page 1 of {total_pages} fetched"
+                 + (f" ({total_results} records in all)" if total_results is not None else ""))
+    else:
+        log.info(f"{what}: none")
+    on_page(1, total_pages, first.records)
+
+    def fetch(number: int) -> int:
+        nonlocal done
+        got = transport.get(path, _page_params(params, number, size),
+                            what=f"{what} page {number}/{total_pages}")
+        records, pages_now, _ = _meta(got)
+        records = project(records)
+        with lock:
+            done += 1
+            if pages_now != total_pages:
+                log.warning(f"{what}: page {number} reports {pages_now} pages, "
+                            f"the first said {total_pages} (account changed while listing)")
+            if done % step == 0 or done == total_pages:
+                log.info(f"{what}: {done} of {total_pages} pages fetched")
+            else:
+                log.debug(f"{what}: page {number} fetched ({done} of {total_pages})")
+            on_page(number, total_pages, records)
+        return number
+
+    concurrently(transport, fetch, range(2, total_pages + 1))
+    return total_pages, total_results
+
+
 def list_all(
     transport: Transport,
     path: str,
@@ -120,49 +178,16 @@ def list_all(
     fields: Sequence[str] | None = None,
     first: FirstPage | None = None,
 ) -> list[dict]:
-    """Every record of a listing, each once (by `key`), in page order; only `fields` of each
-    when given (a number record has some thirty fields: at a million numbers, keeping the few
-    used is the difference between gigabytes and hundreds of megabytes). `first`: page 1,
-    already fetched with the same params and fields.
+    """Every record of a listing, each once (by `key`), in page order (each_page, kept)."""
+    pages: dict[int, list[dict]] = {}
 
-    A page that fails is retried by the transport; a page that still fails fails the listing
-    (an incomplete account snapshot would be worse than none).
-    """
-    size = transport.config.page_size
-    log = transport.log
-    if first is None:
-        first = first_page(transport, path, what=what, params=params, key=key, fields=fields)
-    total_pages, total_results = first.total_pages, first.total_results
-    project = _projector(key, fields)
-    pages: dict[int, list[dict]] = {1: first.records}
-    lock = threading.Lock()
-    step = max(1, total_pages // 10)
-    log.info(f"{what}: page 1 of {total_pages} fetched"
-             + (f" ({total_results} records)" if total_results is not None else ""))
-    if on_page:
-        on_page(1, total_pages, first.records)
+    def keep(number: int, total: int, records: list[dict]) -> None:
+        pages[number] = records
+        if on_page:
+            on_page(len(pages), total, records)
 
-    def fetch(number: int) -> int:
-        got = transport.get(path, _page_params(params, number, size),
-                            what=f"{what} page {number}/{total_pages}")
-        records, pages_now, _ = _meta(got)
-        records = project(records)
-        with lock:
-            pages[number] = records
-            done = len(pages)
-            if pages_now != total_pages:
-                log.warning(f"{what}: page {number} reports {pages_now} pages, "
-                            f"the first said {total_pages} (account changed while listing)")
-            if done % step == 0 or done == total_pages:
-                log.info(f"{what}: {done} of {total_pages} pages fetched")
-            else:
-                log.debug(f"{what}: page {number} fetched ({done} of {total_pages})")
-            if on_page:
-                on_page(done, total_pages, records)
-        return number
-
-    concurrently(transport, fetch, range(2, total_pages + 1))
-
+    total_pages, total_results = each_page(transport, path, what=what, on_page=keep,
+                                           params=params, key=key, fields=fields, first=first)
     seen: set[Any] = set()
     out: list[dict] = []
     duplicates = 0
@@ -174,6 +199,7 @@ def list_all(
                 continue
             seen.add(ident)
             out.append(record)
+    log = transport.log
     if duplicates:
         log.warning(f"{what}: {duplicates} records appeared on two pages (kept once)")
     if total_results is not None and len(out) != total_results:

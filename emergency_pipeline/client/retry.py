@@ -76,10 +76,14 @@ def classify_response(response: httpx.Response) -> Failure | None:
 
 # Raised before any byte of the request left: the server cannot have acted on it.
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+# Our own request is malformed (an illegal header, a bad URL): sending it again fails again.
+_LOCAL = (httpx.LocalProtocolError, httpx.UnsupportedProtocol, httpx.InvalidURL)
 
 
 def classify_exception(exc: Exception) -> Failure:
     name = type(exc).__name__
+    if isinstance(exc, _LOCAL):
+        return Failure(name, False, False)
     if isinstance(exc, _NOT_SENT):
         return Failure(name, True, False)
     if isinstance(exc, httpx.TransportError):   # timeouts, resets, dropped connections

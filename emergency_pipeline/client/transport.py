@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import random
 import threading
 import time
@@ -43,10 +44,33 @@ class _BearerAuth(httpx.Auth):
         return "_BearerAuth([redacted])"
 
 
+# httpx's and httpcore's own loggers: at DEBUG, httpcore logs a failed send with the request's
+# header bytes (b'Bearer <key>\n'). A filter on each, since a logger's filter does not see its
+# children's records.
+_LIBRARY_LOGGERS = ("httpx", "httpcore", "httpcore.connection", "httpcore.http11",
+                    "httpcore.http2", "httpcore.proxy", "httpcore.socks")
+
+
+class _RedactingFilter(logging.Filter):
+    def __init__(self, secret: str) -> None:
+        super().__init__()
+        self._secret = secret
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        clean = redact(message, self._secret)
+        if clean != message:
+            record.msg, record.args = clean, ()
+        return True
+
+
 class Transport:
     def __init__(self, config: ClientConfig, log: Any) -> None:
         self.config = config
         self.log = log
+        self._redacting = _RedactingFilter(config.api_key)
+        for name in _LIBRARY_LOGGERS:
+            logging.getLogger(name).addFilter(self._redacting)
         self.pacer = Pacer(config.max_rate)
         self._slots = threading.BoundedSemaphore(config.max_concurrency)
         self._rng = random.Random()
@@ -54,7 +78,7 @@ class Transport:
         self.requests_sent = 0
         self.retries = 0
         self._offset: timedelta | None = None   # server clock minus ours (from Date)
-        base = config.base_url.rstrip("/")
+        base = config.connect_url.rstrip("/")
         self._http = httpx.Client(
             base_url=base + "/",
             auth=_BearerAuth(config.api_key),
@@ -70,6 +94,8 @@ class Transport:
 
     def close(self) -> None:
         self._http.close()
+        for name in _LIBRARY_LOGGERS:
+            logging.getLogger(name).removeFilter(self._redacting)
 
     # -- sending once ---------------------------------------------------------------------
 

@@ -21,30 +21,29 @@ from pydantic import Field
 from emergency_pipeline.address_resolution import Resolution, is_placeholder, resolve_addresses
 from emergency_pipeline.addresses import ContactDefaults
 from emergency_pipeline.batching import make_batches
+from emergency_pipeline.cli_errors import failures_explained
 from emergency_pipeline.contract import DEFAULT_MAX_JOBS_IN_FLIGHT, JOB_IN_FLIGHT_STATUSES
 from emergency_pipeline.defs.partitions import desired_state_sources
 from emergency_pipeline.defs.resources import (
     PipelineState, TelnyxResource, store_at, store_for,
 )
 from emergency_pipeline.defs.run_scope import account_lease, applies, stamp, tables
-from emergency_pipeline.desired_state import DesiredStateError, read_desired_state
-from emergency_pipeline.outcomes import build_outcomes
-from emergency_pipeline.plan import build_plan, plan_summary
+from emergency_pipeline.desired_state import DesiredStateError, write_desired_state
+from emergency_pipeline.outcomes import OUTCOMES_SQL, RESULT_FIELDS, outcome_views
+from emergency_pipeline.plan import PLAN_SQL, PLAN_SUMMARY_SQL, plan_views
 from emergency_pipeline.publish import publish_orphans, publish_run
 from emergency_pipeline.run_tables import StageRef, prune
 from emergency_pipeline.safety import SafetyGuardError, check_disable_guard
+from emergency_pipeline.snapshot import list_numbers_into
 from emergency_pipeline.submission import RunIdentity, Settings, submit_and_follow
 
 GROUP = "emergency"
-RESULT_COLUMNS = ["identifier", "batch_id", "result", "reason", "job_id", "job_status",
-                  "error_code", "error_title", "error_detail", "error_pointer",
-                  "submitted_at", "finished_at"]
-NUMBER_COLUMNS = ["id", "phone_number", "status", "emergency_enabled",
-                  "emergency_address_id", "emergency_status"]
+RESULT_COLUMNS = ["identifier", *RESULT_FIELDS]
 
 
 class DesiredStateConfig(Config):
-    sheet: str | None = Field(default=None, description="XLSX sheet name (default: the first).")
+    sheet: str | None = Field(default=None, description="XLSX sheet name (default: the active "
+                              "sheet if visible, else the first visible; hidden only if named).")
     default_region: str = Field(default="US", description="Region for national-format numbers.")
     table: str | None = Field(default=None, description="Table, when the source is a DuckDB file.")
     query: str | None = Field(default=None, description="Query, when the source is a DuckDB file.")
@@ -74,6 +73,22 @@ class ApplyConfig(Config):
     wave_size: int = Field(default=50, ge=1, description="Batches recorded and sent together.")
 
 
+# Accepted rows the resolution must see (see emergency_address_resolution).
+NEEDS_RESOLUTION = ("address_fields IS NOT NULL OR (emergency_address_id IS NOT NULL AND "
+                    "emergency_address_id NOT IN (SELECT id FROM s.addresses "
+                    "WHERE id IS NOT NULL))")
+
+
+def as_text(frame: pd.DataFrame) -> pd.DataFrame:
+    """Object columns as pandas text, so that DuckDB types a column holding only None as
+    VARCHAR (it would guess a number, and refuse to union it with text)."""
+    out = frame.copy()
+    for c in out.columns:
+        if out[c].dtype == object and out[c].map(lambda v: v is None or isinstance(v, str)).all():
+            out[c] = out[c].astype("str")
+    return out
+
+
 def _now() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -93,27 +108,35 @@ def desired_emergency_settings(context: AssetExecutionContext, config: DesiredSt
                                duckdb: DuckDBResource, state: PipelineState) -> StageRef:
     """What the operators asked for: validated rows, and the rows rejected with the fix."""
     source = context.partition_key
+    stage = tables(context, state)
     try:
-        desired = read_desired_state(source, sheet=config.sheet,
-                                     default_region=config.default_region,
-                                     table=config.table, query=config.query)
+        with stage.building("desired") as con:
+            # Read into the stage file chunk by chunk: memory bounded by the chunk, not the
+            # sheet (5,000,000 rows stay under a gigabyte).
+            con.execute("SET preserve_insertion_order = true")
+            desired = write_desired_state(source, con, sheet=config.sheet,
+                                          default_region=config.default_region,
+                                          table=config.table, query=config.query)
+            sample = con.execute(
+                "SELECT source_file, source_row, \"column\", value, reason, fix FROM rejected "
+                "LIMIT 20").df()
     except DesiredStateError as exc:
         # An unreadable or empty source is never an instruction: stop before planning.
         raise Failure(description=f"desired state {source!r} not usable: {exc}") from None
     counts = desired.counts()
-    ref = tables(context, state).write(
-        "desired", {"accepted": desired.accepted, "rejected": desired.rejected}, counts=counts)
+    ref = stage.ref("desired", counts)
     store = store_for(duckdb)
-    store.write("desired_settings", stamp(desired.accepted, context))
-    store.write("desired_rejections", stamp(desired.rejected, context))
+    store.copy_from("desired_settings", ref.path, _stamped("src.accepted", context))
+    store.copy_from("desired_rejections", ref.path, _stamped("src.rejected", context))
     context.log.info(f"desired state from {source}: {counts['accepted']} rows accepted, "
                      f"{counts['rejected_rows']} rejected, "
-                     f"{counts['collapsed_duplicates']} identical duplicates collapsed")
+                     f"{counts['collapsed_duplicates']} identical duplicates collapsed"
+                     + (f"; sheets read: {', '.join(desired.sheets_read)}" if desired.sheets_read
+                        else ""))
     context.add_output_metadata({
         "source": source, **counts, "tables": ref.path,
-        "rejections_sample": _md_table(
-            desired.rejected[["source_file", "source_row", "column", "value", "reason", "fix"]]
-            .head(20)),
+        "sheets_read": ", ".join(desired.sheets_read) or "none (not a workbook)",
+        "rejections_sample": _md_table(sample),
     })
     return ref
 
@@ -140,26 +163,31 @@ def emergency_account_snapshot(context: AssetExecutionContext,
 
     Read after the desired state (a missing sheet fails before the account is listed) and,
     on an apply run, after the account lease is held (rule 3)."""
-    with account_lease(context, telnyx, state, first=True), telnyx.client(context.log) as client:
+    stage = tables(context, state)
+    with account_lease(context, telnyx, state, first=True), \
+            failures_explained(telnyx.base_url), telnyx.client(context.log) as client, \
+            stage.building("snapshot") as con:
         taken = _now()
         # Jobs first: a number still pending when the jobs are read is treated as in flight
         # even if its job finishes while the numbers are read. The other order would miss
         # a number whose job finished in between and show its old settings as current.
         in_flight = [j for j in client.list_jobs() if j.get("status") in JOB_IN_FLIGHT_STATUSES]
-        numbers = pd.DataFrame(client.list_phone_numbers(fields=NUMBER_COLUMNS)).reindex(
-            columns=NUMBER_COLUMNS)
+        listed = list_numbers_into(client, con, "numbers")
         addresses = pd.DataFrame(client.list_addresses())
-    if addresses.empty:
-        addresses = pd.DataFrame(columns=["id"])
-    addresses = addresses.astype(str).where(addresses.notna(), None)
-    counts = {"numbers": len(numbers), "addresses": len(addresses),
-              "jobs_in_flight": len(in_flight),
-              "emergency_enabled": int(numbers["emergency_enabled"].fillna(False)
-                                       .astype(bool).sum())}
-    ref = tables(context, state).write(
-        "snapshot", {"numbers": numbers, "addresses": addresses,
-                     "in_flight": _in_flight_rows(in_flight)},
-        counts=counts, info={"taken_at": taken.isoformat()})
+        if addresses.empty:
+            addresses = pd.DataFrame(columns=["id"])
+        addresses = addresses.astype(str).where(addresses.notna(), None)
+        con.register("frame", addresses)
+        con.execute("CREATE TABLE addresses AS SELECT * FROM frame")
+        con.register("frame", _in_flight_rows(in_flight))
+        con.execute("CREATE TABLE in_flight AS SELECT * FROM frame")
+        con.unregister("frame")
+        # fetchall: DuckDB 2 refuses further work while a result is left half-read.
+        enabled = con.execute("SELECT count(*) FILTER (emergency_enabled) FROM numbers"
+                              ).fetchall()[0][0]
+    counts = {"numbers": listed["numbers"], "addresses": len(addresses),
+              "jobs_in_flight": len(in_flight), "emergency_enabled": int(enabled)}
+    ref = stage.ref("snapshot", counts, info={"taken_at": taken.isoformat()})
     store_for(duckdb).write("account_addresses", addresses.assign(snapshot_at=taken),
                             mode="replace")
     context.add_output_metadata({**counts, "taken_at": taken.isoformat(), "tables": ref.path})
@@ -174,20 +202,38 @@ def emergency_address_resolution(context: AssetExecutionContext, config: Address
                                  state: PipelineState) -> StageRef:
     """Addresses given by their fields -> ids: matched in the account, or validated and
     (when applying) created once; rows with a bad or ambiguous address are rejected."""
-    with account_lease(context, telnyx, state), telnyx.client(context.log) as client:
+    stage = tables(context, state)
+    with account_lease(context, telnyx, state), failures_explained(telnyx.base_url), \
+            telnyx.client(context.log) as client, stage.building("resolution") as con:
+        con.execute(f"ATTACH '{desired_emergency_settings.path}' AS d (READ_ONLY)")
+        con.execute(f"ATTACH '{emergency_account_snapshot.path}' AS s (READ_ONLY)")
+        con.execute("CREATE TEMP VIEW acc AS SELECT *, row_number() OVER () AS _order "
+                    "FROM d.accepted")
+        # Only rows with an address by its fields, or an id the account lacks, need work:
+        # the others (a million, on a big account) go through inside DuckDB untouched.
+        todo = con.execute(f"SELECT * FROM acc WHERE {NEEDS_RESOLUTION}").df()
         res: Resolution = resolve_addresses(
-            desired_emergency_settings.read("accepted"),
-            emergency_account_snapshot.read("addresses"), client,
+            todo, con.execute("SELECT * FROM s.addresses").df(), client,
             state.ledger() if config.apply else None, apply=config.apply,
             run_id=context.run.run_id, log=context.log,
             contact=ContactDefaults(config.default_first_name, config.default_last_name,
                                     config.default_business_name))
+        con.register("resolved", as_text(res.accepted))
+        con.execute("CREATE TABLE accepted AS SELECT * EXCLUDE (_order) FROM ("
+                    f"SELECT * FROM acc WHERE NOT ({NEEDS_RESOLUTION}) "
+                    "UNION ALL BY NAME SELECT * FROM resolved) ORDER BY _order")
+        for name, frame in (("rejected", res.rejected), ("addresses", res.addresses),
+                            ("resolutions", res.table)):
+            con.register("frame", as_text(frame))
+            con.execute(f"CREATE TABLE {name} AS SELECT * FROM frame")
+        con.unregister("frame")
+        con.unregister("resolved")
+        con.execute("DETACH d")
+        con.execute("DETACH s")
     counts = {"distinct_addresses": len(res.table), **res.counts(),
               "rows_rejected_for_their_address": len(
                   res.rejected[["source_file", "source_row"]].drop_duplicates())}
-    ref = tables(context, state).write(
-        "resolution", {"accepted": res.accepted, "rejected": res.rejected,
-                       "addresses": res.addresses, "resolutions": res.table}, counts=counts)
+    ref = stage.ref("resolution", counts)
     if len(res.table):
         store_for(duckdb).write("address_resolutions",
                                 stamp(res.table, context).assign(recorded_at=_now()))
@@ -207,27 +253,41 @@ def emergency_settings_plan(context: AssetExecutionContext,
                             emergency_account_snapshot: StageRef,
                             telnyx: TelnyxResource, duckdb: DuckDBResource,
                             state: PipelineState) -> StageRef:
-    """One action per desired number: enable, disable, change_address, noop or skip."""
-    with account_lease(context, telnyx, state):
-        in_flight = emergency_account_snapshot.read("in_flight")
-        plan = build_plan(emergency_address_resolution.read("accepted"),
-                          emergency_account_snapshot.read("numbers"),
-                          emergency_address_resolution.read("addresses"),
-                          in_flight=frozenset(in_flight["identifier"]))
-        plan = plan.assign(planned_at=_now())
-        counts = {"desired_numbers": len(plan), **{
-            f"action_{a}": int(n) for a, n in plan["action"].value_counts().items()}}
-        ref = tables(context, state).write("plan", {"plan": plan}, counts=counts)
-    store_for(duckdb).write("emergency_plan", stamp(plan, context))
-    context.log.info("plan: " + (", ".join(f"{k[7:]} {v}" for k, v in counts.items()
-                                           if k.startswith("action_")) or "nothing"))
-    skips = plan.loc[plan["action"].eq("skip"), "reason"].value_counts().rename_axis("reason")
+    """One action per desired number: enable, disable, change_address, noop or skip.
+    Planned in SQL (plan.PLAN_SQL) over the resolution's and the snapshot's tables."""
+    stage = tables(context, state)
+    with account_lease(context, telnyx, state), stage.building("plan") as con:
+        con.execute(f"ATTACH '{emergency_address_resolution.path}' AS r (READ_ONLY)")
+        con.execute(f"ATTACH '{emergency_account_snapshot.path}' AS s (READ_ONLY)")
+        plan_views(con, "r.accepted", "s.numbers", "r.addresses", "s.in_flight")
+        con.execute(f"CREATE TABLE plan AS SELECT *, now() AS planned_at FROM ({PLAN_SQL})")
+        by_action = dict(con.execute("SELECT action, count(*) FROM plan GROUP BY ALL "
+                                     "ORDER BY ALL").fetchall())
+        summary = con.execute(PLAN_SUMMARY_SQL).df()
+        skips = con.execute("SELECT reason, count(*) AS numbers FROM plan WHERE action = "
+                            "'skip' GROUP BY ALL ORDER BY numbers DESC, reason LIMIT 50").df()
+        con.execute("DETACH r")
+        con.execute("DETACH s")
+    counts = {"desired_numbers": sum(by_action.values()),
+              **{f"action_{a}": int(n) for a, n in by_action.items()}}
+    ref = stage.ref("plan", counts)
+    store_for(duckdb).copy_from("emergency_plan", ref.path, _stamped("src.plan", context))
+    context.log.info("plan: " + (", ".join(f"{a} {n}" for a, n in by_action.items())
+                                 or "no rows"))
     context.add_output_metadata({
         **counts, "tables": ref.path,
-        "by_action_and_target": _md_table(plan_summary(plan)),
-        "skip_reasons": _md_table(skips.reset_index(name="numbers")),
+        "by_action_and_target": _md_table(summary),
+        "skip_reasons": _md_table(skips),
     })
     return ref
+
+
+def _stamped(table: str, context: AssetExecutionContext) -> str:
+    """SELECT of a stage table with the run id and source, as the history tables hold it."""
+    def text(v: str) -> str:
+        return "'" + v.replace("'", "''") + "'"
+    return (f"SELECT *, {text(context.run.run_id)} AS run_id, "
+            f"{text(context.partition_key)} AS source FROM {table}")
 
 
 def _aliases(plan: pd.DataFrame) -> dict[str, str]:
@@ -245,7 +305,8 @@ def emergency_update_jobs(context: AssetExecutionContext, config: ApplyConfig,
                           state: PipelineState) -> StageRef:
     """Batches submitted as update_emergency_settings jobs (when applying), followed to the
     end; every batch recorded in the ledger before its POST, closed with its results."""
-    plan = emergency_settings_plan.read("plan")
+    plan = emergency_settings_plan.read("plan", where="action IN ('enable', 'disable', "
+                                        "'change_address')")   # what batches are made of
     batches = make_batches(plan, max_size=config.max_batch_size)
     if config.apply and any(is_placeholder(b.emergency_address_id) for b in batches):
         # The resolution only planned its new addresses (its own `apply` was not set).
@@ -270,7 +331,8 @@ def emergency_update_jobs(context: AssetExecutionContext, config: ApplyConfig,
     run = RunIdentity(context.run.run_id, telnyx.account(), context.partition_key,
                       str(duckdb.database))
     ledger = state.ledger()
-    with account_lease(context, telnyx, state) as hold, telnyx.client(context.log) as client:
+    with account_lease(context, telnyx, state) as hold, \
+            failures_explained(telnyx.base_url), telnyx.client(context.log) as client:
         done = submit_and_follow(
             client, ledger, run, batches,
             snapshot_at=datetime.fromisoformat(emergency_account_snapshot.info["taken_at"]),
@@ -307,35 +369,38 @@ def emergency_operation_outcomes(context: AssetExecutionContext,
                                  telnyx: TelnyxResource, duckdb: DuckDBResource,
                                  state: PipelineState) -> StageRef:
     """One row per desired number of the run, appended to operation_outcomes (history)."""
+    stage = tables(context, state)
     with account_lease(context, telnyx, state, last=True):
-        plan = emergency_settings_plan.read("plan")
-        results = emergency_update_jobs.read("results")
-        by_ident = {r["identifier"]: r for r in results.astype(object).where(
-            results.notna(), None).to_dict("records")}
-        rejected = pd.concat([desired_emergency_settings.read("rejected"),
-                              emergency_address_resolution.read("rejected")],
-                             ignore_index=True)
-        planned_at = plan["planned_at"].iloc[0] if len(plan) else _now()
-        outcomes = build_outcomes(plan, rejected, by_ident, run_id=context.run.run_id,
-                                  source=context.partition_key,
-                                  applied=emergency_update_jobs.info["applied"],
-                                  planned_at=planned_at, recorded_at=_now())
-        counts = {"rows": len(outcomes), **{
-            f"result_{r}": int(n) for r, n in outcomes["result"].value_counts().items()}}
-        ref = tables(context, state).write("outcomes", {"outcomes": outcomes}, counts=counts)
+        with stage.building("outcomes") as con:
+            attach = {"p": emergency_settings_plan, "sub": emergency_update_jobs,
+                      "d": desired_emergency_settings, "r": emergency_address_resolution}
+            for alias, ref in attach.items():
+                con.execute(f"ATTACH '{ref.path}' AS {alias} (READ_ONLY)")
+            outcome_views(con, "p.plan", "sub.results", ["d.rejected", "r.rejected"],
+                          run_id=context.run.run_id, source=context.partition_key,
+                          applied=bool(emergency_update_jobs.info["applied"]))
+            con.execute(f"CREATE TABLE outcomes AS {OUTCOMES_SQL}")
+            by_result = dict(con.execute("SELECT result, count(*) FROM outcomes GROUP BY ALL "
+                                         "ORDER BY ALL").fetchall())
+            failures = con.execute(
+                "SELECT phone_number, result, error_code, error_title, error_detail, "
+                "error_pointer FROM outcomes WHERE result IN ('failed', 'expired') "
+                "LIMIT 20").df()
+            for alias in attach:
+                con.execute(f"DETACH {alias}")
+        counts = {"rows": sum(by_result.values()),
+                  **{f"result_{r}": int(n) for r, n in by_result.items()}}
+        ref = stage.ref("outcomes", counts)
         store = store_for(duckdb)
-        where = publish_run(store, outcomes, state.ledger() if applies(context) else None,
+        where = publish_run(store, ref.path, state.ledger() if applies(context) else None,
                             context.run.run_id)
     if where == "spool":
         context.log.warning(f"{store.database} is held by another process: the outcomes are "
                             f"kept in {store.spool_dir} and land at the next write")
     prune(state.directory, state.keep_run_tables_days * 86400, keep={context.run.run_id})
-    failures = outcomes[outcomes["result"].isin(["failed", "expired"])]
     context.add_output_metadata({
         **counts, "stored_in": where, "tables": ref.path,
-        "failures_sample": _md_table(failures[["phone_number", "result", "error_code",
-                                               "error_title", "error_detail",
-                                               "error_pointer"]].head(20)),
+        "failures_sample": _md_table(failures),
     })
     errors = emergency_update_jobs.info.get("errors") or []
     if errors:

@@ -8,7 +8,6 @@ import os
 import warnings
 from typing import Any
 
-import pandas as pd
 from dagster import (
     AssetCheckExecutionContext, AssetCheckResult, AssetCheckSeverity, AssetIn, PreviewWarning,
     asset_check,
@@ -20,8 +19,9 @@ from emergency_pipeline.defs.assets import (
 )
 from emergency_pipeline.defs.partitions import desired_state_sources
 from emergency_pipeline.defs.resources import TelnyxResource
-from emergency_pipeline.read_back import FIELDS, read_back, target_of
+from emergency_pipeline.read_back import read_back, target_of
 from emergency_pipeline.run_tables import StageRef
+from emergency_pipeline.run_tables import query as run_query
 
 # Partitioned checks are a deliberate choice (see above); say so once here rather than warn
 # at every load of the code location.
@@ -54,43 +54,47 @@ def rejected_rows_share(desired_emergency_settings: StageRef) -> AssetCheckResul
              description="Every desired row has exactly one result in the run (rule 5).")
 def one_result_per_desired_number(emergency_operation_outcomes: StageRef,
                                   desired: StageRef) -> AssetCheckResult:
-    outcomes = emergency_operation_outcomes.read("outcomes")
-    expected = pd.concat([desired.read("accepted")[["source_file", "source_row"]],
-                          desired.read("rejected")[["source_file", "source_row"]]]
-                         ).drop_duplicates()
-    per_row = outcomes.groupby(["source_file", "source_row"]).size().rename("results")
-    joined = expected.merge(per_row.reset_index(), how="outer", on=["source_file", "source_row"],
-                            indicator=True)
-    missing = joined[joined["_merge"] == "left_only"]
-    unexpected = joined[joined["_merge"] == "right_only"]
-    repeated = joined[joined["results"] > 1]
-    numbers = outcomes[outcomes["result"] != "rejected"]
-    number_key = numbers["number_id"].fillna(numbers["phone_number"])
-    repeated_numbers = number_key[number_key.notna() & number_key.duplicated(keep=False)]
-    no_result = int(outcomes["result"].isna().sum())
-    passed = missing.empty and unexpected.empty and repeated.empty and repeated_numbers.empty \
-        and no_result == 0
-    return AssetCheckResult(
-        passed=bool(passed),
-        metadata={"desired_rows": len(expected), "outcome_rows": len(outcomes),
-                  "rows_without_result": len(missing), "results_without_row": len(unexpected),
-                  "rows_with_several_results": len(repeated),
-                  "numbers_with_several_results": int(repeated_numbers.nunique()),
-                  "results_left_empty": no_result},
-    )
+    # In SQL over the run's stage files: a million rows never become pandas frames here.
+    (row,) = run_query(ONE_RESULT_SQL, o=emergency_operation_outcomes, d=desired)
+    counts = dict(zip(("desired_rows", "outcome_rows", "rows_without_result",
+                       "results_without_row", "rows_with_several_results",
+                       "numbers_with_several_results", "results_left_empty"), row))
+    passed = not any(counts[k] for k in list(counts)[2:])
+    return AssetCheckResult(passed=passed, metadata=counts)
+
+
+ONE_RESULT_SQL = """
+WITH expected AS (
+    SELECT DISTINCT source_file, source_row FROM (
+        SELECT source_file, source_row FROM d.accepted
+        UNION ALL SELECT source_file, source_row FROM d.rejected)),
+per_row AS (SELECT source_file, source_row, count(*) AS n FROM o.outcomes GROUP BY ALL)
+SELECT
+    (SELECT count(*) FROM expected),
+    (SELECT count(*) FROM o.outcomes),
+    (SELECT count(*) FROM expected e ANTI JOIN per_row p USING (source_file, source_row)),
+    (SELECT count(*) FROM per_row p ANTI JOIN expected e USING (source_file, source_row)),
+    (SELECT count(*) FROM per_row WHERE n > 1),
+    (SELECT count(*) FROM (
+        SELECT coalesce(number_id, phone_number) AS k FROM o.outcomes
+        WHERE result IS DISTINCT FROM 'rejected' AND k IS NOT NULL
+        GROUP BY k HAVING count(*) > 1)),
+    (SELECT count(*) FROM o.outcomes WHERE result IS NULL)
+"""
 
 
 @asset_check(asset=emergency_operation_outcomes, partitions_def=desired_state_sources,
              description="Share of submitted numbers that failed or expired stays low.")
 def failure_share(emergency_operation_outcomes: StageRef) -> AssetCheckResult:
-    outcomes = emergency_operation_outcomes.read("outcomes")
-    submitted = outcomes[outcomes["result"].isin(["succeeded", "failed", "expired", "pending"])]
-    failed = submitted["result"].isin(["failed", "expired"]).sum()
-    share = failed / len(submitted) if len(submitted) else 0.0
+    ((submitted, failed),) = run_query(
+        "SELECT count(*), count(*) FILTER (result IN ('failed', 'expired')) FROM o.outcomes "
+        "WHERE result IN ('succeeded', 'failed', 'expired', 'pending')",
+        o=emergency_operation_outcomes)
+    share = failed / submitted if submitted else 0.0
     limit = _threshold("EMERGENCY_PIPELINE_MAX_FAILURE_SHARE", 0.1)
     return AssetCheckResult(
         passed=bool(share <= limit), severity=AssetCheckSeverity.WARN,
-        metadata={"submitted": len(submitted), "failed_or_expired": int(failed),
+        metadata={"submitted": submitted, "failed_or_expired": failed,
                   "share": round(float(share), 4), "limit": limit},
     )
 
@@ -101,15 +105,15 @@ def failure_share(emergency_operation_outcomes: StageRef) -> AssetCheckResult:
 def account_agrees_after_apply(context: AssetCheckExecutionContext,
                                emergency_operation_outcomes: StageRef,
                                telnyx: TelnyxResource) -> AssetCheckResult:
-    outcomes = emergency_operation_outcomes.read("outcomes")
-    done = outcomes[outcomes["result"] == "succeeded"]
-    if done.empty:
+    # Only the succeeded rows leave the stage file (a tenth of a million-row run at most).
+    done = run_query("SELECT number_id, phone_number, target_enabled, target_address_id "
+                     "FROM o.outcomes WHERE result = 'succeeded'", o=emergency_operation_outcomes)
+    if not done:
         return AssetCheckResult(passed=True, metadata={"checked": 0},
                                 description="no number succeeded in this run: nothing to read back")
     # A number without an id cannot be read back: it stays unmatched below, so it disagrees.
-    targets = {str(i): target_of(bool(on), None if pd.isna(a) else str(a))
-               for i, on, a in zip(done["number_id"], done["target_enabled"],
-                                   done["target_address_id"]) if not pd.isna(i)}
+    targets = {str(i): target_of(bool(on), a or None)
+               for i, _, on, a in done if i is not None}
     try:
         with telnyx.client(context.log) as client:
             got = read_back(client, targets, context.log)
@@ -119,23 +123,28 @@ def account_agrees_after_apply(context: AssetCheckExecutionContext,
         return AssetCheckResult(passed=False, severity=AssetCheckSeverity.WARN,
                                 metadata={"checked": 0, "succeeded": len(done)},
                                 description=f"could not read the account back: {exc}")
-    live = pd.DataFrame(list(got.records.values()), columns=list(FIELDS))
-    merged = done.assign(number_id=done["number_id"].astype(str)).merge(
-        live, left_on="number_id", right_on="id", how="left", suffixes=("", "_live"))
-    want_addr = merged["target_address_id"].where(merged["target_enabled"].astype(bool))
-    agree = (merged["emergency_enabled"].astype("boolean") == merged["target_enabled"].astype("boolean")) & (
-        merged["emergency_address_id"].fillna("") == want_addr.fillna(""))
-    wrong = merged[~agree.fillna(False)]
+    wrong = [phone for i, phone, on, a in done
+             if not agrees(got.records.get(str(i)) if i is not None else None, bool(on), a)]
     return AssetCheckResult(
-        passed=wrong.empty,
-        metadata={"checked": len(merged), "disagreeing": len(wrong),
-                  "sample": ", ".join(map(str, wrong["phone_number"].head(10))),
+        passed=not wrong,
+        metadata={"checked": len(done), "disagreeing": len(wrong),
+                  "sample": ", ".join(map(str, wrong[:10])),
                   "read_back_requests": got.requests, "targets_listed": got.targets_listed,
                   "read_by_id": got.by_id},
-        description=None if wrong.empty else
+        description=None if not wrong else
         f"{len(wrong)} numbers whose job succeeded do not hold their target, e.g. "
-        + ", ".join(map(str, wrong["phone_number"].head(3))),
+        + ", ".join(map(str, wrong[:3])),
     )
+
+
+def agrees(live: dict | None, enabled: bool, address_id: str | None) -> bool:
+    """The number as read back holds the target: enabled at that address, or disabled with
+    none. A number not read back does not."""
+    if live is None:
+        return False
+    want = (address_id or None) if enabled else None
+    return live.get("emergency_enabled") is enabled and \
+        (live.get("emergency_address_id") or None) == want
 
 
 def all_checks() -> list[Any]:

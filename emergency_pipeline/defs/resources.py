@@ -107,8 +107,11 @@ def default_resources() -> dict[str, Any]:
         "telnyx": TelnyxResource(
             api_key=EnvVar("TELNYX_API_KEY"),
             base_url=os.environ.get("TELNYX_BASE_URL", DEFAULT_BASE_URL),
+            read_timeout=float(os.environ.get("TELNYX_READ_TIMEOUT_SECONDS", "30")),
         ),
         "duckdb": DuckDBResource(database=database),
         "state": PipelineState(
-            directory=os.environ.get("EMERGENCY_PIPELINE_STATE_DIR", state_dir_for(database))),
+            directory=os.environ.get("EMERGENCY_PIPELINE_STATE_DIR", state_dir_for(database)),
+            lease_wait_seconds=float(os.environ.get("EMERGENCY_PIPELINE_LEASE_WAIT_SECONDS",
+                                                    "600"))),
     }

@@ -4,7 +4,7 @@ import os
 
 from dagster import DefaultScheduleStatus, RunRequest, ScheduleEvaluationContext, schedule
 
-from emergency_pipeline.defs.jobs import apply_run_config, reconcile_emergency_settings
+from emergency_pipeline.defs.reconcile_job import apply_run_config, reconcile_emergency_settings
 from emergency_pipeline.defs.partitions import ensure_partition
 
 DEFAULT_CANONICAL = "data/desired_state.csv"

@@ -1,19 +1,26 @@
 """The drop folder: every new or changed CSV/XLSX becomes a partition and a run that applies it.
 
 The cursor maps each file to the hash of the version last launched, and the run key carries
-that hash, so each file version runs exactly once, even if the cursor were lost."""
+that hash, so each file version runs exactly once, even if the cursor were lost.
+
+Only regular files inside the inbox run: a symlink that resolves outside it (to another
+folder, to /etc/passwd) is skipped, and so is a name that cannot be a safe partition key
+(a newline, `,`, `...`: see partition_keys.py). Each skip is logged."""
 
 import hashlib
 import json
 import os
+import stat
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from dagster import (
     DefaultSensorStatus, RunRequest, SensorEvaluationContext, SensorResult, SkipReason, sensor,
 )
 
-from emergency_pipeline.defs.jobs import apply_run_config, reconcile_emergency_settings
+from emergency_pipeline.defs.reconcile_job import apply_run_config, reconcile_emergency_settings
+from emergency_pipeline.defs.partition_keys import partition_key_problem
 from emergency_pipeline.defs.partitions import desired_state_sources
 
 DEFAULT_INBOX = "data/inbox"
@@ -34,34 +41,66 @@ def file_version(path: Path) -> str:
     return digest.hexdigest()[:16]
 
 
-def scan(inbox: Path, seen: dict[str, str], now: float | None = None
+def _skip_reason(path: Path, inbox: Path) -> str | None:
+    """Why a dropped file must not run, or None. `inbox` is resolved."""
+    problem = partition_key_problem(path.name) or partition_key_problem(str(path))
+    if problem:
+        return f"its name cannot be a partition key: {problem}; rename it"
+    real = path.resolve()
+    if not real.is_relative_to(inbox):
+        return f"it is a link to {real}, outside the inbox; copy the file in instead"
+    if not stat.S_ISREG(real.stat().st_mode):
+        return "it is not a regular file"
+    return None
+
+
+def scan(inbox: Path, seen: dict[str, str], now: float | None = None,
+         log: Callable[[str], None] | None = None
          ) -> tuple[list[tuple[str, str]], dict[str, str]]:
-    """New or changed spreadsheets as (partition key, version), and the updated cursor."""
+    """New or changed spreadsheets as (partition key, version), and the updated cursor.
+    Files skipped for safety are reported once per scan through `log`."""
     now = time.time() if now is None else now
     found, cursor = [], dict(seen)
     if not inbox.is_dir():
         return found, cursor
+    real_inbox = inbox.resolve()
     for path in sorted(inbox.iterdir()):
         # Office lock files (~$x.xlsx) and hidden files are not spreadsheets people dropped.
-        if (path.suffix.lower() not in SPREADSHEETS or path.name.startswith(("~$", "."))
-                or not path.is_file() or now - path.stat().st_mtime < SETTLE_SECONDS):
+        if path.suffix.lower() not in SPREADSHEETS or path.name.startswith(("~$", ".")):
             continue
-        key, version = str(path), file_version(path)
+        try:
+            reason = _skip_reason(path, real_inbox)
+            if reason is None and now - path.stat().st_mtime < SETTLE_SECONDS:
+                continue
+            version = None if reason else file_version(path)
+        except OSError as exc:      # vanished, dangling link, unreadable
+            reason = f"cannot read it ({exc.strerror})"
+        if reason:
+            if log:
+                log(f"inbox: skipped {str(path)!r}: {reason}")
+            continue
+        key = str(path)
         if seen.get(key) != version:
             found.append((key, version))
             cursor[key] = version
     return found, cursor
 
 
-@sensor(job=reconcile_emergency_settings, minimum_interval_seconds=30,
+# How often the daemon may look (tests shorten it; a real inbox needs no more than this).
+INTERVAL_SECONDS = int(os.environ.get("EMERGENCY_PIPELINE_INBOX_INTERVAL_SECONDS", "30"))
+
+
+@sensor(job=reconcile_emergency_settings, minimum_interval_seconds=INTERVAL_SECONDS,
         default_status=DefaultSensorStatus.STOPPED,
         description="Applies every new or changed CSV/XLSX dropped into "
                     "$EMERGENCY_PIPELINE_INBOX (default data/inbox/).")
 def desired_state_inbox(context: SensorEvaluationContext) -> SensorResult | SkipReason:
     seen = json.loads(context.cursor) if context.cursor else {}
-    found, cursor = scan(inbox_dir(), seen)
+    found, cursor = scan(inbox_dir(), seen, log=context.log.warning)
     if not found:
         return SkipReason(f"no new or changed spreadsheet in {inbox_dir()}")
+    # A file removed since the scan never becomes a partition (it would stay in the UI).
+    found = [(k, v) for k, v in found if Path(k).is_file()]
     new_keys = [k for k, _ in found
                 if not context.instance.has_dynamic_partition(desired_state_sources.name, k)]
     return SensorResult(

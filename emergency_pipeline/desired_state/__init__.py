@@ -3,14 +3,22 @@
     ds = read_desired_state("data/desired.xlsx", sheet=None, default_region="US")
     ds.accepted    source_file, source_row, phone_number (E.164 or NA), number_id (or NA),
                    emergency_enabled (bool), emergency_address_id (or NA), extras (JSON text)
-    ds.rejected    source_file, source_row, column, value, reason, fix, phone_number (raw cell);
-                   one row per problem, so a row with two problems appears twice
+    ds.rejected    source_file, source_row, column, value, reason, fix, phone_number (E.164
+                   where the cell parses, else the cell), extras (JSON text); one row per
+                   problem, so a row with two problems appears twice
     ds.duplicates  identical copies collapsed into an accepted row (duplicate_of_file/_row)
-    ds.files       per source: rows, blank_rows, accepted, rejected_rows, collapsed
+    ds.files       per source: sheet (workbooks), rows, blank_rows, accepted, rejected_rows,
+                   collapsed
+    ds.sheets_read "file[sheet]" for every workbook sheet read (for logs and metadata)
 
 Every non-blank input row is accepted, collapsed or rejected (`ds.check_accounting()`).
-A source without data rows raises DesiredStateError: an empty sheet is never an instruction.
+A source without data rows, without its phone or flag column, or whose rows are all rejected
+raises DesiredStateError: such a sheet is never an instruction (require_rows=False lets the
+last one through, for tests and tools that want the rejections themselves).
 See phones.py for the rule that tells a Telnyx number id from a phone number.
+
+write_desired_state (staging.py) does the same into DuckDB tables in memory bounded by a chunk of
+rows, for sheets of millions of rows; read_desired_state is built on it.
 """
 
 from __future__ import annotations
@@ -20,12 +28,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from .readers import DesiredStateError, RawTable, read_tables
-from .validate import (ACCEPTED_COLUMNS, DUPLICATE_COLUMNS, REJECTED_COLUMNS, resolve_duplicates,
-                       validate_table)
+from .errors import DesiredStateError
+from .staging import DesiredSummary, write_desired_state
+from .validate import ACCEPTED_COLUMNS, DUPLICATE_COLUMNS, REJECTED_COLUMNS, typed
 
-__all__ = ["DesiredState", "DesiredStateError", "read_desired_state", "desired_state_from_tables",
-           "ACCEPTED_COLUMNS", "REJECTED_COLUMNS", "DUPLICATE_COLUMNS"]
+__all__ = ["DesiredState", "DesiredStateError", "DesiredSummary", "read_desired_state",
+           "write_desired_state", "ACCEPTED_COLUMNS", "REJECTED_COLUMNS", "DUPLICATE_COLUMNS"]
 
 
 @dataclass(frozen=True)
@@ -34,6 +42,7 @@ class DesiredState:
     rejected: pd.DataFrame
     duplicates: pd.DataFrame
     files: pd.DataFrame
+    sheets_read: tuple[str, ...] = ()
 
     @property
     def input_rows(self) -> int:
@@ -56,37 +65,23 @@ class DesiredState:
             raise AssertionError(f"desired-state accounting broken: {c}")
 
 
-def desired_state_from_tables(tables: list[RawTable], default_region: str = "US") -> DesiredState:
-    accepted_parts, rejected_parts, files = [], [], []
-    for t in tables:
-        acc, rej = validate_table(t, default_region)
-        accepted_parts.append(acc)
-        rejected_parts.append(rej)
-        files.append({"source_file": t.source_file, "rows": len(t.cells),
-                      "blank_rows": t.blank_rows})
-    accepted = pd.concat(accepted_parts, ignore_index=True)
-    accepted, conflicts, duplicates = resolve_duplicates(accepted)
-    rejected = pd.concat([*rejected_parts, conflicts], ignore_index=True)
-    rejected = rejected.sort_values(["source_file", "source_row"], kind="stable",
-                                    ignore_index=True)
-    files_df = pd.DataFrame(files)
-    per = lambda df: df.groupby("source_file").size()  # noqa: E731
-    files_df["accepted"] = files_df["source_file"].map(per(accepted)).fillna(0).astype("int64")
-    files_df["rejected_rows"] = files_df["source_file"].map(
-        per(rejected.drop_duplicates(["source_file", "source_row"]))).fillna(0).astype("int64")
-    files_df["collapsed"] = files_df["source_file"].map(per(duplicates)).fillna(0).astype("int64")
-    ds = DesiredState(accepted, rejected, duplicates, files_df)
+def read_desired_state(source: str | Path, sheet: str | None = None, default_region: str = "US",
+                       table: str | None = None, query: str | None = None,
+                       require_rows: bool = True) -> DesiredState:
+    """Read and validate a desired state into frames: write_desired_state into an in-memory
+    DuckDB, read back. Raises DesiredStateError if it cannot be read, has no data rows, lacks
+    its phone or flag column, or (require_rows) every row is rejected; other bad rows never
+    raise, they are rejected with a reason and a fix."""
+    import duckdb
+
+    with duckdb.connect() as con:
+        con.execute("SET enable_progress_bar = false")
+        summary = write_desired_state(source, con, sheet=sheet, default_region=default_region,
+                                      table=table, query=query, require_rows=require_rows)
+        frame = lambda t: con.execute(f"SELECT * FROM {t}").df()  # noqa: E731
+        ds = DesiredState(typed(frame("accepted"), ACCEPTED_COLUMNS),
+                          typed(frame("rejected"), REJECTED_COLUMNS),
+                          typed(frame("duplicates"), DUPLICATE_COLUMNS), frame("files"),
+                          summary.sheets_read)
     ds.check_accounting()
     return ds
-
-
-def read_desired_state(source: str | Path, sheet: str | None = None, default_region: str = "US",
-                       table: str | None = None, query: str | None = None) -> DesiredState:
-    """Read and validate a desired state. Raises DesiredStateError if it cannot be read or has no
-    data rows; bad rows never raise, they are rejected with a reason and a fix."""
-    import phonenumbers
-
-    if default_region.upper() not in phonenumbers.SUPPORTED_REGIONS:
-        raise DesiredStateError(f"unknown default_region {default_region!r} (e.g. 'US', 'CA')")
-    return desired_state_from_tables(read_tables(source, sheet=sheet, table=table, query=query),
-                                     default_region.upper())

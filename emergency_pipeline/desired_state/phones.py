@@ -25,9 +25,11 @@ import phonenumbers
 from phonenumbers import NumberParseException, PhoneMetadata, ValidationResult
 from phonenumbers.phonenumberutil import COUNTRY_CODE_TO_REGION_CODE
 
+from .excel import FIX as EXCEL_FIX
+from .excel import SCIENTIFIC, mangled_id
+
 _FAST = re.compile(r"\+1[2-9][0-9]{9}")
 _FLOATY = re.compile(r"([0-9]+)\.0+")          # 19705555098.0: a float written out as text
-_SCIENTIFIC = re.compile(r"[+-]?[0-9]+(\.[0-9]+)?[eE]\+?[0-9]+")
 
 
 @dataclass(frozen=True)
@@ -113,7 +115,7 @@ def parse_one(raw: str, region: str) -> Parsed:
     m = _FLOATY.fullmatch(value)
     if m:
         value = m.group(1)
-    if _SCIENTIFIC.fullmatch(value):
+    if SCIENTIFIC.fullmatch(value):
         return Parsed(reason=f"number in scientific notation ({raw}): its digits may be lost",
                       fix="format the column as Text in the spreadsheet and type the full number")
     digits_only = value.isascii() and value.isdigit()
@@ -121,7 +123,7 @@ def parse_one(raw: str, region: str) -> Parsed:
         num = phonenumbers.parse(value, region)
     except NumberParseException as exc:
         if digits_only:
-            return Parsed(number_id=value)
+            return _number_id(value, raw)
         return Parsed(reason=f"not a phone number ({exc._msg})", fix=fix)
     if num.extension:
         return Parsed(reason="has an extension; emergency settings apply to the whole number",
@@ -131,7 +133,7 @@ def parse_one(raw: str, region: str) -> Parsed:
     possible = phonenumbers.is_possible_number_with_reason(num)
     if digits_only and possible not in (ValidationResult.IS_POSSIBLE,
                                         ValidationResult.IS_POSSIBLE_LOCAL_ONLY):
-        return Parsed(number_id=value)
+        return _number_id(value, raw)
     why = {
         ValidationResult.TOO_SHORT: "too short",
         ValidationResult.TOO_LONG: "too long",
@@ -141,6 +143,12 @@ def parse_one(raw: str, region: str) -> Parsed:
     }.get(possible, "not a valid (assigned) number")
     shown = phonenumbers.format_number(num, phonenumbers.PhoneNumberFormat.E164)
     return Parsed(reason=f"invalid phone number: {why} (read as {shown}, region {region})", fix=fix)
+
+
+def _number_id(value: str, raw: str) -> Parsed:
+    """An id, unless a spreadsheet has visibly rounded it (the cell as written tells)."""
+    why = mangled_id(raw) or mangled_id(value)
+    return Parsed(reason=why, fix=EXCEL_FIX) if why else Parsed(number_id=value)
 
 
 _DROP_INVISIBLE = {ord(c): None for c in "\u200b\u200c\u200d\u2060\ufeff"}

@@ -5,27 +5,35 @@ non-blank row is the header, rows are numbered as the spreadsheet numbers them (
 row; CSV: the record, so a quoted cell spanning lines is still one row). For DuckDB, source_row is
 the 1-based position in the result. Blank rows (every cell empty) are not input rows: they are
 counted in `blank_rows` and otherwise ignored.
+
+Each source is read chunk by chunk (RawTables of at most chunk_rows data rows) so that memory is
+bounded by the chunk: a CSV streams (csv_stream.py), a DuckDB result is fetched in chunks, a
+workbook is held whole (a sheet has at most 1,048,576 rows) and cut into chunks.
+
+Hostile input: a workbook is checked (workbook.py) before calamine parses it, a CSV's encoding
+is detected (encoding.py), a DuckDB query runs alone, read-only, with no file access.
 """
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
 import math
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-SPREADSHEET_SUFFIXES = (".csv", ".xlsx", ".xlsm", ".xls", ".ods")
-_WORKBOOK_SUFFIXES = (".xlsx", ".xlsm", ".xls", ".ods")     # all read by calamine
+from . import csv_stream
+from .errors import DesiredStateError
+from .workbook import choose_sheet
+
+SPREADSHEET_SUFFIXES = (".csv", ".xlsx", ".xlsm")
+_WORKBOOK_SUFFIXES = (".xlsx", ".xlsm")     # checked by workbook.py, then read by calamine
+# Formats whose size cannot be checked cheaply before calamine allocates the grid.
+_REFUSED_WORKBOOKS = (".xls", ".ods")
 DUCKDB_SUFFIXES = (".duckdb", ".db", ".ddb")
-
-
-class DesiredStateError(Exception):
-    """The desired state cannot be read or is empty: nothing may be planned from it."""
 
 
 @dataclass
@@ -35,6 +43,17 @@ class RawTable:
     cells: pd.DataFrame         # one object column of stripped-or-not text per header; "" = empty
     rows: np.ndarray            # int64 source_row of each cells row
     blank_rows: int = 0
+    sheet: str | None = None    # the workbook sheet read (None: not a workbook)
+
+
+class Counts:
+    """What one source gave, filled in as its chunks are read."""
+
+    def __init__(self, source_file: str, sheet: str | None = None) -> None:
+        self.source_file = source_file
+        self.sheet = sheet
+        self.rows = 0               # non-blank data rows: the input rows
+        self.blank_rows = 0
 
 
 def _unique_headers(raw: list[object]) -> list[str]:
@@ -53,71 +72,45 @@ def _unique_headers(raw: list[object]) -> list[str]:
     return out
 
 
-def _table_from_grid(source: str, grid: pd.DataFrame, first_row: int) -> RawTable:
-    """grid: object DataFrame of text ("" = empty), positional columns; row i is sheet row first_row+i."""
-    nonblank = (grid != "").any(axis=1).to_numpy() if len(grid.columns) else np.zeros(len(grid), bool)
-    hits = np.flatnonzero(nonblank)
-    if len(hits) == 0:
+def grid_tables(grids: Iterator[tuple[pd.DataFrame, int]], counts: Counts) -> Iterator[RawTable]:
+    """Spreadsheet grids, chunk by chunk -> RawTables of data rows. A grid is an object
+    DataFrame of text ("" = empty) with positional columns whose first row is sheet row
+    `first`; the first non-blank row of the sheet is the header."""
+    source = counts.source_file
+    headers: list[str] | None = None
+    for grid, first in grids:
+        nonblank = ((grid != "").any(axis=1).to_numpy() if len(grid.columns)
+                    else np.zeros(len(grid), bool))
+        start = 0
+        if headers is None:
+            hits = np.flatnonzero(nonblank)
+            if len(hits) == 0:
+                continue                  # blank rows above the header are not input rows
+            start = int(hits[0]) + 1
+            headers = _unique_headers(list(grid.iloc[start - 1]))
+        keep = nonblank[start:]
+        counts.blank_rows += int((~keep).sum())
+        if not keep.any():
+            continue
+        cells = grid.iloc[start:][keep].reset_index(drop=True)
+        cells.columns = headers
+        counts.rows += len(cells)
+        rows = np.arange(first + start, first + len(grid), dtype=np.int64)[keep]
+        yield RawTable(source, headers, cells, rows, 0, counts.sheet)
+    if headers is None:
         raise DesiredStateError(f"{source}: the file is empty (no header, no data rows)")
-    h = hits[0]
-    headers = _unique_headers(list(grid.iloc[h]))
-    body = grid.iloc[h + 1:]
-    keep = nonblank[h + 1:]
-    rows = np.arange(first_row + h + 1, first_row + len(grid), dtype=np.int64)
-    cells = body[keep].reset_index(drop=True)
-    cells.columns = headers
-    blank = int((~keep).sum())
-    if len(cells) == 0:
+    if counts.rows == 0:
         raise DesiredStateError(
             f"{source}: no data rows under the header (columns found: {', '.join(headers)}); "
             "an empty desired state is never an instruction")
-    return RawTable(source, headers, cells, rows[keep], blank)
 
 
-def _decode(data: bytes) -> str:
-    for enc in ("utf-8-sig", "cp1252"):
-        try:
-            return data.decode(enc)
-        except UnicodeDecodeError:
-            continue
-    return data.decode("latin-1")
-
-
-def _sniff_separator(text: str) -> str:
-    """Comma, or the semicolon / tab that some locales' spreadsheet exports use: whichever the
-    first non-blank line (the header) holds most of."""
-    header = next((line for line in text.splitlines() if line.strip()), "")
-    counts = {sep: header.count(sep) for sep in (",", ";", "\t")}
-    best = max(counts, key=lambda k: counts[k])
-    return best if counts[best] > counts[","] else ","
-
-
-def read_csv(path: Path) -> RawTable:
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise DesiredStateError(f"{path}: cannot read ({exc.strerror})") from exc
-    text = _decode(data).replace("\x00", "")
-    if not text.strip():
-        raise DesiredStateError(f"{path}: the file is empty (no header, no data rows)")
-    sep = _sniff_separator(text)
-    try:
-        # Fast path: the C parser, everything as text, blank lines kept so rows keep their numbers.
-        grid = pd.read_csv(io.StringIO(text), header=None, dtype=object, keep_default_na=False,
-                           na_filter=False, skip_blank_lines=False, engine="c", sep=sep)
-        grid = grid.fillna("")
-    except (pd.errors.ParserError, ValueError):
-        # Ragged rows (more cells than the first line): the csv module, padded to the widest row.
-        # (The csv module refuses cells over 128 KiB by default; the C parser had none.)
-        csv.field_size_limit(max(csv.field_size_limit(), len(text) + 1))
-        try:
-            records = list(csv.reader(io.StringIO(text), delimiter=sep))
-        except csv.Error as exc:
-            raise DesiredStateError(f"{path}: not a readable CSV ({exc})") from None
-        width = max((len(r) for r in records), default=0)
-        grid = pd.DataFrame([r + [""] * (width - len(r)) for r in records], dtype=object)
-    grid.columns = range(len(grid.columns))
-    return _table_from_grid(str(path), grid, first_row=1)
+def read_csv(path: Path, chunk_rows: int, workdir: Path) -> Iterator[Reader]:
+    """The parsers that may read the file, in order (csv_stream.py): the caller uses the first
+    that does not raise csv_stream.Reparse, dropping what an abandoned one gave."""
+    prepared = csv_stream.prepare(path, workdir)
+    for parser in csv_stream.parsers(prepared, chunk_rows):
+        yield lambda counts, parser=parser: grid_tables(parser(), counts)
 
 
 def _cell_text(v: object) -> str:
@@ -138,29 +131,29 @@ def _cell_text(v: object) -> str:
     return str(v)
 
 
-def read_xlsx(path: Path, sheet: str | None = None) -> RawTable:
+def read_xlsx(path: Path, sheet: str | None, chunk_rows: int, counts: Counts) -> Iterator[RawTable]:
+    """The named sheet, else the active one if visible, else the first visible (workbook.py),
+    once the workbook has passed the size limits."""
     from python_calamine import CalamineWorkbook
 
+    name = choose_sheet(path, sheet)
     try:
         wb = CalamineWorkbook.from_path(str(path))
-    except Exception as exc:  # calamine raises several types for a damaged or foreign file
-        raise DesiredStateError(f"{path}: not a readable XLSX workbook ({exc})") from exc
-    if sheet is None:
-        if not wb.sheet_names:
-            raise DesiredStateError(f"{path}: the workbook has no sheets")
-        name = wb.sheet_names[0]
-    elif sheet in wb.sheet_names:
-        name = sheet
-    else:
-        raise DesiredStateError(
-            f"{path}: no sheet named {sheet!r} (sheets: {', '.join(wb.sheet_names)})")
-    source = f"{path}[{name}]" if sheet is not None else str(path)
-    # skip_empty_area=False starts at A1, so list index + 1 is the real row number.
-    values = wb.get_sheet_by_name(name).to_python(skip_empty_area=False)
+        # skip_empty_area=False starts at A1, so list index + 1 is the real row number.
+        values = wb.get_sheet_by_name(name).to_python(skip_empty_area=False)
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:  # noqa: BLE001 - calamine raises many types, and a Rust
+        # panic arrives as pyo3's PanicException, a BaseException
+        raise DesiredStateError(f"{path}: not a readable XLSX workbook ({exc})") from None
+    counts.source_file = f"{path}[{name}]" if sheet is not None else str(path)
+    counts.sheet = name
     width = max((len(r) for r in values), default=0)
     grid = pd.DataFrame([[_cell_text(c) for c in r] + [""] * (width - len(r)) for r in values],
                         dtype=object)
-    return _table_from_grid(source, grid, first_row=1)
+    del values
+    chunks = ((grid.iloc[a:a + chunk_rows], a + 1) for a in range(0, len(grid), chunk_rows))
+    yield from grid_tables(chunks, counts)
 
 
 def _quote_ident(name: str) -> str:
@@ -174,42 +167,80 @@ def _series_text(s: pd.Series) -> pd.Series:
                      dtype=object)
 
 
-def read_duckdb(path: Path, table: str | None = None, query: str | None = None) -> RawTable:
+def _lock_down(con) -> None:
+    """No file, network or extension access, and no way to turn it back on: a query from a
+    run's config must not read /proc/self/environ or write files. The source file itself is
+    already open."""
+    for setting in ("enable_external_access=false", "autoinstall_known_extensions=false",
+                    "autoload_known_extensions=false", "python_enable_replacements=false",
+                    "lock_configuration=true"):
+        con.execute(f"SET {setting}")
+
+
+def _single_select(path: Path, query: str) -> str:
+    """The query, if DuckDB's own parser sees exactly one SELECT (WITH ... SELECT included)."""
     import duckdb
 
-    if (table is None) == (query is None):
-        raise DesiredStateError(f"{path}: give exactly one of table= or query= for a DuckDB source")
-    if not path.exists():
-        raise DesiredStateError(f"{path}: no such DuckDB file")
-    sql = f"SELECT * FROM {_quote_ident(table)}" if table is not None else query
-    source = f"{path}::{table}" if table is not None else f"{path}::query"
+    try:
+        statements = duckdb.extract_statements(query)
+    except duckdb.Error as exc:
+        raise DesiredStateError(f"{path}::query: not valid SQL ({exc})") from None
+    kinds = [st.type.name for st in statements]
+    if kinds != ["SELECT"]:
+        raise DesiredStateError(
+            f"{path}::query: refused, a desired-state query must be one SELECT (or WITH ... "
+            f"SELECT) statement; got {', '.join(kinds) or 'nothing'}")
+    return query
+
+
+def read_duckdb(path: Path, table: str | None, query: str | None, chunk_rows: int,
+                counts: Counts) -> Iterator[RawTable]:
+    """The result in chunks of about chunk_rows (whole DuckDB vectors of 2,048 rows)."""
+    import duckdb
+
+    sql = f"SELECT * FROM {_quote_ident(table)}" if table is not None else \
+        _single_select(path, query)
+    source = counts.source_file
     try:
         con = duckdb.connect(str(path), read_only=True)
     except duckdb.Error as exc:
         raise DesiredStateError(f"{path}: cannot open the DuckDB file ({exc})") from exc
     try:
+        _lock_down(con)
         try:
-            df = con.execute(sql).df()
+            result = con.execute(sql)
         except duckdb.Error as exc:
             tables = [r[0] for r in con.execute("SELECT table_name FROM information_schema.tables")
                       .fetchall()]
             raise DesiredStateError(
                 f"{source}: the query failed ({exc}); tables: {', '.join(tables) or 'none'}") from exc
+        headers: list[str] = []
+        first = 1
+        while len(df := result.fetch_df_chunk(max(1, chunk_rows // 2048))) or first == 1:
+            if len(df) == 0:
+                raise DesiredStateError(
+                    f"{source}: no rows; an empty desired state is never an instruction")
+            headers = headers or _unique_headers(list(df.columns))
+            cells = pd.DataFrame({h: _series_text(df.iloc[:, i]).to_numpy()
+                                  for i, h in enumerate(headers)})
+            nonblank = (cells != "").any(axis=1).to_numpy()
+            rows = np.arange(first, first + len(cells), dtype=np.int64)
+            first += len(cells)
+            counts.blank_rows += int((~nonblank).sum())
+            counts.rows += int(nonblank.sum())
+            if nonblank.any():
+                yield RawTable(source, headers, cells[nonblank].reset_index(drop=True),
+                               rows[nonblank])
     finally:
         con.close()
-    if len(df) == 0:
-        raise DesiredStateError(
-            f"{source}: no rows; an empty desired state is never an instruction")
-    headers = _unique_headers(list(df.columns))
-    cells = pd.DataFrame({h: _series_text(df.iloc[:, i]).to_numpy() for i, h in enumerate(headers)})
-    nonblank = (cells != "").any(axis=1).to_numpy()
-    rows = np.arange(1, len(cells) + 1, dtype=np.int64)
-    return RawTable(source, headers, cells[nonblank].reset_index(drop=True), rows[nonblank],
-                    int((~nonblank).sum()))
 
 
-def read_tables(source: str | Path, sheet: str | None = None, table: str | None = None,
-                query: str | None = None) -> list[RawTable]:
+Reader = Callable[[Counts], Iterator[RawTable]]
+
+
+def list_sources(source: str | Path, sheet: str | None = None, table: str | None = None,
+                 query: str | None = None) -> list[tuple[Path, str]]:
+    """(path, kind) of each source to read, kind "csv", "xlsx" or "duckdb"; refused ones raise."""
     path = Path(source)
     if path.is_dir():
         files = sorted(p for p in path.iterdir()
@@ -218,18 +249,44 @@ def read_tables(source: str | Path, sheet: str | None = None, table: str | None 
         if not files:
             raise DesiredStateError(
                 f"{path}: no spreadsheets ({', '.join(SPREADSHEET_SUFFIXES)}) in the folder")
-        return [_read_file(p, sheet) for p in files]
+        return [(p, _kind(p)) for p in files]
     if table is not None or query is not None or path.suffix.lower() in DUCKDB_SUFFIXES:
-        return [read_duckdb(path, table, query)]
+        if (table is None) == (query is None):
+            raise DesiredStateError(
+                f"{path}: give exactly one of table= or query= for a DuckDB source")
+        if not path.exists():
+            raise DesiredStateError(f"{path}: no such DuckDB file")
+        return [(path, "duckdb")]
     if not path.exists():
         raise DesiredStateError(f"{path}: no such file or folder")
-    return [_read_file(path, sheet)]
+    return [(path, _kind(path))]
 
 
-def _read_file(path: Path, sheet: str | None) -> RawTable:
+def _kind(path: Path) -> str:
     suffix = path.suffix.lower()
     if suffix == ".csv":
-        return read_csv(path)
+        return "csv"
     if suffix in _WORKBOOK_SUFFIXES:
-        return read_xlsx(path, sheet)
+        return "xlsx"
+    if suffix in _REFUSED_WORKBOOKS:
+        raise DesiredStateError(f"{path}: {suffix} workbooks are not read (their size cannot be "
+                                "checked before parsing); save the sheet as .xlsx or CSV")
     raise DesiredStateError(f"{path}: unsupported file type {suffix!r} (use CSV or XLSX)")
+
+
+def readers(path: Path, kind: str, *, sheet: str | None, table: str | None, query: str | None,
+            chunk_rows: int, workdir: Path) -> Iterator[Reader]:
+    """The ways to read one source, to try in order (only a CSV has more than one)."""
+    if kind == "csv":
+        yield from read_csv(path, chunk_rows, workdir)
+    elif kind == "xlsx":
+        yield lambda counts: read_xlsx(path, sheet, chunk_rows, counts)
+    else:
+        yield lambda counts: read_duckdb(path, table, query, chunk_rows, counts)
+
+
+def source_name(path: Path, kind: str, table: str | None) -> str:
+    """source_file before reading (a workbook's may gain its sheet when the run named one)."""
+    if kind == "duckdb":
+        return f"{path}::{table}" if table is not None else f"{path}::query"
+    return str(path)

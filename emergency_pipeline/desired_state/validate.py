@@ -5,6 +5,8 @@ Accounting: every non-blank input row ends in exactly one of
   duplicates    (an identical copy of an accepted row: same number, same flag, same address;
                  extra columns may differ and the first row's are kept), or
   rejected      (one row per problem, so count distinct (source_file, source_row)).
+Duplicates span chunks and files, so they are resolved in SQL (staging.py) on the key and
+target given here.
 """
 
 from __future__ import annotations
@@ -19,8 +21,10 @@ from emergency_pipeline import addresses as addr
 
 from .columns import (ADDRESS, CONTACT_FIELDS, COUNTRY, FLAG, PHONE, ColumnMatch,
                       describe_aliases, match_columns)
+from .excel import FIX as EXCEL_FIX
+from .excel import mangled_id
 from .phones import clean, map_distinct, parse_phones
-from .readers import RawTable
+from .readers import DesiredStateError, RawTable
 
 FLAG_WORDS = {
     "true": True, "yes": True, "y": True, "1": True, "on": True, "enabled": True,
@@ -30,8 +34,10 @@ FLAG_WORDS = {
 ACCEPTED_COLUMNS = ["source_file", "source_row", "phone_number", "number_id",
                     "emergency_enabled", "emergency_address_id", "extras", "address_fields",
                     "address_columns"]
+# phone_number: E.164 where the cell parses as one (else the cell as written), so a look-up
+# by E.164 finds rejected rows too; extras: the sheet's other columns, as for accepted rows.
 REJECTED_COLUMNS = ["source_file", "source_row", "column", "value", "reason", "fix",
-                    "phone_number"]
+                    "phone_number", "extras"]
 DUPLICATE_COLUMNS = ["source_file", "source_row", "phone_number", "number_id",
                      "duplicate_of_file", "duplicate_of_row"]
 
@@ -61,10 +67,10 @@ def extras_json(cells: pd.DataFrame, headers: tuple[str, ...]) -> pd.Series:
 
 
 def empty_rejected() -> pd.DataFrame:
-    return _typed(pd.DataFrame({c: [] for c in REJECTED_COLUMNS}), REJECTED_COLUMNS)
+    return typed(pd.DataFrame({c: [] for c in REJECTED_COLUMNS}), REJECTED_COLUMNS)
 
 
-def _typed(df: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+def typed(df: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     df = df[columns].copy()
     for c in columns:
         if c in ("source_row", "duplicate_of_row"):
@@ -77,7 +83,7 @@ def _typed(df: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
 
 
 def _problem(raw: RawTable, mask: np.ndarray, column: str, value: pd.Series, reason,
-             fix, phone: pd.Series) -> pd.DataFrame:
+             fix, phone: pd.Series, extras: pd.Series) -> pd.DataFrame:
     """One rejection per masked row; reason and fix are text or Series aligned to the table."""
     idx = np.flatnonzero(mask)
 
@@ -92,6 +98,7 @@ def _problem(raw: RawTable, mask: np.ndarray, column: str, value: pd.Series, rea
         "reason": pick(reason),
         "fix": pick(fix),
         "phone_number": phone.to_numpy(dtype=object)[idx],
+        "extras": extras.to_numpy(dtype=object)[idx],
     })
 
 
@@ -100,21 +107,19 @@ def validate_table(raw: RawTable, region: str) -> tuple[pd.DataFrame, pd.DataFra
     m: ColumnMatch = match_columns(raw.headers)
     n = len(raw.cells)
     problems: list[pd.DataFrame] = []
-    if m.phone is None or m.flag is None:
-        found = ", ".join(raw.headers)
-        phone = clean(raw.cells[m.phone]) if m.phone else pd.Series([""] * n, dtype=object)
-        for canonical, header in ((PHONE, m.phone), (FLAG, m.flag)):
-            if header is None:
-                problems.append(_problem(
-                    raw, np.ones(n, bool), canonical, pd.Series([""] * n, dtype=object),
-                    f"the file has no usable {canonical} column (columns found: {found})",
-                    f"name a column {canonical} (or one of: {describe_aliases(canonical)})",
-                    phone))
-        return _typed(pd.DataFrame(columns=ACCEPTED_COLUMNS), ACCEPTED_COLUMNS), \
-            _typed(pd.concat(problems, ignore_index=True), REJECTED_COLUMNS)
-
-    phone = clean(raw.cells[m.phone])
-    parsed = parse_phones(phone, region)
+    for canonical, header in ((PHONE, m.phone), (FLAG, m.flag)):
+        if header is None:
+            # A sheet without its number or flag column is never an instruction: the run stops.
+            raise DesiredStateError(
+                f"{raw.source_file}: no {canonical} column (columns found: "
+                f"{', '.join(raw.headers)}): name a column {canonical} (or one of: "
+                f"{describe_aliases(canonical)})")
+    raw_phone = clean(raw.cells[m.phone])
+    parsed = parse_phones(raw_phone, region)
+    # What rejections show as the number: E.164 where the cell parses, else the cell.
+    phone = parsed["e164"].where(parsed["e164"].notna(), raw_phone).astype(object)
+    extras = extras_json(pd.DataFrame({h: clean(raw.cells[h]).to_numpy() for h in m.extras},
+                                      index=range(n)), m.extras)
     flag_raw = clean(raw.cells[m.flag])
     flag = map_distinct(flag_raw, lambda s: FLAG_WORDS.get(s.casefold()))
     address = clean(raw.cells[m.address]) if m.address else pd.Series([""] * n, dtype=object)
@@ -137,36 +142,36 @@ def validate_table(raw: RawTable, region: str) -> tuple[pd.DataFrame, pd.DataFra
     words = "true/false, yes/no, y/n, 1/0, on/off or enabled/disabled"
     addr_col = m.header(ADDRESS)
 
-    problems.append(_problem(raw, bad_phone, m.phone, phone, parsed["reason"],
-                             parsed["fix"], phone))
-    problems.append(_problem(raw, flag_missing, m.flag, flag_raw, "missing emergency_enabled flag",
-                             f"write {words}", phone))
-    problems.append(_problem(raw, flag_bad, m.flag, flag_raw, "unreadable emergency_enabled flag",
-                             f"write {words}", phone))
-    problems.append(_problem(
-        raw, enabled & ~has_addr & ~has_fields, addr_col, address,
-        "emergency enabled without an address",
+    address_mangled = map_distinct(address, mangled_id)
+    bad_address_id = address_mangled.notna().to_numpy()
+
+    def problem(mask, column, value, reason, fix):
+        problems.append(_problem(raw, mask, column, value, reason, fix, phone, extras))
+
+    problem(bad_phone, m.phone, raw_phone, parsed["reason"], parsed["fix"])
+    problem(flag_missing, m.flag, flag_raw, "missing emergency_enabled flag", f"write {words}")
+    problem(flag_bad, m.flag, flag_raw, "unreadable emergency_enabled flag", f"write {words}")
+    problem(bad_address_id, addr_col, address, address_mangled, EXCEL_FIX)
+    problem(enabled & ~has_addr & ~has_fields, addr_col, address,
+            "emergency enabled without an address",
         "give the emergency_address_id of a validated address of the account, or the address "
-        "(street, city, state, postal code, country), or set the flag to false", phone))
-    problems.append(_problem(
-        raw, disabled & has_addr, addr_col, address,
+        "(street, city, state, postal code, country), or set the flag to false")
+    problem(disabled & has_addr, addr_col, address,
         "emergency disabled but an address is given (ambiguous: which one was meant?)",
-        "clear the address to disable, or set the flag to true to enable with it", phone))
-    problems.append(_problem(
-        raw, disabled & has_fields & ~has_addr, m.header(addr.STREET),
+        "clear the address to disable, or set the flag to true to enable with it")
+    problem(disabled & has_fields & ~has_addr, m.header(addr.STREET),
         given.get(addr.STREET, pd.Series([""] * n, dtype=object)),
         "emergency disabled but an address is given (ambiguous: which one was meant?)",
-        "clear the address columns to disable, or set the flag to true to enable with it",
-        phone))
+        "clear the address columns to disable, or set the flag to true to enable with it")
     for f, absent in missing.items():
-        problems.append(_problem(
-            raw, enabled & by_fields & incomplete & absent, m.header(f),
+        problem(
+            enabled & by_fields & incomplete & absent, m.header(f),
             pd.Series([""] * n, dtype=object), f"the address has no {f}",
             "give street, city (locality) and postal code, with state and country, or an "
-            "emergency_address_id", phone))
-    rejected = _typed(pd.concat(problems, ignore_index=True), REJECTED_COLUMNS)
+            "emergency_address_id")
+    rejected = typed(pd.concat(problems, ignore_index=True), REJECTED_COLUMNS)
 
-    ok = ~(bad_phone | flag_missing | flag_bad | (enabled & ~has_addr & ~has_fields)
+    ok = ~(bad_phone | bad_address_id | flag_missing | flag_bad | (enabled & ~has_addr & ~has_fields)
            | (disabled & has_addr) | (disabled & has_fields) | (enabled & by_fields & incomplete))
     idx = np.flatnonzero(ok)
     accepted = pd.DataFrame({
@@ -176,9 +181,7 @@ def validate_table(raw: RawTable, region: str) -> tuple[pd.DataFrame, pd.DataFra
         "number_id": parsed["number_id"].to_numpy(dtype=object)[idx],
         "emergency_enabled": enabled[idx],
         "emergency_address_id": address.to_numpy(dtype=object)[idx],
-        "extras": extras_json(pd.DataFrame({h: clean(raw.cells[h].iloc[idx]).to_numpy()
-                                            for h in m.extras}, index=range(len(idx))),
-                              m.extras).to_numpy(dtype=object),
+        "extras": extras.to_numpy(dtype=object)[idx],
     })
     accepted["emergency_address_id"] = accepted["emergency_address_id"].where(
         accepted["emergency_address_id"] != "", None)
@@ -187,7 +190,7 @@ def validate_table(raw: RawTable, region: str) -> tuple[pd.DataFrame, pd.DataFra
     # The sheet's own headers, so a later rejection of the address names the column it shows.
     headers = json.dumps({ADDRESS: addr_col, **{f: h for f, h in m.address_fields}})
     accepted["address_columns"] = np.where(use_fields, headers, None)
-    return _typed(accepted, ACCEPTED_COLUMNS), rejected
+    return typed(accepted, ACCEPTED_COLUMNS), rejected
 
 
 def _address_json(given: dict[str, pd.Series], idx: np.ndarray, use: np.ndarray,
@@ -211,67 +214,15 @@ def _place_text(fields_json: str) -> str:
     return key.text if key is not None else fields_json
 
 
-def _label(file: str, row: int, own_file: str) -> str:
-    return f"row {row}" if file == own_file else f"{file} row {row}"
+def duplicate_key(accepted: pd.DataFrame) -> pd.Series:
+    """What makes two accepted rows the same number: the E.164 number, or the number id."""
+    return accepted["phone_number"].where(accepted["phone_number"].notna(),
+                                          "id:" + accepted["number_id"].astype(object))
 
 
-def resolve_duplicates(accepted: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """(accepted without duplicates, conflict rejections, collapsed duplicates).
-
-    The key is the E.164 number, or the number id; rows with the same key and the same target
-    (flag and address) collapse into the first; rows with the same key and different targets are
-    all rejected, each naming the others.
-    """
-    key = accepted["phone_number"].where(accepted["phone_number"].notna(),
-                                         "id:" + accepted["number_id"].astype(object))
-    dup_any = key.duplicated(keep=False).to_numpy()
-    if not dup_any.any():
-        return accepted, empty_rejected(), _typed(
-            pd.DataFrame({c: [] for c in DUPLICATE_COLUMNS}), DUPLICATE_COLUMNS)
-    place = accepted["address_fields"].map(
-        lambda t: "" if t is None or t != t else _place_text(t)) \
-        if "address_fields" in accepted else ""
-    target = accepted["emergency_enabled"].astype(str) + "|" + \
-        accepted["emergency_address_id"].fillna("").astype(object) + "|" + place
-    sub = pd.DataFrame({"key": key[dup_any], "target": target[dup_any]})
-    conflicting_keys = sub.groupby("key")["target"].nunique()
-    conflicting_keys = set(conflicting_keys[conflicting_keys > 1].index)
-    conflict = key.isin(conflicting_keys).to_numpy()
-
-    rej = []
-    if conflict.any():
-        c = accepted[conflict].assign(_key=key[conflict])
-        for _, group in c.groupby("_key", sort=False):
-            members = list(zip(group["source_file"], group["source_row"],
-                               group["emergency_enabled"], group["emergency_address_id"]))
-            for f, r, en, ad in members:
-                others = "; ".join(
-                    f"{_label(of, orow, f)} ({'enable with ' + str(oad) if oen else 'disable'})"
-                    for of, orow, oen, oad in members if (of, orow) != (f, r))
-                ident = group["phone_number"].iloc[0]
-                if pd.isna(ident):
-                    ident = "id " + str(group["number_id"].iloc[0])
-                rej.append({
-                    "source_file": f, "source_row": r, "column": PHONE, "value": ident,
-                    "reason": f"conflicting rows for the same number: {others}",
-                    "fix": "keep one row per number (or make the rows agree)",
-                    "phone_number": ident,
-                })
-    rejected = _typed(pd.DataFrame(rej), REJECTED_COLUMNS) if rej else empty_rejected()
-
-    rest = ~conflict
-    first = ~key.duplicated(keep="first").to_numpy()
-    collapsed = rest & ~first
-    firsts = accepted[rest & first].assign(_key=key[rest & first])
-    firsts = firsts.set_index("_key")
-    dups = accepted[collapsed].assign(_key=key[collapsed])
-    duplicates = pd.DataFrame({
-        "source_file": dups["source_file"].to_numpy(),
-        "source_row": dups["source_row"].to_numpy(),
-        "phone_number": dups["phone_number"].to_numpy(dtype=object),
-        "number_id": dups["number_id"].to_numpy(dtype=object),
-        "duplicate_of_file": firsts.loc[dups["_key"], "source_file"].to_numpy(),
-        "duplicate_of_row": firsts.loc[dups["_key"], "source_row"].to_numpy(),
-    })
-    kept = accepted[rest & first].reset_index(drop=True)
-    return kept, rejected, _typed(duplicates, DUPLICATE_COLUMNS)
+def address_place(accepted: pd.DataFrame) -> pd.Series:
+    """The address given by fields, as text ("" when the row gives none): part of what a row
+    asks for when duplicates are compared (staging.py)."""
+    fields = accepted["address_fields"]
+    return map_distinct(fields.astype(object).where(fields.notna(), ""),
+                        lambda t: _place_text(t) if t else "")

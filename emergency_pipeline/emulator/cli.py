@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import time
 
 from emergency_pipeline import contract
 
+EMULATOR_KEY_ENV = "EMULATOR_API_KEY"
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "emulator", help="serve a local Telnyx emulator",
         description="Serve a local emulator of the Telnyx endpoints the pipeline uses. The "
-                    "accepted API key is --api-key, else TELNYX_API_KEY, else a fixed "
-                    "development key.")
+                    "accepted API key is read from --api-key-file, else EMULATOR_API_KEY, else "
+                    "TELNYX_API_KEY, else it is a fixed development key; never from the command "
+                    "line, which any user of the machine can read.")
     p.add_argument("--port", type=int, default=8765, help="TCP port (0: any free port)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (loopback)")
     p.add_argument("--numbers", type=int, default=1000, help="numbers in a generated account")
@@ -28,7 +32,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--telnyx-shape", default="spec",
                    help="answers the spec leaves open: spec (its examples), pointers, or "
                         "unowned_numbers=per_number,unknown_address=refuse_job (DEVELOPERS.md)")
-    p.add_argument("--api-key", help="the bearer key to accept (never printed)")
+    p.add_argument("--api-key-file", metavar="PATH",
+                   help="file holding the bearer key to accept (surrounding whitespace ignored)")
+    # Kept only to refuse it with a clear message (argparse would echo an unknown one's value).
+    p.add_argument("--api-key", help=argparse.SUPPRESS)
     p.add_argument("--job-seconds", type=float, default=2.0, help="how long a job takes")
     p.add_argument("--settle-seconds", type=float, default=None,
                    help="provisioning/deprovisioning time after a change (default job/2)")
@@ -40,10 +47,30 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     return p
 
 
+def api_key(args: argparse.Namespace) -> str | None:
+    """The key to accept: from a file or the environment (None: the development key)."""
+    if args.api_key_file:
+        with open(args.api_key_file, encoding="utf-8") as fh:
+            return fh.read().strip() or None
+    return (os.environ.get(EMULATOR_KEY_ENV) or os.environ.get("TELNYX_API_KEY") or "").strip() \
+        or None
+
+
 def run(args: argparse.Namespace) -> int:
     from emergency_pipeline.emulator import Emulator, Faults
 
+    if args.api_key is not None:
+        print("emulator: --api-key is refused (a command line is visible to every user of the "
+              f"machine); use --api-key-file PATH or {EMULATOR_KEY_ENV}", file=sys.stderr)
+        return 2
+    try:
+        key = api_key(args)
+    except OSError as exc:
+        print(f"emulator: cannot read --api-key-file {args.api_key_file}: {exc.strerror}",
+              file=sys.stderr)
+        return 2
     from emergency_pipeline.emulator.shape import Shape
+
     try:
         faults = Faults.parse(args.faults)
         Shape.parse(args.telnyx_shape)
@@ -51,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"emulator: bad --faults or --telnyx-shape: {exc}", file=sys.stderr)
         return 2
     started = time.monotonic()
-    emu = Emulator(numbers=args.numbers, seed=args.seed, api_key=args.api_key,
+    emu = Emulator(numbers=args.numbers, seed=args.seed, api_key=key,
                    job_seconds=args.job_seconds, rate_limit=args.rate_limit,
                    rate_window=args.rate_window, max_jobs_in_flight=args.max_jobs_in_flight,
                    faults=faults, state_file=args.state_file, host=args.host, port=args.port,

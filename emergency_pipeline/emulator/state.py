@@ -16,7 +16,7 @@ from collections import Counter
 from typing import Any
 
 from emergency_pipeline import contract
-from emergency_pipeline.emulator import jobs as jobs_mod
+from emergency_pipeline.emulator import job_records as jobs_mod
 from emergency_pipeline.emulator.account import Account
 from emergency_pipeline.emulator.errors import ApiError, not_found, unprocessable
 from emergency_pipeline.emulator.faults import FaultInjector

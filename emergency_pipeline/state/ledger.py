@@ -160,6 +160,22 @@ class Ledger:
             self._events(con, keys, by_run, state, job_id=job_id, job_status=job_status,
                          detail=detail, at=now)
 
+    def submitted(self, items: Sequence[tuple[tuple[str, str], str, str | None, str | None]],
+                  *, by_run: str) -> None:
+        """A wave's job ids, in one transaction: ((run_id, batch_id), job_id, job_status,
+        detail) per batch."""
+        if not items:
+            return
+        now = time.time()
+        with self._tx() as con:
+            con.executemany(
+                "UPDATE batches SET state='submitted', job_id=?, job_status=?, detail=?, "
+                "submitted_at=coalesce(submitted_at, ?) WHERE run_id=? AND batch_id=?",
+                [(job, status, detail, now, r, b) for (r, b), job, status, detail in items])
+            for key, job, status, detail in items:
+                self._events(con, [key], by_run, "submitted", job_id=job, job_status=status,
+                             detail=detail, at=now)
+
     def close(self, closing: Sequence[tuple[tuple[str, str], str, str | None, str | None,
                                              list[dict[str, Any]]]], *, by_run: str) -> None:
         """Close batches together with their numbers' results, in one transaction.

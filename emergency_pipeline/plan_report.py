@@ -1,0 +1,174 @@
+"""The plan as a reviewer reads it, like `terraform plan` (pure: DataFrames in, text out).
+
+    groups = plan_groups(plan, addresses)          # one row per (action, target): for tables
+    text = render_plan(plan, addresses, limit=10, full_list="data/plans/<run>.csv")
+    has_changes(plan)                              # any enable / disable / change_address
+
+`plan` has the columns of the analytics table `emergency_plan` (phone_number, number_id,
+action, reason, target_enabled, target_address_id, address_given, source_file, source_row,
+...); `addresses` those of `account_addresses` (id, street_address, locality, ...). A target
+address reads as "1 Main St, Springfield, IL 62701 (id 1315...)"; an address the run would
+create (a `new-address-...` placeholder) reads as the sheet gave it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from emergency_pipeline import addresses as addr
+
+CHANGES = ("enable", "change_address", "disable")
+# terraform's marks: + create, ~ update, - destroy; skips are shown apart, with their reason.
+_MARK = {"enable": "+", "change_address": "~", "disable": "-", "skip": "!"}
+_TITLE = {"enable": "enable E911", "change_address": "change the E911 address",
+          "disable": "disable E911", "skip": "skip"}
+GROUP_COLUMNS = ["action", "target_enabled", "target_address_id", "target_address", "reason",
+                 "numbers", "first_numbers"]
+# Rows of the full list, in the order a person reads them.
+LIST_COLUMNS = ["action", "phone_number", "number_id", "target_enabled", "target_address_id",
+                "target_address", "reason", "current_enabled", "current_address_id",
+                "address_given", "source_file", "source_row", "extras"]
+
+
+def _missing(v: object) -> bool:
+    return v is None or (isinstance(v, float) and v != v) or v is pd.NA or v in ("", "None", "nan")
+
+
+def address_texts(addresses: pd.DataFrame | None) -> dict[str, str]:
+    """Address id -> "street, city, state postal" as a person reads it."""
+    if addresses is None or addresses.empty or "id" not in addresses:
+        return {}
+    out = {}
+    for rec in addresses.to_dict("records"):
+        fields = {k: v for k, v in rec.items()
+                  if k in addr.PLACE_FIELDS and k != addr.COUNTRY and not _missing(v)}
+        if not _missing(rec["id"]):
+            out[str(rec["id"])] = addr.describe(fields)
+    return out
+
+
+def _target_address(plan: pd.DataFrame, known: dict[str, str]) -> pd.Series:
+    given = plan["address_given"] if "address_given" in plan else pd.Series(None, index=plan.index)
+
+    def one(address_id: object, enabled: object, as_given: object) -> str:
+        if not _as_bool(enabled) or _missing(address_id):
+            return ""
+        text = known.get(str(address_id)) or ("" if _missing(as_given) else str(as_given))
+        return text or "not an address of the account"
+    return pd.Series([one(a, e, g) for a, e, g in zip(plan["target_address_id"],
+                                                      plan["target_enabled"], given)],
+                     index=plan.index, dtype=object)
+
+
+def _as_bool(v: object) -> bool:
+    return str(v).strip().lower() in ("true", "1")
+
+
+def _number(row: pd.Series) -> str:
+    phone, nid = row["phone_number"], row["number_id"]
+    if _missing(phone):
+        return f"id {nid}"
+    return f"{phone} (id {nid})" if not _missing(nid) else str(phone)
+
+
+def full_list(plan: pd.DataFrame, addresses: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Every planned row with the target address as text (what the CSV holds)."""
+    out = plan.assign(target_address=_target_address(plan, address_texts(addresses)))
+    for c in LIST_COLUMNS:
+        if c not in out:
+            out[c] = None
+    order = {a: i for i, a in enumerate((*CHANGES, "skip", "noop"))}
+    out = out.assign(_o=out["action"].map(order).fillna(len(order)))
+    return out.sort_values(["_o", "target_address_id", "phone_number"], kind="stable")[
+        LIST_COLUMNS].reset_index(drop=True)
+
+
+def plan_groups(plan: pd.DataFrame, addresses: pd.DataFrame | None = None,
+                limit: int = 10) -> pd.DataFrame:
+    """One row per change (action and target address) and per skip reason, with its count
+    and its first `limit` numbers; noops are one row. Ordered enable, change, disable, skip."""
+    rows = full_list(plan, addresses)
+    if rows.empty:
+        return pd.DataFrame(columns=GROUP_COLUMNS)
+    rows = rows.assign(_n=rows.apply(_number, axis=1),
+                       _key=rows["target_address_id"].where(rows["action"].isin(CHANGES), ""),
+                       _why=rows["reason"].where(rows["action"].eq("skip"), ""))
+    rows["_key"] = rows["_key"].fillna("")
+    groups = []
+    for (action, key, why), g in rows.groupby(["action", "_key", "_why"], sort=False,
+                                               dropna=False):
+        groups.append({
+            "action": action, "target_enabled": bool(_as_bool(g["target_enabled"].iloc[0])),
+            "target_address_id": key or None, "target_address": g["target_address"].iloc[0],
+            "reason": why or None, "numbers": len(g),
+            "first_numbers": list(g["_n"].head(limit)) if action != "noop" else [],
+        })
+    out = pd.DataFrame(groups, columns=GROUP_COLUMNS)
+    order = out["action"].map({a: i for i, a in enumerate((*CHANGES, "skip", "noop"))})
+    out = out.assign(_o=order.fillna(len(CHANGES) + 2), _m=-out["numbers"])
+    return out.sort_values(["_o", "_m"], kind="stable")[GROUP_COLUMNS].reset_index(drop=True)
+
+
+def has_changes(plan: pd.DataFrame) -> bool:
+    return bool(len(plan)) and bool(plan["action"].isin(CHANGES).any())
+
+
+def headline(plan: pd.DataFrame) -> str:
+    counts = plan["action"].value_counts() if len(plan) else pd.Series(dtype=int)
+    changes = [f"{a} {int(counts[a])}" for a in CHANGES if a in counts]
+    total = sum(int(counts.get(a, 0)) for a in CHANGES)
+    return (f"Plan: {total} to change" + (f" ({', '.join(changes)})" if changes else "")
+            + f", {int(counts.get('noop', 0))} unchanged, {int(counts.get('skip', 0))} skipped.")
+
+
+def render_plan(plan: pd.DataFrame, addresses: pd.DataFrame | None = None, *, limit: int = 10,
+                full_list_at: str | Path | None = None) -> str:
+    """The plan as text: a headline, then each change group with its target address and its
+    first `limit` numbers ("and N more"), then the skips by reason, then where the rest is."""
+    lines = [headline(plan)]
+    if not has_changes(plan):
+        lines.append("No changes: the account already matches the desired state"
+                     + (" (apart from the skipped numbers below)." if
+                        (plan["action"] == "skip").any() else "."))
+    groups = plan_groups(plan, addresses, limit)
+    for g in groups.itertuples(index=False):
+        if g.action == "noop":
+            continue
+        lines.append("")
+        title = f"{_MARK.get(g.action, ' ')} {_TITLE.get(g.action, g.action)}"
+        if g.action == "skip":
+            lines.append(f"{title}: {g.numbers} {_plural(g.numbers)}: {g.reason}")
+        elif g.target_enabled:
+            lines.append(f"{title}: {g.numbers} {_plural(g.numbers)} -> {g.target_address} "
+                         f"(address id {g.target_address_id})")
+        else:
+            lines.append(f"{title}: {g.numbers} {_plural(g.numbers)}")
+        lines += [f"    {n}" for n in g.first_numbers]
+        if g.numbers > len(g.first_numbers):
+            lines.append(f"    and {g.numbers - len(g.first_numbers)} more")
+    if full_list_at is not None:
+        lines += ["", f"Full list: {full_list_at}"]
+    return "\n".join(lines)
+
+
+def _plural(n: int) -> str:
+    return "number" if n == 1 else "numbers"
+
+
+def write_full_list(plan: pd.DataFrame, addresses: pd.DataFrame | None, path: str | Path) -> Path:
+    """The whole plan as CSV (one row per desired number), for the reviewer who wants all."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    full_list(plan, addresses).to_csv(path, index=False)
+    return path
+
+
+def plan_csv_path(database: str | Path, run_id: str) -> Path:
+    """Where a run's full plan goes: next to the database, in plans/."""
+    return Path(database).resolve().parent / "plans" / f"{run_id}.csv"
+
+
+def plan_sql(run_id: str) -> str:
+    return f"SELECT * FROM emergency_plan WHERE run_id = '{run_id}' ORDER BY action, phone_number"

@@ -1,0 +1,293 @@
+"""Runs at once and runs cut short (issue 11): the account lease, each run's own data, the
+pre-wave check, slow job POSTs, and results of a run that stopped before its outcomes.
+
+Real processes where users run processes (the CLI), the real emulator over HTTP, real DuckDB
+and SQLite files."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import duckdb
+import httpx
+import pandas as pd
+import pytest
+from dagster import AssetSelection, DagsterInstance
+from dagster_duckdb import DuckDBResource
+
+from _emulator_support import allowing
+from emergency_pipeline.batching import batch_of
+from emergency_pipeline.client import ClientConfig, TelnyxClient
+from emergency_pipeline.definitions import build_definitions
+from emergency_pipeline.defs.reconcile_job import JOB_NAME, apply_run_config, run_job
+from emergency_pipeline.defs.partitions import ensure_partition
+from emergency_pipeline.defs.resources import PipelineState, TelnyxResource, state_dir_for
+from emergency_pipeline.emulator import Emulator, Faults
+from emergency_pipeline.state.lease import SqliteLease
+from emergency_pipeline.state.ledger import Ledger
+from emergency_pipeline.store import Store
+from emergency_pipeline.submission import RunIdentity, Settings, submit_and_follow
+
+KEY = "KEY_concurrency_test_not_secret"
+CLI = [sys.executable, "-m", "emergency_pipeline.cli", "run"]
+log = logging.getLogger("test.concurrency")
+
+
+def _sheet(path: Path, numbers: list[dict], address: str | None, on: bool = True) -> str:
+    pd.DataFrame({"phone_number": [n["phone_number"] for n in numbers],
+                  "emergency_enabled": "yes" if on else "no",
+                  "emergency_address_id": address if on else ""}).to_csv(path, index=False)
+    return str(path)
+
+
+def _env(emu: Emulator, tmp_path: Path, name: str, **extra: str) -> dict[str, str]:
+    return {**os.environ, "TELNYX_API_KEY": KEY, "TELNYX_BASE_URL": emu.base_url,
+            "EMERGENCY_PIPELINE_DUCKDB": str(tmp_path / f"{name}.duckdb"),
+            "DAGSTER_HOME": str(_mkdir(tmp_path / f"home-{name}")),
+            "EMERGENCY_PIPELINE_LEASE_DIR": str(_mkdir(tmp_path / "leases")), **extra}
+
+
+def _mkdir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _start(args: list[str], env: dict[str, str]) -> subprocess.Popen:
+    return subprocess.Popen(CLI + args, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def _outcomes(database: str) -> pd.DataFrame:
+    con = duckdb.connect(database, read_only=True)
+    try:
+        return con.execute("SELECT * FROM operation_outcomes").df()
+    finally:
+        con.close()
+
+
+def _number_sets(emu: Emulator) -> list[frozenset[str]]:
+    return [frozenset(p.get("phone_number") or p.get("id") for p in j["phone_numbers"])
+            for j in emu.jobs()]
+
+
+def _each_number_in_one_job(emu: Emulator) -> bool:
+    sets = _number_sets(emu)
+    return sum(map(len, sets)) == len(frozenset().union(*sets))
+
+
+def test_two_apply_runs_at_once_take_turns_and_never_double_a_number(tmp_path: Path) -> None:
+    with Emulator(numbers=2000, seed=31, api_key=KEY, job_seconds=1.0) as emu:
+        targets = allowing(emu, 120, emergency_status="disabled")
+        sheet = _sheet(tmp_path / "sheet.csv", targets, emu.addresses()[0]["id"])
+        env = _env(emu, tmp_path, "shared")   # one file, one Dagster home, a new source
+        runs = [_start([sheet, "--apply", "--max-batch-size", "50"], env) for _ in range(2)]
+        outs = [r.communicate(timeout=300) for r in runs]
+        assert [r.returncode for r in runs] == [0, 0], [o[1][-3000:] for o in outs]
+        # One run took the lease first; the other waited for it, naming the holder.
+        waited = [err for _, err in outs if "waiting up to" in err]
+        assert len(waited) == 1 and "held by run" in waited[0] and "pid" in waited[0]
+        assert len(emu.jobs()) == 3                          # 120 numbers in batches of 50
+        assert _each_number_in_one_job(emu)
+    out = _outcomes(env["EMERGENCY_PIPELINE_DUCKDB"])
+    per_run = out.groupby("run_id")["result"].agg(lambda r: set(r))
+    assert sorted(map(sorted, per_run)) == [["succeeded"], ["unchanged"]]
+
+
+def test_a_plan_only_run_never_waits_and_an_apply_run_gives_up_naming_the_holder(
+        tmp_path: Path) -> None:
+    with Emulator(numbers=300, seed=32, api_key=KEY, job_seconds=0.2) as emu:
+        targets = allowing(emu, 10, emergency_status="disabled")
+        sheet = _sheet(tmp_path / "sheet.csv", targets, emu.addresses()[0]["id"])
+        env = _env(emu, tmp_path, "op", EMERGENCY_PIPELINE_LEASE_WAIT_SECONDS="2")
+        lease = SqliteLease(Path(env["EMERGENCY_PIPELINE_LEASE_DIR"]) / "leases.sqlite")
+        account = TelnyxResource(api_key=KEY, base_url=emu.base_url).account()
+        lease.acquire(account, "someone-elses-run", wait_seconds=0)   # held by this process
+        plan = _start([sheet], env)
+        assert plan.wait(timeout=120) == 2          # plan-only: changes planned
+        apply = _start([sheet, "--apply"], env)
+        _, err = apply.communicate(timeout=120)
+        assert apply.returncode == 1
+        assert "someone-elses-run" in err and f"pid {os.getpid()}" in err
+        assert KEY not in err
+        assert emu.stats()["jobs_created"] == 0
+        # The lease is freed: the same apply goes through.
+        lease.release(account, "someone-elses-run")
+        again = _start([sheet, "--apply"], env)
+        assert again.wait(timeout=120) == 0
+        assert emu.stats()["jobs_created"] == 1
+
+
+def test_two_runs_of_one_source_each_apply_their_own_plan(tmp_path: Path) -> None:
+    """A applies site A's rows; B, a plan-only run of the same source (a DuckDB query for
+    site B) started while A works, must not hand A its plan (rule 8)."""
+    with Emulator(numbers=1500, seed=33, api_key=KEY, job_seconds=0.5,
+                  faults=Faults(latency=0.05)) as emu:
+        numbers = allowing(emu, 80, emergency_status="disabled")
+        addresses = [a["id"] for a in emu.addresses()[:2]]
+        source = tmp_path / "desired.duckdb"
+        con = duckdb.connect(str(source))
+        con.execute("CREATE TABLE desired (phone_number VARCHAR, emergency_enabled VARCHAR, "
+                    "emergency_address_id VARCHAR, site VARCHAR)")
+        con.executemany("INSERT INTO desired VALUES (?, 'yes', ?, ?)",
+                        [(n["phone_number"], addresses[i % 2], "AB"[i % 2])
+                         for i, n in enumerate(numbers)])
+        con.close()
+        env = _env(emu, tmp_path, "shared")
+        query = "SELECT * FROM desired WHERE site = '{}'"
+        a = _start([str(source), "--apply", "--query", query.format("A")], env)
+        time.sleep(1.0)
+        b = _start([str(source), "--query", query.format("B")], env)
+        assert b.wait(timeout=300) == 2 and a.wait(timeout=300) == 0   # 2: changes planned
+        site_a = {n["phone_number"] for n in numbers[0::2]}
+        for n in numbers:
+            now = emu.number(n["phone_number"])
+            assert now["emergency_enabled"] == (n["phone_number"] in site_a)
+            if n["phone_number"] in site_a:
+                assert now["emergency_address_id"] == addresses[0]
+
+
+def test_the_pre_wave_check_leaves_numbers_in_someone_elses_new_job_alone(
+        tmp_path: Path) -> None:
+    """Two operators with separate files: a job made after our snapshot holds some of our
+    numbers; they end skipped, naming that job, and the others go through (rule 3)."""
+    with Emulator(numbers=300, seed=34, api_key=KEY, job_seconds=5.0) as emu:
+        numbers = [n["phone_number"] for n in allowing(emu, 20, emergency_status="disabled")]
+        address = emu.addresses()[0]["id"]
+        snapshot_at = datetime.now(timezone.utc) - timedelta(seconds=1)
+        theirs = httpx.post(f"{emu.base_url}/phone_numbers/jobs/update_emergency_settings",
+                            headers={"Authorization": f"Bearer {KEY}"},
+                            json={"phone_numbers": numbers[:5], "emergency_enabled": True,
+                                  "emergency_address_id": emu.addresses()[1]["id"]})
+        their_job = theirs.json()["data"]["id"]
+        config = ClientConfig(api_key=KEY, base_url=emu.base_url, poll_interval=0.1)
+        with TelnyxClient(config, log=log) as client:
+            done = submit_and_follow(
+                client, Ledger(tmp_path / "ledger.sqlite"),
+                RunIdentity("ours", "acct", "sheet.csv", str(tmp_path / "o.duckdb")),
+                [batch_of(numbers, True, address, "e164")], snapshot_at=snapshot_at,
+                aliases={}, settings=Settings(follow_timeout_seconds=0), log=log,
+                ensure_lease=lambda: None)
+        assert done.taken_out == 5
+        for n in numbers[:5]:
+            assert done.results[n]["result"] == "skipped"
+            assert their_job in done.results[n]["reason"]
+        assert {done.results[n]["result"] for n in numbers[5:]} == {"pending"}
+        assert _each_number_in_one_job(emu)
+
+
+def test_a_job_post_answered_after_the_read_timeout_is_adopted_not_sent_again(
+        tmp_path: Path) -> None:
+    with Emulator(numbers=300, seed=35, api_key=KEY, job_seconds=0.3,
+                  faults=Faults(slow_job_post_rate=1.0, slow_job_post_seconds=2.0)) as emu:
+        numbers = [n["phone_number"] for n in allowing(emu, 10, emergency_status="disabled")]
+        config = ClientConfig(api_key=KEY, base_url=emu.base_url, read_timeout=0.5,
+                              late_job_window_seconds=4.0, adopt_wait_seconds=0.2,
+                              poll_interval=0.1)
+        ledger = Ledger(tmp_path / "ledger.sqlite")
+        with TelnyxClient(config, log=log) as client:
+            done = submit_and_follow(
+                client, ledger, RunIdentity("ours", "acct", "s.csv", str(tmp_path / "o.duckdb")),
+                [batch_of(numbers, True, emu.addresses()[0]["id"], "e164")],
+                snapshot_at=datetime.now(timezone.utc), aliases={}, log=log,
+                settings=Settings(follow_timeout_seconds=20, poll_seconds=0.1),
+                ensure_lease=lambda: None)
+        assert emu.stats()["jobs_created"] == 1
+        assert done.adopted == 1
+        assert {done.results[n]["result"] for n in numbers} == {"succeeded"}
+        (closed,) = ledger.batches_of_run("ours")
+        assert closed.state == "finished"
+
+
+def _setup_defs(emu: Emulator, database: str, **state: float):
+    return build_definitions({
+        "telnyx": TelnyxResource(api_key=KEY, base_url=emu.base_url),
+        "duckdb": DuckDBResource(database=database),
+        "state": PipelineState(directory=state_dir_for(database), **state)})
+
+
+def test_results_of_a_run_that_stopped_before_its_outcomes_are_recorded_for_it(
+        tmp_path: Path) -> None:
+    """A run stops after its jobs ended (their results closed in the ledger) and before its
+    outcomes step; the next apply run, of another sheet, records them for that run (rule 5)."""
+    database = str(tmp_path / "o.duckdb")
+    with Emulator(numbers=400, seed=36, api_key=KEY, job_seconds=0.2,
+                  faults=Faults(number_fail_rate=0.2, seed=3)) as emu:
+        numbers = allowing(emu, 40, emergency_status="disabled")
+        address = emu.addresses()[0]["id"]
+        first = _sheet(tmp_path / "first.csv", numbers[:30], address)
+        second = _sheet(tmp_path / "second.csv", numbers[30:], address)
+        defs = _setup_defs(emu, database)
+        instance = DagsterInstance.ephemeral()
+        ensure_partition(instance, first)
+        job = defs.resolve_job_def(JOB_NAME)
+        # Everything but the outcomes: as if the process died right after the jobs step.
+        cut = job.get_subset(asset_selection=(
+            AssetSelection.groups("emergency") - AssetSelection.assets(
+                "emergency_operation_outcomes")).resolve(defs.resolve_asset_graph()))
+        stopped = cut.execute_in_process(run_config=apply_run_config(True), instance=instance,
+                                         partition_key=first)
+        assert stopped.success
+        assert not Path(database).exists() or _outcomes(database).query(
+            "run_id == @stopped.run_id and result in ('succeeded', 'failed')").empty
+        later = run_job(second, True, defs=defs, instance=instance)
+        assert later.success
+        out = _outcomes(database)
+        theirs = out[out["run_id"] == stopped.run_id]
+        assert sorted(theirs["phone_number"]) == sorted(n["phone_number"] for n in numbers[:30])
+        assert (theirs["source"] == first).all()
+        assert set(theirs["result"]) == {"succeeded", "failed"}
+        failed = theirs[theirs["result"] == "failed"]
+        assert failed["error_code"].notna().all()
+        for row in theirs.itertuples():
+            now = emu.number(row.phone_number)
+            assert now["emergency_enabled"] == (row.result == "succeeded")
+        # Published once: a third run publishes nothing again.
+        run_job(second, True, defs=defs, instance=instance)
+        assert len(_outcomes(database).query("run_id == @stopped.run_id")) == 30
+
+
+def test_the_ledger_is_resumed_while_an_analyst_holds_the_analytics_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Open batches are resumed (an unanswered one adopted) with the analytics file held
+    read-write by another process: the ledger never waits on it (rule 8)."""
+    monkeypatch.setenv("EMERGENCY_PIPELINE_LOCK_WAIT_SECONDS", "0.2")
+    database = str(tmp_path / "o.duckdb")
+    with Emulator(numbers=300, seed=37, api_key=KEY, job_seconds=0.2) as emu:
+        numbers = allowing(emu, 10, emergency_status="disabled")
+        address = emu.addresses()[0]["id"]
+        sheet = _sheet(tmp_path / "s.csv", numbers, address)
+        defs = _setup_defs(emu, database)
+        ledger = Ledger(Path(state_dir_for(database)) / "ledger.sqlite")
+        account = TelnyxResource(api_key=KEY, base_url=emu.base_url).account()
+        batch = batch_of([n["phone_number"] for n in numbers], True, address, "e164")
+        ledger.record([batch], run_id="crashed", account=account, source=sheet,
+                      outcomes_db=database)
+        httpx.post(f"{emu.base_url}/phone_numbers/jobs/update_emergency_settings",
+                   headers={"Authorization": f"Bearer {KEY}"},
+                   json={"phone_numbers": list(batch.identifiers), "emergency_enabled": True,
+                         "emergency_address_id": address}).raise_for_status()
+        duckdb.connect(database).close()
+        code = ("import duckdb, sys; c = duckdb.connect(sys.argv[1]); "
+                "print('open', flush=True); sys.stdin.read()")
+        analyst = subprocess.Popen([sys.executable, "-c", code, database],
+                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        try:
+            assert analyst.stdout.readline().strip() == "open"
+            result = run_job(sheet, True, defs=defs, instance=DagsterInstance.ephemeral())
+            assert result.success
+            (resumed,) = ledger.batches_of_run("crashed")
+            assert resumed.state == "finished"
+            assert emu.stats()["jobs_created"] == 1
+        finally:
+            analyst.stdin.close()
+            analyst.wait(timeout=10)
+    assert Store(database).flush() == 0   # the spooled rows land once the file is free
+    out = _outcomes(database)
+    assert set(out.loc[out["run_id"] == "crashed", "result"]) == {"succeeded"}
+    assert len(out[out["run_id"] == result.run_id]) == 10

@@ -82,7 +82,7 @@ def test_the_plan_table_groups_every_number_by_action_and_target(applied) -> Non
            if r["action"] in ("enable", "change_address", "disable")}
     assert got == want.to_dict()
     skips = plan.loc[plan["action"].eq("skip"), "reason"].value_counts().to_dict()
-    assert {r["reason"]: r["numbers"] for r in rows if r["action"] == "skip"} == skips
+    assert {r["target_or_reason"]: r["numbers"] for r in rows if r["action"] == "skip"} == skips
     streets = dict(zip(addresses["id"], addresses["street_address"]))
     for r in rows:
         named = [n for n in (r["first_numbers"] or "").split(", ") if n]
@@ -90,7 +90,7 @@ def test_the_plan_table_groups_every_number_by_action_and_target(applied) -> Non
         assert len(named) <= md.PLAN_NUMBERS_SHOWN
         if r["action"] in ("enable", "change_address") and r["target_address_id"] in streets:
             # The address as a person reads it, beside its id.
-            assert streets[r["target_address_id"]] in r["target_address"], r
+            assert streets[r["target_address_id"]] in r["target_or_reason"], r
     assert any(r["and_more"] > 0 for r in rows)
     # The full list: every planned number, in the CSV the table points at; the steps after
     # the plan point at it too.

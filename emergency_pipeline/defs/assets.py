@@ -233,10 +233,11 @@ def emergency_settings_plan(context: AssetExecutionContext,
     skips = plan.loc[plan["action"].eq("skip"), "reason"].value_counts().rename_axis("reason")
     addresses = emergency_address_resolution.read("addresses")
     plan_groups, groups = md.plan_table(plan, addresses)
+    # The plan first: the UI lists the entries in this order.
     context.add_output_metadata({
-        **counts, **md.stage(context, duckdb.database, ref, len(plan), "emergency_plan"),
         "plan": plan_groups, "plan_groups": groups,
         **md.plan_full_list(plan, addresses, duckdb.database, context.run.run_id),
+        **counts, **md.stage(context, duckdb.database, ref, len(plan), "emergency_plan"),
         "skip_reasons": md.table(skips.reset_index(name="numbers")),
     })
     return ref

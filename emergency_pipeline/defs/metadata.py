@@ -6,6 +6,7 @@ Kept apart from the assets' bodies so that a step's work and its description cha
 """
 
 # No `from __future__ import annotations`: a Dagster module (see assets.py).
+import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -200,23 +201,32 @@ def table(frame: pd.DataFrame, limit: int = SAMPLE_ROWS,
 PLAN_TABLE = {
     "action": "enable, change_address, disable, skip or noop",
     "numbers": "numbers in the group",
-    "target_address": "the address after the change, as a person reads it",
-    "target_address_id": "its Telnyx id",
-    "reason": "why these numbers are skipped",
-    "first_numbers": f"the first {PLAN_NUMBERS_SHOWN} (the full list has all)",
+    "target_or_reason": "the address after the change, as a person reads it; for a skip, why",
+    "target_address_id": "the address's Telnyx id",
+    "first_numbers": f"the first {PLAN_NUMBERS_SHOWN} (the full list has all, with their ids)",
     "and_more": "numbers of the group not named here",
 }
+_ID_AFTER_NUMBER = re.compile(r" \(id [^)]*\)$")
 
 
 def plan_table(plan: pd.DataFrame, addresses: pd.DataFrame | None) -> tuple[MetadataValue, int]:
     """The plan as a reviewer reads it: one row per action and target address (and per skip
     reason), the address as text beside its id, the first numbers and "and N more"; with the
-    number of groups (the table shows the first PLAN_GROUPS_SHOWN)."""
+    number of groups (the table shows the first PLAN_GROUPS_SHOWN).
+
+    The address and a skip's reason share a column (a group has one or the other): every
+    column then fits the UI's metadata panel without being cut."""
     groups = plan_report.plan_groups(plan, addresses, PLAN_NUMBERS_SHOWN)
+    why = groups["reason"].where(groups["action"].eq("skip"))
+    off = groups["action"].eq("disable")
     shown = groups.assign(
-        and_more=groups["numbers"] - groups["first_numbers"].map(len),
+        target_or_reason=why.fillna(groups["target_address"].mask(off, "E911 off")),
+        and_more=(groups["numbers"] - groups["first_numbers"].map(len)).where(
+            groups["action"].ne("noop"), 0),
+        # The E.164 number alone keeps the cell short; the full list has the ids.
+        first_numbers=groups["first_numbers"].map(
+            lambda names: [_ID_AFTER_NUMBER.sub("", n) for n in names]),
         target_address_id=groups["target_address_id"].astype(object))
-    shown.loc[shown["action"].eq("noop"), "and_more"] = 0
     return (table(shown[list(PLAN_TABLE)], PLAN_GROUPS_SHOWN, descriptions=PLAN_TABLE,
                   kinds={"numbers": "int", "and_more": "int"}), len(groups))
 

@@ -110,8 +110,13 @@ def test_samples_are_tables_with_short_rows(applied) -> None:
     # Reasons in full: the UI shows the same text the table holds.
     assert {r.data["reason"] for r in rejections.records} <= set(want["reason"])
     batches = materialized["emergency_update_jobs"]["batches"]
-    assert "job_id" in [c.name for c in batches.schema.columns]
-    assert all(r.data["job_id"] for r in batches.records)
+    assert [c.name for c in batches.schema.columns] == ["job_id", "job_status", "state",
+                                                         "numbers", "enabled", "address_id"]
+    jobs = setup.store.query("SELECT job_id, numbers FROM emergency_jobs WHERE run_id = ?",
+                             [run_id])
+    assert len(batches.records) == min(len(jobs), md.SAMPLE_ROWS)
+    assert {(r.data["job_id"], r.data["numbers"]) for r in batches.records} <= set(
+        jobs.itertuples(index=False, name=None))
 
 
 def test_asset_specs_carry_kinds_owners_tags_and_the_tables_columns(applied) -> None:
@@ -132,3 +137,19 @@ def test_asset_specs_carry_kinds_owners_tags_and_the_tables_columns(applied) -> 
     touching = {a for a in TABLES if "telnyx" in graph.get(AssetKey(a)).kinds}
     assert touching == {"emergency_account_snapshot", "emergency_address_resolution",
                         "emergency_update_jobs"}
+
+
+def test_a_plan_only_run_shows_the_batches_it_would_submit(tmp_path: Path) -> None:
+    with Emulator(numbers=NUMBERS, seed=SEED, api_key="KEY_pipeline_test_not_secret") as emu:
+        setup = Setup(tmp_path, emu)
+        result = setup.run(apply=False)
+    meta = {e.asset_key.to_user_string(): e.materialization.metadata
+            for e in result.get_asset_materialization_events()}
+    jobs = meta["emergency_update_jobs"]
+    assert jobs["dagster/row_count"].value == 0 and jobs["applied"].value is False
+    rows = [r.data for r in jobs["batches"].records]
+    assert len(rows) == jobs["batches_planned"].value > 0
+    plan = setup.store.query("SELECT * FROM emergency_plan WHERE run_id = ?", [result.run_id])
+    changes = plan["action"].isin(["enable", "change_address", "disable"])
+    assert sum(r["numbers"] for r in rows) == changes.sum()
+    assert Path(jobs["plan_full_list"].value).is_file()

@@ -284,7 +284,7 @@ def emergency_update_jobs(context: AssetExecutionContext, config: ApplyConfig,
             **md.stage(context, duckdb.database, ref, 0, "emergency_jobs",
                        also=["emergency_plan"]),
             **md.plan_list_of_run(duckdb.database, context.run.run_id),
-            "batches": md.table(md.planned_batches(batches)),
+            "batches": md.batches_table(batches),
         })
         return ref
     run = RunIdentity(context.run.run_id, telnyx.account(), context.partition_key,
@@ -320,7 +320,7 @@ def emergency_update_jobs(context: AssetExecutionContext, config: ApplyConfig,
         **md.stage(context, duckdb.database, ref, len(jobs), "emergency_jobs",
                    also=["emergency_plan", "operation_outcomes"]),
         **md.plan_list_of_run(duckdb.database, context.run.run_id),
-        "batches": md.table(jobs),
+        "batches": md.batches_table(jobs),
     })
     return ref
 

@@ -231,15 +231,26 @@ def plan_table(plan: pd.DataFrame, addresses: pd.DataFrame | None) -> tuple[Meta
                   kinds={"numbers": "int", "and_more": "int"}), len(groups))
 
 
-def planned_batches(batches: list[Any]) -> pd.DataFrame:
-    """The batches a plan-only run would submit (batching.Batch), one row each."""
-    return pd.DataFrame(
-        [{"batch_id": b.batch_id, "numbers": len(b.identifiers),
-          "emergency_enabled": b.emergency_enabled,
-          "emergency_address_id": b.emergency_address_id, "id_kind": b.id_kind,
-          "actions": ", ".join(f"{a} {n}" for a, n in b.action_counts)} for b in batches],
-        columns=["batch_id", "numbers", "emergency_enabled", "emergency_address_id", "id_kind",
-                 "actions"])
+# A batch sample's columns as the UI shows them: short names, so that none is cut off (the
+# batch ids, long hashes, stay in emergency_jobs; outcomes name the job too).
+BATCH_TABLE = {"job_id": "Telnyx's job id", "job_status": "the job's status at the end",
+               "state": "the batch in the ledger", "numbers": "numbers in the batch",
+               "enabled": "the target: E911 on or off", "address_id": "the target address",
+               "actions": "what the batch does"}
+
+
+def batches_table(batches: "pd.DataFrame | list[Any]") -> MetadataValue:
+    """The run's batches (emergency_jobs rows), or a plan-only run's batches.Batch list."""
+    if isinstance(batches, list):
+        batches = pd.DataFrame(
+            [{"numbers": len(b.identifiers), "emergency_enabled": b.emergency_enabled,
+              "emergency_address_id": b.emergency_address_id,
+              "actions": ", ".join(f"{a} {n}" for a, n in b.action_counts)} for b in batches],
+            columns=["numbers", "emergency_enabled", "emergency_address_id", "actions"])
+    shown = batches.rename(columns={"emergency_enabled": "enabled",
+                                    "emergency_address_id": "address_id"})
+    shown = shown[[c for c in BATCH_TABLE if c in shown]]
+    return table(shown, descriptions=BATCH_TABLE, kinds={"enabled": "bool"})
 
 
 def plan_full_list(plan: pd.DataFrame, addresses: pd.DataFrame | None, database: str,

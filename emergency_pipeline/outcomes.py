@@ -1,15 +1,16 @@
-"""One outcome row per desired number per run (design rule 5), built without I/O.
+"""One outcome row per desired number per run (design rule 5), in SQL over the run's tables.
 
 Results: succeeded, failed, pending, expired (from jobs); unchanged (noop); skipped (with
 the plan's reason); planned (a plan-only run); rejected (a bad spreadsheet row).
+
+OUTCOMES_SQL reads four relations: `plan` (the plan stage), `results` (per identifier, what
+its job or the submission said: submission.py), `rejected` (the rows the desired state and
+the address resolution rejected, one row per problem) and `params` (one row: run_id,
+source, applied, recorded_at). A number's result is looked up by the plan's identifier,
+then its id, then its E.164.
 """
 
 from __future__ import annotations
-
-from datetime import datetime
-from typing import Any
-
-import pandas as pd
 
 ACTIONABLE = ("enable", "disable", "change_address")
 
@@ -19,91 +20,100 @@ COLUMNS = [
     "job_status", "error_code", "error_title", "error_detail", "error_pointer", "extras",
     "planned_at", "submitted_at", "finished_at", "recorded_at",
 ]
-_RESULT_FIELDS = ["batch_id", "job_id", "job_status", "result", "reason", "error_code",
-                  "error_title", "error_detail", "error_pointer", "submitted_at", "finished_at"]
+RESULT_FIELDS = ["batch_id", "job_id", "job_status", "result", "reason", "error_code",
+                 "error_title", "error_detail", "error_pointer", "submitted_at", "finished_at"]
 
 
-def _results_frame(results: dict[str, dict[str, Any]]) -> pd.DataFrame:
-    frame = pd.DataFrame.from_dict(results, orient="index")
-    for col in _RESULT_FIELDS:
-        if col not in frame.columns:
-            frame[col] = None
-    frame = frame[_RESULT_FIELDS]
-    frame.index.name = "_key"
-    return frame.reset_index()
+def _found(field: str) -> str:
+    """The field of the first result found: by identifier, then id, then E.164."""
+    return (f"CASE WHEN r1.result IS NOT NULL THEN r1.{field} "
+            f"WHEN r2.result IS NOT NULL THEN r2.{field} ELSE r3.{field} END")
 
 
-def _lookup(rows: pd.DataFrame, results: pd.DataFrame) -> pd.DataFrame:
-    """Results for each row, by identifier first, then by number id, then by E.164."""
-    found = pd.DataFrame(index=rows.index, columns=_RESULT_FIELDS, dtype=object)
-    for key in ("identifier", "number_id", "phone_number"):
-        todo = found["result"].isna() & rows[key].notna()
-        if not todo.any() or results.empty:
-            continue
-        hit = rows.loc[todo, [key]].reset_index().merge(
-            results, left_on=key, right_on="_key", how="inner").set_index("index")
-        found.loc[hit.index, _RESULT_FIELDS] = hit[_RESULT_FIELDS].astype(object)
-    return found
+_FOUND = ",\n           ".join(f"{_found(f)} AS f_{f}" for f in RESULT_FIELDS)
+_ACT = ", ".join(f"'{a}'" for a in ACTIONABLE)
 
 
-def build_outcomes(plan: pd.DataFrame, rejected: pd.DataFrame,
-                   results: dict[str, dict[str, Any]], *, run_id: str, source: str,
-                   applied: bool, planned_at: datetime, recorded_at: datetime) -> pd.DataFrame:
-    rows = plan.copy()
-    found = _lookup(rows, _results_frame(results))
-    out = pd.DataFrame({c: rows[c] if c in rows.columns else None for c in COLUMNS},
-                       index=rows.index).astype(object)
-    out["target_enabled"] = rows["target_enabled"]
-    out["result"] = None
-    action = rows["action"]
-
-    noop = action.eq("noop")
-    out.loc[noop, "result"] = "unchanged"
-
-    skip = action.eq("skip")
-    out.loc[skip, "result"] = "skipped"
-    # Not submitted by this run, but in an earlier run's job that this run followed: the
-    # number's result is that job's (it may already show the target, hence noop).
-    followed = (noop | skip) & found["result"].notna()
-    out.loc[followed, _RESULT_FIELDS] = found.loc[followed, _RESULT_FIELDS]
-    out.loc[followed, "reason"] = (
-        "in a job submitted by an earlier run; " + found.loc[followed, "reason"].fillna("")
-    ).str.rstrip("; ")
-
-    act = action.isin(ACTIONABLE)
-    if applied:
-        out.loc[act, _RESULT_FIELDS] = found.loc[act, _RESULT_FIELDS]
-        lost = act & out["result"].isna()
-        out.loc[lost, "result"] = "skipped"
-        out.loc[lost, "reason"] = "not submitted in this run"
-    else:
-        out.loc[act, "result"] = "planned"
-        out.loc[act, "reason"] = "plan-only run: apply was not requested"
-
-    out["run_id"], out["source"] = run_id, source
-    out["planned_at"], out["recorded_at"] = planned_at, recorded_at
-    return pd.concat([out, _rejected_rows(rejected, run_id, source, planned_at, recorded_at)],
-                     ignore_index=True)[COLUMNS]
+def _pick(field: str) -> str:
+    """A result field of an outcome row: the job's where this run's row has one."""
+    return (f"CASE WHEN action IN ({_ACT}) AND planned.applied THEN f_{field} "
+            f"WHEN action IN ('noop', 'skip') AND f_result IS NOT NULL THEN f_{field} END")
 
 
-def _rejected_rows(rejected: pd.DataFrame, run_id: str, source: str, planned_at: datetime,
-                   recorded_at: datetime) -> pd.DataFrame:
-    if rejected is None or rejected.empty:
-        return pd.DataFrame(columns=COLUMNS)
-    # A row may be rejected for several columns; it still gets exactly one outcome.
-    text = ("column " + rejected["column"].astype(str) + ": " + rejected["reason"].astype(str)
-            + " (fix: " + rejected["fix"].astype(str) + ")")
-    grouped = rejected.assign(_text=text).groupby(["source_file", "source_row"], sort=False,
-                                                  dropna=False)
-    first = grouped.first()
-    out = pd.DataFrame(index=range(len(first)), columns=COLUMNS, dtype=object)
-    out["source_file"] = first.index.get_level_values(0)
-    out["source_row"] = first.index.get_level_values(1)
-    out["reason"] = grouped["_text"].agg("; ".join).to_numpy()
-    for column in ("phone_number", "extras"):   # the E.164 form where it parsed; the sheet's
-        if column in first.columns:              # other columns (ticket, site, ...)
-            out[column] = first[column].to_numpy()
-    out["result"] = "rejected"
-    out["run_id"], out["source"] = run_id, source
-    out["planned_at"], out["recorded_at"] = planned_at, recorded_at
-    return out
+OUTCOMES_SQL = f"""
+WITH looked AS (
+    SELECT p.*, {_FOUND}
+    FROM plan AS p
+    LEFT JOIN results AS r1 ON r1.identifier = p.identifier
+    LEFT JOIN results AS r2 ON r2.identifier = p.number_id
+    LEFT JOIN results AS r3 ON r3.identifier = p.phone_number),
+planned AS (
+    SELECT l.*, params.applied,
+           CASE
+            WHEN action = 'noop' AND f_result IS NULL THEN 'unchanged'
+            WHEN action = 'skip' AND f_result IS NULL THEN 'skipped'
+            WHEN action IN ('noop', 'skip') THEN f_result
+            WHEN NOT params.applied THEN 'planned'
+            ELSE coalesce(f_result, 'skipped') END AS out_result,
+           CASE
+            -- not submitted by this run, but in an earlier run's job that this run followed
+            WHEN action IN ('noop', 'skip') AND f_result IS NOT NULL
+                 THEN rtrim('in a job submitted by an earlier run; ' || coalesce(f_reason, ''),
+                            '; ')
+            WHEN action IN ('noop', 'skip') THEN l.reason
+            WHEN NOT params.applied THEN 'plan-only run: apply was not requested'
+            WHEN f_result IS NULL THEN 'not submitted in this run'
+            ELSE f_reason END AS out_reason
+    FROM looked AS l, params),
+problems AS (
+    -- A row may be rejected for several columns; it still gets exactly one outcome.
+    SELECT source_file, source_row::BIGINT AS source_row,
+           string_agg('column ' || "column" || ': ' || reason || ' (fix: ' || fix || ')', '; '
+                      ORDER BY _pos) AS reason,
+           arg_min(phone_number, _pos) AS phone_number, arg_min(extras, _pos) AS extras,
+           min(_pos) AS first_pos
+    FROM rejected GROUP BY source_file, source_row)
+SELECT params.run_id, params.source, source_file, source_row::BIGINT AS source_row,
+       phone_number, number_id, action, target_enabled, target_address_id, address_given,
+       out_result AS result, out_reason AS reason,
+       {_pick("batch_id")} AS batch_id, {_pick("job_id")} AS job_id,
+       {_pick("job_status")} AS job_status, {_pick("error_code")} AS error_code,
+       {_pick("error_title")} AS error_title, {_pick("error_detail")} AS error_detail,
+       {_pick("error_pointer")} AS error_pointer, extras, planned_at,
+       TRY_CAST({_pick("submitted_at")} AS TIMESTAMPTZ) AS submitted_at,
+       TRY_CAST({_pick("finished_at")} AS TIMESTAMPTZ) AS finished_at,
+       params.recorded_at
+FROM planned, params
+UNION ALL BY NAME
+SELECT params.run_id, params.source, source_file, source_row, phone_number,
+       'rejected' AS result, reason, extras, params.recorded_at,
+       (SELECT min(planned_at) FROM plan) AS planned_at
+FROM (SELECT * FROM problems ORDER BY first_pos), params
+"""
+
+
+_REJECTED_COLUMNS = {"source_file": "VARCHAR", "source_row": "BIGINT", "column": "VARCHAR",
+                     "value": "VARCHAR", "reason": "VARCHAR", "fix": "VARCHAR",
+                     "phone_number": "VARCHAR", "extras": "VARCHAR"}
+
+
+def outcome_views(con, plan: str, results: str, rejected: list[str], *, run_id: str,
+                  source: str, applied: bool) -> None:
+    """The relations OUTCOMES_SQL reads, over tables con knows (stage files attached)."""
+    con.execute(f"CREATE OR REPLACE TEMP VIEW plan AS SELECT * FROM {plan}")
+    # Every result field as text: a column of a frame that held only None arrives untyped.
+    have = {r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {results}").fetchall()}
+    con.execute("CREATE OR REPLACE TEMP VIEW results AS SELECT " + ", ".join(
+        f"CAST({c if c in have else 'NULL'} AS VARCHAR) AS {c}"
+        for c in ["identifier", *RESULT_FIELDS]) + f" FROM {results}")
+    parts = []
+    for table in rejected:
+        have = {r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {table}").fetchall()}
+        parts.append("SELECT " + ", ".join(
+            f'CAST({f"{chr(34)}{c}{chr(34)}" if c in have else "NULL"} AS {t}) AS "{c}"'
+            for c, t in _REJECTED_COLUMNS.items()) + f" FROM {table}")
+    con.execute("CREATE OR REPLACE TEMP VIEW rejected AS SELECT *, row_number() OVER () AS "
+                "_pos FROM (" + " UNION ALL ".join(parts) + ")")
+    con.execute("CREATE OR REPLACE TEMP TABLE params AS SELECT ?::VARCHAR AS run_id, "
+                "?::VARCHAR AS source, ?::BOOLEAN AS applied, now() AS recorded_at",
+                [run_id, source, applied])

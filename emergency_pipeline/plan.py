@@ -57,161 +57,176 @@ def _flags(s: pd.Series) -> np.ndarray:
     return as_bool[codes]
 
 
-def _positions(keys: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """For each key, the position of its first occurrence in values (-1 when absent)."""
-    if len(values) == 0:
-        return np.full(len(keys), -1, dtype=np.int64)
-    ok = pd.notna(values) & ~pd.Series(values).duplicated(keep="first").to_numpy()
-    where = np.flatnonzero(ok)
-    found = pd.Index(values[ok]).get_indexer(keys)
-    return np.where(found >= 0, where[np.maximum(found, 0)], -1)
+def _quoted(values) -> str:
+    return ", ".join("'" + v.replace("'", "''") + "'" for v in values)
 
 
-def _take(values: np.ndarray, pos: np.ndarray) -> np.ndarray:
-    out = values[np.maximum(pos, 0)] if len(values) else np.full(len(pos), None, dtype=object)
-    out = out.astype(object)
-    out[pos < 0] = None
-    return out
+# The plan in SQL over four views (plan_views): acc (the accepted rows, in order), numbers
+# (the snapshot), addresses (id), in_flight (identifier). One statement: a million rows are
+# planned inside DuckDB, never as Python objects. Each part names the rule it carries.
+PLAN_SQL = f"""
+WITH
+by_phone AS (SELECT * FROM numbers WHERE phone_number IS NOT NULL
+             QUALIFY row_number() OVER (PARTITION BY phone_number ORDER BY _npos) = 1),
+by_id AS (SELECT * FROM numbers WHERE id IS NOT NULL
+          QUALIFY row_number() OVER (PARTITION BY id ORDER BY _npos) = 1),
+matched AS (
+    SELECT a.*, a.phone_number IS NOT NULL AS by_e164,
+           coalesce(a.phone_number, a.number_id) AS identifier,
+           CASE WHEN a.phone_number IS NOT NULL THEN 'e164' ELSE 'id' END AS id_kind,
+           coalesce(p.id, i.id) AS m_id, coalesce(p.phone_number, i.phone_number) AS m_phone,
+           coalesce(p.status, i.status) AS nstatus,
+           coalesce(p.emergency_status, i.emergency_status) AS estatus,
+           coalesce(p.emergency_address_id, i.emergency_address_id) AS cur_address,
+           coalesce(p.emergency_enabled, i.emergency_enabled, false) AS cur_flag,
+           a.emergency_enabled AS target_enabled, a.emergency_address_id AS target_address
+    FROM acc AS a
+    LEFT JOIN by_phone AS p ON a.phone_number = p.phone_number
+    LEFT JOIN by_id AS i ON a.phone_number IS NULL AND a.number_id = i.id),
+diffed AS (
+    SELECT *, m_id IS NOT NULL AS known, m_id IS NOT NULL AND cur_flag AS cur_on,
+           -- provisioning-failed counts as not enabled: enable it again
+           CASE WHEN target_enabled
+                     AND NOT (m_id IS NOT NULL AND cur_flag
+                              AND estatus IS DISTINCT FROM 'provisioning-failed') THEN 'enable'
+                WHEN target_enabled AND NOT coalesce(cur_address = target_address, false)
+                     THEN 'change_address'
+                WHEN target_enabled THEN 'noop'
+                WHEN m_id IS NOT NULL AND cur_flag THEN 'disable'
+                ELSE 'noop' END AS diff,
+           -- rule 2: an enabling row's address must be one of the account's
+           target_enabled AND NOT coalesce(target_address IN (
+               SELECT id FROM addresses WHERE id IS NOT NULL), false) AS bad_address,
+           source_file || ' row ' || source_row AS label
+    FROM matched),
+-- rule 3: several desired rows resolved to one account number
+twice AS (
+    SELECT _pos, m_id, label,
+           target_enabled::VARCHAR || '|' || coalesce(target_address, '') AS t
+    FROM diffed WHERE known
+    QUALIFY count(*) OVER (PARTITION BY m_id) > 1),
+grouped AS (SELECT m_id, count(DISTINCT t) > 1 AS conflicting,
+                   arg_min(label, _pos) AS first_label, min(_pos) AS first_pos
+            FROM twice GROUP BY m_id),
+others AS (SELECT a._pos, string_agg(b.label, ', ' ORDER BY b._pos) AS labels
+           FROM twice AS a JOIN twice AS b ON a.m_id = b.m_id AND a._pos <> b._pos
+           GROUP BY a._pos),
+dup AS (
+    SELECT t._pos, CASE
+        WHEN g.conflicting THEN 'conflicting rows for the same account number '
+             || '(by E.164 and by id): ' || o.labels
+        WHEN t._pos <> g.first_pos THEN 'the same account number as ' || g.first_label
+        END AS dup_reason
+    FROM twice AS t JOIN grouped AS g USING (m_id) JOIN others AS o USING (_pos)),
+ruled AS (
+    SELECT d.*, dup.dup_reason, CASE
+        WHEN NOT known THEN 1
+        WHEN bad_address THEN 2
+        WHEN dup.dup_reason IS NOT NULL THEN 3
+        -- rule 4: a job in flight holds the number (by the sheet's identifier, id or E.164)
+        WHEN identifier IN (SELECT identifier FROM in_flight)
+             OR m_id IN (SELECT identifier FROM in_flight)
+             OR m_phone IN (SELECT identifier FROM in_flight) THEN 4
+        WHEN estatus IN ({_quoted(contract.EMERGENCY_STATUSES_IN_TRANSITION)}) THEN 5
+        WHEN diff IN ({_quoted(ACTIONABLE)}) AND NOT coalesce(
+             nstatus IN ({_quoted(contract.NUMBER_STATUSES_ALLOWING_EMERGENCY)}), false) THEN 6
+        ELSE 0 END AS rule
+    FROM diffed AS d LEFT JOIN dup USING (_pos))
+SELECT source_file, source_row::BIGINT AS source_row,
+       CASE WHEN known THEN m_phone ELSE phone_number END AS phone_number,
+       CASE WHEN known THEN m_id ELSE number_id END AS number_id,
+       identifier, id_kind, target_enabled, target_address AS target_address_id,
+       address_given, CASE WHEN known THEN cur_on END AS current_enabled,
+       cur_address AS current_address_id, estatus AS current_emergency_status,
+       nstatus AS number_status,
+       CASE WHEN rule > 0 THEN 'skip' ELSE diff END AS action,
+       CASE
+        WHEN rule = 1 AND by_e164 THEN 'not in the account: no number ' || identifier
+        WHEN rule = 1 THEN 'not in the account: no number with id ' || identifier
+        WHEN rule = 2 THEN coalesce(address_note, 'address not in the account: '
+             || coalesce(target_address, 'none') || ' is not one of the account''s addresses')
+        WHEN rule = 3 THEN dup_reason
+        WHEN rule = 4 THEN 'a job is already in flight for this number'
+        WHEN rule = 5 THEN 'emergency_status is ' || coalesce(estatus, 'none')
+             || '; wait until it settles'
+        WHEN rule = 6 THEN 'number status ' || coalesce(nstatus, 'none')
+             || ' does not allow emergency changes'
+        WHEN diff = 'enable' THEN 'emergency is off (or its provisioning failed): enable'
+        WHEN diff = 'disable' THEN 'emergency is on: disable'
+        WHEN diff = 'change_address' THEN 'address ' || coalesce(cur_address, 'none')
+             || ' -> ' || coalesce(target_address, 'none')
+        WHEN target_enabled THEN 'already enabled with this address'
+        ELSE 'already disabled' END AS reason,
+       coalesce(extras, '{{}}') AS extras
+FROM ruled ORDER BY _pos
+"""
+
+_ACC_COLUMNS = {"source_file": "VARCHAR", "source_row": "BIGINT", "phone_number": "VARCHAR",
+                "number_id": "VARCHAR", "emergency_enabled": "BOOLEAN",
+                "emergency_address_id": "VARCHAR", "address_given": "VARCHAR",
+                "address_note": "VARCHAR", "extras": "VARCHAR"}
+_NUMBER_COLUMNS = {"id": "VARCHAR", "phone_number": "VARCHAR", "status": "VARCHAR",
+                   "emergency_enabled": "BOOLEAN", "emergency_address_id": "VARCHAR",
+                   "emergency_status": "VARCHAR"}
 
 
-def _cat(*parts) -> np.ndarray:
-    """Elementwise text concatenation of arrays and constants (None shown as "none")."""
-    out = None
-    for p in parts:
-        if isinstance(p, np.ndarray):
-            p = pd.Series(p, dtype=object).fillna("none").astype(str).to_numpy(dtype=object)
-        out = p if out is None else out + p
-    return out
+def plan_views(con, accepted: str, numbers: str, addresses: str, in_flight: str) -> None:
+    """Temp views acc, numbers, addresses, in_flight over the given tables (names as con
+    knows them: stage files attached, or frames registered), typed as PLAN_SQL reads them."""
+    have = {r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {accepted}").fetchall()}
+    acc_cols = ", ".join(f"CAST({c if c in have else 'NULL'} AS {t}) AS {c}"
+                         for c, t in _ACC_COLUMNS.items())
+    con.execute(f"CREATE OR REPLACE TEMP VIEW acc AS SELECT {acc_cols}, "
+                f"row_number() OVER () AS _pos FROM {accepted}")
+    num_cols = ", ".join(f"CAST({c} AS {t}) AS {c}" for c, t in _NUMBER_COLUMNS.items())
+    con.execute(f"CREATE OR REPLACE TEMP VIEW numbers AS SELECT {num_cols}, "
+                f"row_number() OVER () AS _npos FROM {numbers}")
+    con.execute("CREATE OR REPLACE TEMP VIEW addresses AS "
+                f"SELECT CAST(id AS VARCHAR) AS id FROM {addresses}")
+    con.execute("CREATE OR REPLACE TEMP VIEW in_flight AS "
+                f"SELECT CAST(identifier AS VARCHAR) AS identifier FROM {in_flight}")
+
+
+def _objects(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.astype(object).where(frame.notna(), None)
 
 
 def build_plan(accepted: pd.DataFrame, numbers: pd.DataFrame, addresses: pd.DataFrame,
                in_flight: frozenset[str] | set[str] = frozenset()) -> pd.DataFrame:
-    n = len(accepted)
-    acc = accepted.reset_index(drop=True)
-    phone = _text(acc["phone_number"]).to_numpy(dtype=object)
-    nid = _text(acc["number_id"]).to_numpy(dtype=object)
-    by_e164 = pd.notna(phone)
-    id_kind = np.where(by_e164, "e164", "id").astype(object)
-    identifier = np.where(by_e164, phone, nid).astype(object)
+    """The plan of frames (tests, small inputs): the same SQL the asset runs on its tables."""
+    import duckdb
 
-    s_id = _text(numbers["id"]).to_numpy(dtype=object)
-    s_phone = _text(numbers["phone_number"]).to_numpy(dtype=object)
-    pos = np.full(n, -1, dtype=np.int64)
-    if by_e164.any():
-        pos[by_e164] = _positions(identifier[by_e164], s_phone)
-    if (~by_e164).any():
-        pos[~by_e164] = _positions(identifier[~by_e164], s_id)
-    known = pos >= 0
-
-    m_id, m_phone = _take(s_id, pos), _take(s_phone, pos)
-    nstatus = _take(_text(numbers["status"]).to_numpy(dtype=object), pos)
-    estatus = _take(_text(numbers["emergency_status"]).to_numpy(dtype=object), pos)
-    cur_address = _take(_text(numbers["emergency_address_id"]).to_numpy(dtype=object), pos)
-    cur_on = _flags(numbers["emergency_enabled"])[np.maximum(pos, 0)] & known if len(numbers) \
-        else np.zeros(n, dtype=bool)
-    target_enabled = acc["emergency_enabled"].astype(bool).to_numpy()
-    target_address = _text(acc["emergency_address_id"]).to_numpy(dtype=object)
-
-    # The diff, for rows found in the account.
-    effectively_on = cur_on & (estatus != "provisioning-failed")
-    same_address = pd.Series(cur_address, dtype=object).eq(
-        pd.Series(target_address, dtype=object)).to_numpy()
-    diff = np.select(
-        [target_enabled & ~effectively_on, target_enabled & ~same_address, target_enabled,
-         ~target_enabled & cur_on],
-        ["enable", "change_address", "noop", "disable"], default="noop").astype(object)
-
-    address_ids = set(_text(addresses["id"]).dropna()) if len(addresses) else set()
-    bad_address = target_enabled & ~pd.Series(target_address, dtype=object).isin(
-        address_ids).to_numpy()
-
-    # Rule 3: several desired rows resolved to one account number.
-    acct_pos = pd.Series(np.where(known, pos, -1 - np.arange(n)))
-    twice = known & acct_pos.duplicated(keep=False).to_numpy()
-    dup_reason = np.full(n, None, dtype=object)
-    if twice.any():
-        tgt = pd.Series(target_enabled.astype(str)) + "|" + \
-            pd.Series(target_address, dtype=object).fillna("")
-        g = pd.DataFrame({"k": acct_pos[twice].to_numpy(), "t": tgt[twice].to_numpy(),
-                          "pos": np.flatnonzero(twice)})
-        for _, grp in g.groupby("k", sort=False):
-            labels = {p: f"{acc.at[p, 'source_file']} row {acc.at[p, 'source_row']}"
-                      for p in grp["pos"]}
-            first = grp["pos"].iloc[0]
-            conflicting = grp["t"].nunique() > 1
-            for p in grp["pos"]:
-                others = ", ".join(v for q, v in labels.items() if q != p)
-                if conflicting:
-                    dup_reason[p] = ("conflicting rows for the same account number "
-                                     f"(by E.164 and by id): {others}")
-                elif p != first:
-                    dup_reason[p] = f"the same account number as {labels[first]}"
-    flight = np.zeros(n, dtype=bool)
-    if in_flight:
-        fl = set(map(str, in_flight))
-        flight = (pd.Series(identifier, dtype=object).isin(fl).to_numpy()
-                  | pd.Series(m_id, dtype=object).isin(fl).to_numpy()
-                  | pd.Series(m_phone, dtype=object).isin(fl).to_numpy())
-    transition = pd.Series(estatus, dtype=object).isin(
-        contract.EMERGENCY_STATUSES_IN_TRANSITION).to_numpy()
-    status_ok = pd.Series(nstatus, dtype=object).isin(
-        contract.NUMBER_STATUSES_ALLOWING_EMERGENCY).to_numpy()
-    changing = np.isin(diff, ACTIONABLE)
-
-    conds = [~known, bad_address, dup_reason != None, flight, transition,  # noqa: E711
-             changing & ~status_ok]
-    rule = np.select(conds, list(range(1, len(conds) + 1)), default=0)
-    action = np.where(rule > 0, "skip", diff).astype(object)
-    reason = np.full(n, None, dtype=object)
-
-    def fill(mask, make):
-        if mask.any():
-            reason[mask] = make(mask)
-
-    fill((rule == 1) & by_e164, lambda k: _cat("not in the account: no number ", identifier[k]))
-    fill((rule == 1) & ~by_e164,
-         lambda k: _cat("not in the account: no number with id ", identifier[k]))
-    fill(rule == 2, lambda k: _cat("address not in the account: ", target_address[k],
-                                   " is not one of the account's addresses"))
-    if "address_note" in acc:   # why an address given by its fields has no id (resolution)
-        note = acc["address_note"].to_numpy(dtype=object)
-        fill((rule == 2) & pd.notna(note), lambda k: note[k])
-    fill(rule == 3, lambda k: dup_reason[k])
-    fill(rule == 4, lambda k: "a job is already in flight for this number")
-    fill(rule == 5, lambda k: _cat("emergency_status is ", estatus[k], "; wait until it settles"))
-    fill(rule == 6, lambda k: _cat("number status ", nstatus[k],
-                                   " does not allow emergency changes"))
-    fill(action == "enable", lambda k: "emergency is off (or its provisioning failed): enable")
-    fill(action == "disable", lambda k: "emergency is on: disable")
-    fill(action == "change_address",
-         lambda k: _cat("address ", cur_address[k], " -> ", target_address[k]))
-    fill((action == "noop") & target_enabled, lambda k: "already enabled with this address")
-    fill((action == "noop") & ~target_enabled, lambda k: "already disabled")
-
-    plan = pd.DataFrame({
-        "source_file": acc["source_file"].to_numpy(),
-        "source_row": acc["source_row"].astype("int64").to_numpy(),
-        "phone_number": np.where(known, m_phone, phone),
-        "number_id": np.where(known, m_id, nid),
-        "identifier": identifier,
-        "id_kind": id_kind,
-        "target_enabled": target_enabled,
-        "target_address_id": target_address,
-        "address_given": acc["address_given"].to_numpy(dtype=object) if "address_given" in acc
-        else None,
-        "current_enabled": pd.array(np.where(known, cur_on, None), dtype="boolean"),
-        "current_address_id": cur_address,
-        "current_emergency_status": estatus,
-        "number_status": nstatus,
-        "action": action,
-        "reason": reason,
-        "extras": acc["extras"].to_numpy() if "extras" in acc else "{}",
-    })
-    for c in ("source_file", "phone_number", "number_id", "identifier", "id_kind",
-              "target_address_id", "address_given", "current_address_id", "current_emergency_status",
-              "number_status", "action", "reason", "extras"):
-        plan[c] = plan[c].astype("str")
+    acc = accepted.reset_index(drop=True).copy()
+    for c in ("phone_number", "number_id", "emergency_address_id"):
+        acc[c] = _text(acc[c]) if c in acc else None
+    acc["emergency_enabled"] = acc["emergency_enabled"].astype(bool)
+    nums = _objects(pd.DataFrame({c: _text(numbers[c]) for c in _NUMBER_COLUMNS
+                                  if c != "emergency_enabled"}, index=numbers.index))
+    nums["emergency_enabled"] = _flags(numbers["emergency_enabled"])
+    addrs = pd.DataFrame({"id": _text(addresses["id"]) if len(addresses)
+                          else pd.Series([], dtype=object)})
+    flight = pd.DataFrame({"identifier": pd.Series(sorted(map(str, in_flight)), dtype=object)})
+    con = duckdb.connect()
+    try:
+        con.register("f_acc", _objects(acc).assign(
+            emergency_enabled=acc["emergency_enabled"].to_numpy()))
+        con.register("f_numbers", nums)
+        con.register("f_addresses", _objects(addrs))
+        con.register("f_flight", flight)
+        plan_views(con, "f_acc", "f_numbers", "f_addresses", "f_flight")
+        plan = con.execute(PLAN_SQL).df()
+    finally:
+        con.close()
+    plan["current_enabled"] = plan["current_enabled"].astype("boolean")
+    plan["target_enabled"] = plan["target_enabled"].astype(bool)
     return plan[PLAN_COLUMNS]
+
+
+PLAN_SUMMARY_SQL = """
+SELECT action, target_enabled, coalesce(target_address_id, '-') AS target_address_id,
+       count(*) AS numbers
+FROM plan GROUP BY ALL ORDER BY ALL
+"""
 
 
 def plan_summary(plan: pd.DataFrame) -> pd.DataFrame:

@@ -68,10 +68,11 @@ def publish_orphans(ledger: Ledger, account: str, run_id: str, log: Any,
     return published
 
 
-def publish_run(store: Store, outcomes: pd.DataFrame, ledger: Ledger | None,
-                run_id: str) -> str:
-    """A run's own outcome rows: all of them replace whatever was published for the run."""
-    where = store.write("operation_outcomes", outcomes, replace_on=("run_id",))
+def publish_run(store: Store, outcomes_file: str, ledger: Ledger | None, run_id: str) -> str:
+    """A run's own outcome rows (its outcomes stage file): all of them replace whatever was
+    published for the run."""
+    where = store.copy_from("operation_outcomes", outcomes_file, "SELECT * FROM src.outcomes",
+                            replace_on=("run_id",))
     if ledger is not None:
         ledger.mark_published(
             b.key for b in ledger.batches_of_run(run_id) if b.state in ("finished", "rejected"))

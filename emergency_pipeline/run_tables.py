@@ -40,9 +40,9 @@ class StageRef:
     counts: dict[str, int] = field(default_factory=dict)
     info: dict[str, Any] = field(default_factory=dict)   # small facts (JSON-able)
 
-    def read(self, table: str) -> pd.DataFrame:
+    def read(self, table: str, where: str = "TRUE") -> pd.DataFrame:
         with _open(self.path) as con:
-            return con.execute(f'SELECT * FROM "{table}"').df()
+            return con.execute(f'SELECT * FROM "{table}" WHERE {where}').df()
 
     def to_json(self) -> dict[str, Any]:
         return {"run_id": self.run_id, "stage": self.stage, "path": self.path,

@@ -186,19 +186,38 @@ class Store:
         of the frame are deleted in the same transaction, so writing the same rows again (a
         re-executed step, results published by another run) lands them exactly once.
         A frame that cannot reach the database in time is spooled, never dropped."""
-        if mode not in ("append", "replace"):
-            raise ValueError(f"mode must be 'append' or 'replace', not {mode!r}")
-        if replace_on:
-            if mode != "append" or not all(c.isidentifier() for c in replace_on):
-                raise ValueError("replace_on takes column names, with mode 'append'")
-            mode = "upsert." + ".".join(replace_on)
+        mode = _mode(mode, replace_on)
         try:
             with self.writer() as con:
                 with _transaction(con):
                     _write_frame(con, table, frame, mode)
                 return "database"
         except StoreLocked:
-            self._spool(table, frame, mode)
+            self._spool(table, mode, lambda con: _bind_frame(con, frame), len(frame))
+            return "spool"
+
+    def copy_from(self, table: str, stage_file: str, select: str, mode: str = "append",
+                  replace_on: tuple[str, ...] | list[str] = ()) -> str:
+        """As write(), for the rows of `select` over a run's stage file (attached as `src`):
+        a million rows go from file to file inside DuckDB, never through pandas."""
+        mode = _mode(mode, replace_on)
+
+        def bind(con: duckdb.DuckDBPyConnection) -> None:
+            con.execute(f"ATTACH '{stage_file}' AS src (READ_ONLY)")
+            con.execute(f"CREATE OR REPLACE TEMP VIEW frame AS {select}")
+
+        try:
+            with self.writer() as con:
+                bind(con)
+                try:
+                    with _transaction(con):
+                        _write_relation(con, table, mode)
+                finally:
+                    con.execute("DROP VIEW frame")
+                    con.execute("DETACH src")
+                return "database"
+        except StoreLocked:
+            self._spool(table, mode, bind, None)
             return "spool"
 
     def flush(self) -> int:
@@ -210,20 +229,21 @@ class Store:
             pass
         return len(self._spool_files())
 
-    def _spool(self, table: str, frame: pd.DataFrame, mode: str) -> None:
+    def _spool(self, table: str, mode: str, bind, rows: int | None) -> None:
+        """Keep the rows that `bind` makes visible as `frame` in a spool file of their own."""
         self.spool_dir.mkdir(parents=True, exist_ok=True)
         # Nanosecond time first so that files sort in write order; the uuid makes them unique.
         name = f"{time.time_ns():020d}-{uuid.uuid4().hex[:8]}-{mode}-{table}.duckdb"
         tmp = self.spool_dir / f".{name}.tmp"
         con = duckdb.connect(str(tmp))
         try:
-            con.register("frame", frame)
+            bind(con)
             con.execute("CREATE TABLE spooled AS SELECT * FROM frame")
         finally:
             con.close()
         os.replace(tmp, self.spool_dir / name)  # atomic: a half-written spool is never seen
-        log.warning("database locked: %d rows for %s kept in %s until it is free",
-                    len(frame), table, self.spool_dir / name)
+        log.warning("database locked: %s rows for %s kept in %s until it is free",
+                    "the" if rows is None else rows, table, self.spool_dir / name)
 
     def _spool_files(self) -> list[Path]:
         if not self.spool_dir.exists():
@@ -289,22 +309,41 @@ def _read_spool(path: Path) -> pd.DataFrame:
         con.close()
 
 
-def _write_frame(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame, mode: str) -> None:
+def _mode(mode: str, replace_on: tuple[str, ...] | list[str]) -> str:
+    if mode not in ("append", "replace"):
+        raise ValueError(f"mode must be 'append' or 'replace', not {mode!r}")
+    if replace_on:
+        if mode != "append" or not all(c.isidentifier() for c in replace_on):
+            raise ValueError("replace_on takes column names, with mode 'append'")
+        return "upsert." + ".".join(replace_on)
+    return mode
+
+
+def _bind_frame(con: duckdb.DuckDBPyConnection, frame: pd.DataFrame) -> None:
     con.register("frame", frame)
+
+
+def _write_frame(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame, mode: str) -> None:
+    _bind_frame(con, frame)
     try:
-        if mode == "replace" or not _has_table(con, table):
-            con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM frame")
-        elif len(frame):
-            _add_new_columns(con, table)
-            if mode.startswith("upsert."):
-                cols = mode.split(".")[1:]
-                match = " AND ".join(f't."{c}" IS NOT DISTINCT FROM f."{c}"' for c in cols)
-                con.execute(f"DELETE FROM {table} AS t WHERE EXISTS "
-                            f"(SELECT 1 FROM (SELECT DISTINCT {', '.join(cols)} FROM frame) "
-                            f"AS f WHERE {match})")
-            con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM frame")
+        _write_relation(con, table, mode)
     finally:
         con.unregister("frame")
+
+
+def _write_relation(con: duckdb.DuckDBPyConnection, table: str, mode: str) -> None:
+    """Write the relation `frame` (a registered frame or a view) into `table`."""
+    if mode == "replace" or not _has_table(con, table):
+        con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM frame")
+        return
+    _add_new_columns(con, table)
+    if mode.startswith("upsert."):
+        cols = mode.split(".")[1:]
+        match = " AND ".join(f't."{c}" IS NOT DISTINCT FROM f."{c}"' for c in cols)
+        con.execute(f"DELETE FROM {table} AS t WHERE EXISTS "
+                    f"(SELECT 1 FROM (SELECT DISTINCT {', '.join(cols)} FROM frame) "
+                    f"AS f WHERE {match})")
+    con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM frame")
 
 
 def _add_new_columns(con: duckdb.DuckDBPyConnection, table: str) -> None:

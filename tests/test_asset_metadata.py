@@ -12,6 +12,7 @@ from dagster import AssetKey, TableMetadataValue
 from dagster._core.definitions.metadata import MarkdownMetadataValue
 from test_pipeline import NUMBERS, SEED, Setup
 
+from emergency_pipeline import plan_report
 from emergency_pipeline.defs import metadata as md
 from emergency_pipeline.emulator import Emulator
 
@@ -95,7 +96,11 @@ def test_the_plan_table_groups_every_number_by_action_and_target(applied) -> Non
     # The full list: every planned number, in the CSV the table points at; the steps after
     # the plan point at it too.
     full = pd.read_csv(meta["full_list"].value, dtype=str)
-    assert len(full) == len(plan) and set(full["phone_number"].dropna()) <= set(plan["phone_number"])
+    # The same columns and order as the CLI's list (plan_report.full_list).
+    want = plan_report.full_list(plan, addresses)
+    assert list(full.columns) == plan_report.LIST_COLUMNS and len(full) == len(plan)
+    assert list(full["phone_number"].fillna("")) == list(want["phone_number"].fillna(""))
+    assert list(full["action"]) == list(want["action"])
     for later in ("emergency_update_jobs", "emergency_operation_outcomes"):
         assert materialized[later]["plan_full_list"].value == meta["full_list"].value
         assert materialized[later]["sql_emergency_plan"].value == md.run_sql("emergency_plan",

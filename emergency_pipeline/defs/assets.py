@@ -30,8 +30,8 @@ from emergency_pipeline.defs.resources import (
 )
 from emergency_pipeline.defs.run_scope import account_lease, applies, stamp, tables
 from emergency_pipeline.desired_state import DesiredStateError, read_desired_state
-from emergency_pipeline.outcomes import build_outcomes
-from emergency_pipeline.plan import build_plan
+from emergency_pipeline.outcomes import OUTCOMES_SQL, outcome_views
+from emergency_pipeline.plan import PLAN_SQL, plan_views
 from emergency_pipeline.publish import publish_orphans, publish_run
 from emergency_pipeline.run_tables import StageRef, prune
 from emergency_pipeline.safety import SafetyGuardError, check_disable_guard
@@ -216,31 +216,45 @@ def emergency_settings_plan(context: AssetExecutionContext,
                             emergency_account_snapshot: StageRef,
                             telnyx: TelnyxResource, duckdb: DuckDBResource,
                             state: PipelineState) -> StageRef:
-    """One action per desired number: enable, disable, change_address, noop or skip."""
-    with account_lease(context, telnyx, state):
-        in_flight = emergency_account_snapshot.read("in_flight")
-        plan = build_plan(emergency_address_resolution.read("accepted"),
-                          emergency_account_snapshot.read("numbers"),
-                          emergency_address_resolution.read("addresses"),
-                          in_flight=frozenset(in_flight["identifier"]))
-        plan = plan.assign(planned_at=_now())
-        counts = {"desired_numbers": len(plan), **{
-            f"action_{a}": int(n) for a, n in plan["action"].value_counts().items()}}
-        ref = tables(context, state).write("plan", {"plan": plan}, counts=counts)
-    store_for(duckdb).write("emergency_plan", stamp(plan, context))
-    context.log.info("plan: " + (", ".join(f"{k[7:]} {v}" for k, v in counts.items()
-                                           if k.startswith("action_")) or "nothing"))
-    skips = plan.loc[plan["action"].eq("skip"), "reason"].value_counts().rename_axis("reason")
+    """One action per desired number: enable, disable, change_address, noop or skip.
+    Planned in SQL (plan.PLAN_SQL) over the resolution's and the snapshot's tables."""
+    stage = tables(context, state)
+    with account_lease(context, telnyx, state), stage.building("plan") as con:
+        con.execute(f"ATTACH '{emergency_address_resolution.path}' AS r (READ_ONLY)")
+        con.execute(f"ATTACH '{emergency_account_snapshot.path}' AS s (READ_ONLY)")
+        plan_views(con, "r.accepted", "s.numbers", "r.addresses", "s.in_flight")
+        con.execute(f"CREATE TABLE plan AS SELECT *, now() AS planned_at FROM ({PLAN_SQL})")
+        by_action = dict(con.execute("SELECT action, count(*) FROM plan GROUP BY ALL "
+                                     "ORDER BY ALL").fetchall())
+        skips = con.execute("SELECT reason, count(*) AS numbers FROM plan WHERE action = "
+                            "'skip' GROUP BY ALL ORDER BY numbers DESC, reason LIMIT 50").df()
+        con.execute("DETACH r")
+        con.execute("DETACH s")
+    counts = {"desired_numbers": sum(by_action.values()),
+              **{f"action_{a}": int(n) for a, n in by_action.items()}}
+    ref = stage.ref("plan", counts)
+    store_for(duckdb).copy_from("emergency_plan", ref.path, _stamped("src.plan", context))
+    context.log.info("plan: " + (", ".join(f"{a} {n}" for a, n in by_action.items())
+                                 or "no rows"))
     addresses = emergency_address_resolution.read("addresses")
-    plan_groups, groups = md.plan_table(plan, addresses)
+    plan_groups, groups = md.plan_table(ref, addresses)
     # The plan first: the UI lists the entries in this order.
     context.add_output_metadata({
         "plan": plan_groups, "plan_groups": groups,
-        **md.plan_full_list(plan, addresses, duckdb.database, context.run.run_id),
-        **counts, **md.stage(context, duckdb.database, ref, len(plan), "emergency_plan"),
-        "skip_reasons": md.table(skips.reset_index(name="numbers")),
+        **md.plan_full_list(ref, addresses, duckdb.database, context.run.run_id),
+        **counts,
+        **md.stage(context, duckdb.database, ref, counts["desired_numbers"], "emergency_plan"),
+        "skip_reasons": md.table(skips),
     })
     return ref
+
+
+def _stamped(table: str, context: AssetExecutionContext) -> str:
+    """SELECT of a stage table with the run id and source, as the history tables hold it."""
+    def text(v: str) -> str:
+        return "'" + v.replace("'", "''") + "'"
+    return (f"SELECT *, {text(context.run.run_id)} AS run_id, "
+            f"{text(context.partition_key)} AS source FROM {table}")
 
 
 def _aliases(plan: pd.DataFrame) -> dict[str, str]:
@@ -259,7 +273,8 @@ def emergency_update_jobs(context: AssetExecutionContext, config: ApplyConfig,
                           state: PipelineState) -> StageRef:
     """Batches submitted as update_emergency_settings jobs (when applying), followed to the
     end; every batch recorded in the ledger before its POST, closed with its results."""
-    plan = emergency_settings_plan.read("plan")
+    plan = emergency_settings_plan.read("plan", where="action IN ('enable', 'disable', "
+                                        "'change_address')")   # what batches are made of
     batches = make_batches(plan, max_size=config.max_batch_size)
     if config.apply and any(is_placeholder(b.emergency_address_id) for b in batches):
         # The resolution only planned its new addresses (its own `apply` was not set).
@@ -335,38 +350,41 @@ def emergency_operation_outcomes(context: AssetExecutionContext,
                                  telnyx: TelnyxResource, duckdb: DuckDBResource,
                                  state: PipelineState) -> StageRef:
     """One row per desired number of the run, appended to operation_outcomes (history)."""
+    stage = tables(context, state)
     with account_lease(context, telnyx, state, last=True):
-        plan = emergency_settings_plan.read("plan")
-        results = emergency_update_jobs.read("results")
-        by_ident = {r["identifier"]: r for r in results.astype(object).where(
-            results.notna(), None).to_dict("records")}
-        rejected = pd.concat([desired_emergency_settings.read("rejected"),
-                              emergency_address_resolution.read("rejected")],
-                             ignore_index=True)
-        planned_at = plan["planned_at"].iloc[0] if len(plan) else _now()
-        outcomes = build_outcomes(plan, rejected, by_ident, run_id=context.run.run_id,
-                                  source=context.partition_key,
-                                  applied=emergency_update_jobs.info["applied"],
-                                  planned_at=planned_at, recorded_at=_now())
-        counts = {"rows": len(outcomes), **{
-            f"result_{r}": int(n) for r, n in outcomes["result"].value_counts().items()}}
-        ref = tables(context, state).write("outcomes", {"outcomes": outcomes}, counts=counts)
+        with stage.building("outcomes") as con:
+            attach = {"p": emergency_settings_plan, "sub": emergency_update_jobs,
+                      "d": desired_emergency_settings, "r": emergency_address_resolution}
+            for alias, ref in attach.items():
+                con.execute(f"ATTACH '{ref.path}' AS {alias} (READ_ONLY)")
+            outcome_views(con, "p.plan", "sub.results", ["d.rejected", "r.rejected"],
+                          run_id=context.run.run_id, source=context.partition_key,
+                          applied=bool(emergency_update_jobs.info["applied"]))
+            con.execute(f"CREATE TABLE outcomes AS {OUTCOMES_SQL}")
+            by_result = dict(con.execute("SELECT result, count(*) FROM outcomes GROUP BY ALL "
+                                         "ORDER BY ALL").fetchall())
+            failures = con.execute(
+                "SELECT phone_number, result, error_code, error_title, error_detail, "
+                "error_pointer FROM outcomes WHERE result IN ('failed', 'expired') "
+                "LIMIT 20").df()
+            for alias in attach:
+                con.execute(f"DETACH {alias}")
+        counts = {"rows": sum(by_result.values()),
+                  **{f"result_{r}": int(n) for r, n in by_result.items()}}
+        ref = stage.ref("outcomes", counts)
         store = store_for(duckdb)
-        where = publish_run(store, outcomes, state.ledger() if applies(context) else None,
+        where = publish_run(store, ref.path, state.ledger() if applies(context) else None,
                             context.run.run_id)
     if where == "spool":
         context.log.warning(f"{store.database} is held by another process: the outcomes are "
                             f"kept in {store.spool_dir} and land at the next write")
     prune(state.directory, state.keep_run_tables_days * 86400, keep={context.run.run_id})
-    failures = outcomes[outcomes["result"].isin(["failed", "expired"])]
     context.add_output_metadata({
         **counts, "stored_in": where,
-        **md.stage(context, duckdb.database, ref, len(outcomes), "operation_outcomes",
+        **md.stage(context, duckdb.database, ref, counts["rows"], "operation_outcomes",
                    also=["emergency_plan", "emergency_jobs"]),
         **md.plan_list_of_run(duckdb.database, context.run.run_id),
-        "failures_sample": md.table(failures[["phone_number", "result", "error_code",
-                                              "error_title", "error_detail",
-                                              "error_pointer"]]),
+        "failures_sample": md.table(failures),
     })
     errors = emergency_update_jobs.info.get("errors") or []
     if errors:

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pandas as pd
 from dagster import AssetExecutionContext, MetadataValue, TableColumn, TableRecord, TableSchema
 
@@ -209,14 +210,26 @@ PLAN_TABLE = {
 _ID_AFTER_NUMBER = re.compile(r" \(id [^)]*\)$")
 
 
-def plan_table(plan: pd.DataFrame, addresses: pd.DataFrame | None) -> tuple[MetadataValue, int]:
+def plan_table(plan: StageRef, addresses: pd.DataFrame | None) -> tuple[MetadataValue, int]:
     """The plan as a reviewer reads it: one row per action and target address (and per skip
     reason), the address as text beside its id, the first numbers and "and N more"; with the
     number of groups (the table shows the first PLAN_GROUPS_SHOWN).
 
+    Only the numbers shown leave the stage file (a million-row plan stays in DuckDB):
+    plan_report.plan_groups names them, and the groups' sizes come from the SQL.
     The address and a skip's reason share a column (a group has one or the other): every
     column then fits the UI's metadata panel without being cut."""
-    groups = plan_report.plan_groups(plan, addresses, PLAN_NUMBERS_SHOWN)
+    heads = query_df(PLAN_HEADS_SQL, [PLAN_NUMBERS_SHOWN], p=plan)
+    groups = plan_report.plan_groups(heads.drop(columns="_total"), addresses,
+                                     PLAN_NUMBERS_SHOWN)
+    totals = heads.assign(_key=heads["_key"].fillna(""), _why=heads["_why"].fillna("")).groupby(
+        ["action", "_key", "_why"])["_total"].first()
+    groups["numbers"] = [int(totals[(a, k or "", w or "")]) for a, k, w in zip(
+        groups["action"], groups["target_address_id"].fillna(""), groups["reason"].fillna(""))]
+    order = groups["action"].map({a: i for i, a in enumerate(
+        (*plan_report.CHANGES, "skip", "noop"))})
+    groups = groups.assign(_o=order, _m=-groups["numbers"]).sort_values(
+        ["_o", "_m"], kind="stable").reset_index(drop=True)
     why = groups["reason"].where(groups["action"].eq("skip"))
     off = groups["action"].eq("disable")
     shown = groups.assign(
@@ -229,6 +242,32 @@ def plan_table(plan: pd.DataFrame, addresses: pd.DataFrame | None) -> tuple[Meta
         target_address_id=groups["target_address_id"].astype(object))
     return (table(shown[list(PLAN_TABLE)], PLAN_GROUPS_SHOWN, descriptions=PLAN_TABLE,
                   kinds={"numbers": "int", "and_more": "int"}), len(groups))
+
+
+# The first numbers of each group as plan_report.plan_groups groups them (action; target
+# address for a change; reason for a skip), in its order (phone number), with the group's size.
+PLAN_HEADS_SQL = """
+SELECT * EXCLUDE (_n) FROM (
+    SELECT *, row_number() OVER (g ORDER BY target_address_id, phone_number) AS _n,
+           count(*) OVER g AS _total FROM (
+        SELECT *,
+            CASE WHEN action IN ('enable', 'change_address', 'disable')
+                 THEN coalesce(target_address_id, '') ELSE '' END AS _key,
+            CASE WHEN action = 'skip' THEN coalesce(reason, '') ELSE '' END AS _why
+        FROM p.plan)
+    WINDOW g AS (PARTITION BY action, _key, _why))
+WHERE _n <= ?
+"""
+
+
+def query_df(sql: str, params: list | None = None, **stages: StageRef) -> pd.DataFrame:
+    con = duckdb.connect()
+    try:
+        for alias, ref in stages.items():
+            con.execute(f"ATTACH '{ref.path}' AS {alias} (READ_ONLY)")
+        return con.execute(sql, params or []).df()
+    finally:
+        con.close()
 
 
 # A batch sample's columns as the UI shows them: short names, so that none is cut off (the
@@ -253,17 +292,41 @@ def batches_table(batches: "pd.DataFrame | list[Any]") -> MetadataValue:
     return table(shown, descriptions=BATCH_TABLE, kinds={"enabled": "bool"})
 
 
-def plan_full_list(plan: pd.DataFrame, addresses: pd.DataFrame | None, database: str,
+def plan_full_list(plan: StageRef, addresses: pd.DataFrame | None, database: str,
                    run_id: str) -> dict[str, Any]:
     """The whole plan as CSV next to the analytics file (where `emergency-pipeline run` puts
-    it too); where the folder is not writable, the SQL gives the same rows."""
+    it too: plan_report.full_list's columns and order), written by DuckDB from the stage file;
+    where the folder is not writable, the SQL gives the same rows."""
     path = plan_report.plan_csv_path(database, run_id)
+    texts = pd.DataFrame(list(plan_report.address_texts(addresses).items()),
+                         columns=["id", "text"])
+    con = duckdb.connect()
     try:
-        plan_report.write_full_list(plan, addresses, path)
-    except OSError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        con.execute(f"ATTACH '{plan.path}' AS p (READ_ONLY)")
+        con.register("texts", texts)
+        tmp = path.with_suffix(".csv.tmp")
+        con.execute(f"COPY ({FULL_LIST_SQL}) TO '{tmp}' (HEADER)")
+        tmp.replace(path)
+    except (OSError, duckdb.IOException):
         return {"full_list": MetadataValue.text(
             f"{database_path(database)}: {plan_report.plan_sql(run_id)}")}
+    finally:
+        con.close()
     return {"full_list": MetadataValue.path(str(path))}
+
+
+FULL_LIST_SQL = """
+SELECT action, phone_number, number_id, target_enabled, target_address_id,
+    CASE WHEN NOT coalesce(target_enabled, false) OR target_address_id IS NULL THEN ''
+         ELSE coalesce(t.text, address_given, 'not an address of the account')
+    END AS target_address,
+    reason, current_enabled, current_address_id, address_given, source_file, source_row, extras
+FROM p.plan LEFT JOIN texts t ON t.id = target_address_id
+ORDER BY CASE action WHEN 'enable' THEN 0 WHEN 'change_address' THEN 1 WHEN 'disable' THEN 2
+                     WHEN 'skip' THEN 3 WHEN 'noop' THEN 4 ELSE 5 END,
+         target_address_id NULLS LAST, phone_number NULLS LAST
+"""
 
 
 def plan_list_of_run(database: str, run_id: str) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from dagster import AssetExecutionContext, MetadataValue, TableColumn, TableReco
 
 from emergency_pipeline import plan_report
 from emergency_pipeline.run_tables import StageRef
+from emergency_pipeline.run_tables import query as run_query
 
 OWNERS = ["team:operations"]
 # Rows a sample table shows: enough to see a pattern, few enough to read on one screen.
@@ -219,7 +220,8 @@ def plan_table(plan: StageRef, addresses: pd.DataFrame | None) -> tuple[Metadata
     plan_report.plan_groups names them, and the groups' sizes come from the SQL.
     The address and a skip's reason share a column (a group has one or the other): every
     column then fits the UI's metadata panel without being cut."""
-    heads = query_df(PLAN_HEADS_SQL, [PLAN_NUMBERS_SHOWN], p=plan)
+    heads = pd.DataFrame(run_query(PLAN_HEADS_SQL, [PLAN_NUMBERS_SHOWN], p=plan),
+                         columns=[*HEAD_COLUMNS, "_key", "_why", "_total"])
     groups = plan_report.plan_groups(heads.drop(columns="_total"), addresses,
                                      PLAN_NUMBERS_SHOWN)
     totals = heads.assign(_key=heads["_key"].fillna(""), _why=heads["_why"].fillna("")).groupby(
@@ -246,8 +248,10 @@ def plan_table(plan: StageRef, addresses: pd.DataFrame | None) -> tuple[Metadata
 
 # The first numbers of each group as plan_report.plan_groups groups them (action; target
 # address for a change; reason for a skip), in its order (phone number), with the group's size.
-PLAN_HEADS_SQL = """
-SELECT * EXCLUDE (_n) FROM (
+HEAD_COLUMNS = ["action", "phone_number", "number_id", "target_enabled", "target_address_id",
+                "address_given", "reason"]
+PLAN_HEADS_SQL = f"""
+SELECT {", ".join(HEAD_COLUMNS)}, _key, _why, _total FROM (
     SELECT *, row_number() OVER (g ORDER BY target_address_id, phone_number) AS _n,
            count(*) OVER g AS _total FROM (
         SELECT *,
@@ -258,16 +262,6 @@ SELECT * EXCLUDE (_n) FROM (
     WINDOW g AS (PARTITION BY action, _key, _why))
 WHERE _n <= ?
 """
-
-
-def query_df(sql: str, params: list | None = None, **stages: StageRef) -> pd.DataFrame:
-    con = duckdb.connect()
-    try:
-        for alias, ref in stages.items():
-            con.execute(f"ATTACH '{ref.path}' AS {alias} (READ_ONLY)")
-        return con.execute(sql, params or []).df()
-    finally:
-        con.close()
 
 
 # A batch sample's columns as the UI shows them: short names, so that none is cut off (the

@@ -92,18 +92,24 @@ def plan_groups(plan: pd.DataFrame, addresses: pd.DataFrame | None = None,
     rows = full_list(plan, addresses)
     if rows.empty:
         return pd.DataFrame(columns=GROUP_COLUMNS)
-    rows = rows.assign(_n=rows.apply(_number, axis=1),
-                       _key=rows["target_address_id"].where(rows["action"].isin(CHANGES), ""),
-                       _why=rows["reason"].where(rows["action"].eq("skip"), ""))
-    rows["_key"] = rows["_key"].fillna("")
+    change = rows["action"].isin(CHANGES)
+    rows = rows.assign(_key=rows["target_address_id"].where(change, "").fillna(""),
+                       _why=rows["reason"].where(rows["action"].eq("skip"), "").fillna(""))
+    by = ["action", "_key", "_why"]
+    # Only the numbers shown are named: row by row, naming a million would take a minute.
+    firsts = rows.groupby(by, sort=False).head(limit)
+    rows["_n"] = firsts.apply(_number, axis=1) if len(firsts) else None
     groups = []
-    for (action, key, why), g in rows.groupby(["action", "_key", "_why"], sort=False,
-                                               dropna=False):
+    for (action, key, why), g in rows.groupby(by, sort=False):
+        # A skip or noop group mixes targets: it names none.
+        changes = action in CHANGES
         groups.append({
-            "action": action, "target_enabled": bool(_as_bool(g["target_enabled"].iloc[0])),
-            "target_address_id": key or None, "target_address": g["target_address"].iloc[0],
+            "action": action,
+            "target_enabled": bool(_as_bool(g["target_enabled"].iloc[0])) if changes else None,
+            "target_address_id": key or None,
+            "target_address": g["target_address"].iloc[0] if changes else "",
             "reason": why or None, "numbers": len(g),
-            "first_numbers": list(g["_n"].head(limit)) if action != "noop" else [],
+            "first_numbers": list(g["_n"].dropna().head(limit)) if action != "noop" else [],
         })
     out = pd.DataFrame(groups, columns=GROUP_COLUMNS)
     order = out["action"].map({a: i for i, a in enumerate((*CHANGES, "skip", "noop"))})

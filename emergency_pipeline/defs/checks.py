@@ -16,6 +16,7 @@ from dagster import (
 )
 
 from emergency_pipeline.client import TelnyxAPIError
+from emergency_pipeline.defs import metadata as md
 from emergency_pipeline.defs.assets import (
     desired_emergency_settings, emergency_operation_outcomes,
 )
@@ -96,11 +97,21 @@ def failure_share(emergency_operation_outcomes: StageRef) -> AssetCheckResult:
         o=emergency_operation_outcomes)
     share = failed / submitted if submitted else 0.0
     limit = _threshold("EMERGENCY_PIPELINE_MAX_FAILURE_SHARE", 0.1)
+    by_error = pd.DataFrame(run_query(FAILURES_BY_ERROR_SQL, o=emergency_operation_outcomes),
+                            columns=["result", "error_code", "error_title", "error_pointer",
+                                     "numbers"])
     return AssetCheckResult(
         passed=bool(share <= limit), severity=AssetCheckSeverity.WARN,
         metadata={"submitted": submitted, "failed_or_expired": failed,
-                  "share": round(float(share), 4), "limit": limit},
+                  "share": round(float(share), 4), "limit": limit,
+                  "failures_by_error": md.table(by_error)},
     )
+
+
+FAILURES_BY_ERROR_SQL = """
+SELECT result, error_code, error_title, error_pointer, count(*) AS numbers FROM o.outcomes
+WHERE result IN ('failed', 'expired') GROUP BY ALL ORDER BY numbers DESC, error_code
+"""
 
 
 @asset_check(asset=emergency_operation_outcomes, partitions_def=desired_state_sources,
@@ -136,7 +147,11 @@ def account_agrees_after_apply(context: AssetCheckExecutionContext,
     return AssetCheckResult(
         passed=wrong.empty,
         metadata={"checked": len(merged), "disagreeing": len(wrong),
-                  "sample": ", ".join(map(str, wrong["phone_number"].head(10)))},
+                  "sample": md.table(wrong[["phone_number", "number_id", "target_enabled",
+                                            "target_address_id", "emergency_enabled",
+                                            "emergency_address_id"]].rename(columns={
+                                                "emergency_enabled": "live_enabled",
+                                                "emergency_address_id": "live_address_id"}))},
     )
 
 

@@ -222,13 +222,6 @@ def build_plan(accepted: pd.DataFrame, numbers: pd.DataFrame, addresses: pd.Data
     return plan[PLAN_COLUMNS]
 
 
-PLAN_SUMMARY_SQL = """
-SELECT action, target_enabled, coalesce(target_address_id, '-') AS target_address_id,
-       count(*) AS numbers
-FROM plan GROUP BY ALL ORDER BY ALL
-"""
-
-
 def plan_summary(plan: pd.DataFrame) -> pd.DataFrame:
     """Numbers by action and target (enabled + address), for a markdown table."""
     if len(plan) == 0:

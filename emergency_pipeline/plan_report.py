@@ -86,24 +86,34 @@ def full_list(plan: pd.DataFrame, addresses: pd.DataFrame | None = None) -> pd.D
 
 
 def plan_groups(plan: pd.DataFrame, addresses: pd.DataFrame | None = None,
-                limit: int = 10) -> pd.DataFrame:
+                limit: int = 10, totals: dict[tuple, int] | None = None) -> pd.DataFrame:
     """One row per change (action and target address) and per skip reason, with its count
-    and its first `limit` numbers; noops are one row. Ordered enable, change, disable, skip."""
+    and its first `limit` numbers; noops are one row. Ordered enable, change, disable, skip.
+
+    `totals` ((action, address key, skip reason) -> numbers): the group sizes when `plan`
+    holds only each group's first rows (a big plan stays in DuckDB; see group_sql)."""
     rows = full_list(plan, addresses)
     if rows.empty:
         return pd.DataFrame(columns=GROUP_COLUMNS)
-    rows = rows.assign(_n=rows.apply(_number, axis=1),
-                       _key=rows["target_address_id"].where(rows["action"].isin(CHANGES), ""),
-                       _why=rows["reason"].where(rows["action"].eq("skip"), ""))
-    rows["_key"] = rows["_key"].fillna("")
+    change = rows["action"].isin(CHANGES)
+    rows = rows.assign(_key=rows["target_address_id"].where(change, "").fillna(""),
+                       _why=rows["reason"].where(rows["action"].eq("skip"), "").fillna(""))
+    by = ["action", "_key", "_why"]
+    # Only the numbers shown are named: row by row, naming a million would take a minute.
+    firsts = rows.groupby(by, sort=False).head(limit)
+    rows["_n"] = firsts.apply(_number, axis=1) if len(firsts) else None
     groups = []
-    for (action, key, why), g in rows.groupby(["action", "_key", "_why"], sort=False,
-                                               dropna=False):
+    for (action, key, why), g in rows.groupby(by, sort=False):
+        # A skip or noop group mixes targets: it names none.
+        changes = action in CHANGES
         groups.append({
-            "action": action, "target_enabled": bool(_as_bool(g["target_enabled"].iloc[0])),
-            "target_address_id": key or None, "target_address": g["target_address"].iloc[0],
-            "reason": why or None, "numbers": len(g),
-            "first_numbers": list(g["_n"].head(limit)) if action != "noop" else [],
+            "action": action,
+            "target_enabled": bool(_as_bool(g["target_enabled"].iloc[0])) if changes else None,
+            "target_address_id": key or None,
+            "target_address": g["target_address"].iloc[0] if changes else "",
+            "reason": why or None,
+            "numbers": len(g) if totals is None else totals.get((action, key, why), len(g)),
+            "first_numbers": list(g["_n"].dropna().head(limit)) if action != "noop" else [],
         })
     out = pd.DataFrame(groups, columns=GROUP_COLUMNS)
     order = out["action"].map({a: i for i, a in enumerate((*CHANGES, "skip", "noop"))})
@@ -111,12 +121,21 @@ def plan_groups(plan: pd.DataFrame, addresses: pd.DataFrame | None = None,
     return out.sort_values(["_o", "_m"], kind="stable")[GROUP_COLUMNS].reset_index(drop=True)
 
 
-def has_changes(plan: pd.DataFrame) -> bool:
-    return bool(len(plan)) and bool(plan["action"].isin(CHANGES).any())
+def _action_counts(plan: pd.DataFrame, totals: dict[tuple, int] | None) -> pd.Series:
+    if totals is not None:
+        by: dict[str, int] = {}
+        for (action, _, _), n in totals.items():
+            by[action] = by.get(action, 0) + n
+        return pd.Series(by, dtype=int)
+    return plan["action"].value_counts() if len(plan) else pd.Series(dtype=int)
 
 
-def headline(plan: pd.DataFrame) -> str:
-    counts = plan["action"].value_counts() if len(plan) else pd.Series(dtype=int)
+def has_changes(plan: pd.DataFrame, totals: dict[tuple, int] | None = None) -> bool:
+    return bool(_action_counts(plan, totals).reindex(list(CHANGES)).fillna(0).sum())
+
+
+def headline(plan: pd.DataFrame, totals: dict[tuple, int] | None = None) -> str:
+    counts = _action_counts(plan, totals)
     changes = [f"{a} {int(counts[a])}" for a in CHANGES if a in counts]
     total = sum(int(counts.get(a, 0)) for a in CHANGES)
     return (f"Plan: {total} to change" + (f" ({', '.join(changes)})" if changes else "")
@@ -124,15 +143,16 @@ def headline(plan: pd.DataFrame) -> str:
 
 
 def render_plan(plan: pd.DataFrame, addresses: pd.DataFrame | None = None, *, limit: int = 10,
-                full_list_at: str | Path | None = None) -> str:
+                full_list_at: str | Path | None = None,
+                totals: dict[tuple, int] | None = None) -> str:
     """The plan as text: a headline, then each change group with its target address and its
     first `limit` numbers ("and N more"), then the skips by reason, then where the rest is."""
-    lines = [headline(plan)]
-    if not has_changes(plan):
+    lines = [headline(plan, totals)]
+    if not has_changes(plan, totals):
         lines.append("No changes: the account already matches the desired state"
                      + (" (apart from the skipped numbers below)." if
                         (plan["action"] == "skip").any() else "."))
-    groups = plan_groups(plan, addresses, limit)
+    groups = plan_groups(plan, addresses, limit, totals)
     for g in groups.itertuples(index=False):
         if g.action == "noop":
             continue
@@ -151,6 +171,30 @@ def render_plan(plan: pd.DataFrame, addresses: pd.DataFrame | None = None, *, li
     if full_list_at is not None:
         lines += ["", f"Full list: {full_list_at}"]
     return "\n".join(lines)
+
+
+# A plan's groups in SQL, over a table `plan`: each group's first `?` rows with the group's
+# size (_total), so that a million-row plan never leaves DuckDB to be printed.
+GROUP_SQL = """
+SELECT * EXCLUDE (_n) FROM (
+    SELECT *, row_number() OVER (g ORDER BY target_address_id, phone_number) AS _n,
+           count(*) OVER g AS _total FROM (
+        SELECT *,
+            CASE WHEN action IN ('enable', 'change_address', 'disable')
+                 THEN coalesce(target_address_id, '') ELSE '' END AS _key,
+            CASE WHEN action = 'skip' THEN coalesce(reason, '') ELSE '' END AS _why
+        FROM plan)
+    WINDOW g AS (PARTITION BY action, _key, _why))
+WHERE _n <= ?
+"""
+
+
+def heads_and_totals(heads: pd.DataFrame) -> tuple[pd.DataFrame, dict[tuple, int]]:
+    """GROUP_SQL's rows -> (the plan rows to show, the group sizes)."""
+    totals = {(a, k, w): int(n) for a, k, w, n in
+              heads[["action", "_key", "_why", "_total"]].drop_duplicates().itertuples(
+                  index=False)}
+    return heads.drop(columns=["_key", "_why", "_total"]), totals
 
 
 def _plural(n: int) -> str:

@@ -10,37 +10,29 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pandas as pd
-
 from emergency_pipeline import plan_report
 from emergency_pipeline.store import Store
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
 
 
-def run_plan(database: str, run_id: str) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The run's plan rows (emergency_plan by run_id) and the account's addresses."""
-    store = Store(database)
-    plan = store.read("emergency_plan", "run_id = ?", [run_id])
-    addresses = store.read("account_addresses")
-    return plan, addresses
-
-
 def print_plan(database: str, run_id: str, source: str, limit: int = 10) -> bool:
-    """Print the plan of a plan-only run, write its full list as CSV; True if it changes
-    anything."""
-    plan, addresses = run_plan(database, run_id)
-    if plan.empty:
+    """Print the plan of a plan-only run and where its full list is (the plan asset wrote the
+    CSV); True if it changes anything. Only each group's first rows leave DuckDB."""
+    store = Store(database)
+    heads = store.query(plan_report.GROUP_SQL.replace(
+        "FROM plan)", "FROM emergency_plan WHERE run_id = ?)"), [run_id, limit])
+    if heads.empty:
         print(f"\nNo plan rows for run {run_id} in {database} (see: {plan_report.plan_sql(run_id)})")
         return False
+    plan, totals = plan_report.heads_and_totals(heads)
+    addresses = store.read("account_addresses")
     csv = plan_report.plan_csv_path(database, run_id)
-    try:
-        plan_report.write_full_list(plan, addresses, csv)
-        where: str | Path = csv
-    except OSError:   # a read-only folder: the SQL gives the same list
-        where = f"{Path(database).resolve()}: {plan_report.plan_sql(run_id)}"
-    print("\n" + plan_report.render_plan(plan, addresses, limit=limit, full_list_at=where))
-    changes = plan_report.has_changes(plan)
+    where: str | Path = csv if csv.exists() else \
+        f"{Path(database).resolve()}: {plan_report.plan_sql(run_id)}"
+    print("\n" + plan_report.render_plan(plan, addresses, limit=limit, full_list_at=where,
+                                         totals=totals))
+    changes = plan_report.has_changes(plan, totals)
     if changes:
         print(f"\nThis run only planned; nothing was submitted. To apply: "
               f"emergency-pipeline run {source} --apply")

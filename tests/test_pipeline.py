@@ -310,7 +310,9 @@ def test_read_back_reports_numbers_the_account_disagrees_on(setup: Setup, tmp_pa
     result = account_agrees_after_apply(build_asset_check_context(), ref, telnyx)
     assert not result.passed
     assert result.metadata["disagreeing"].value == changes
-    assert numbers[0]["phone_number"] in result.metadata["sample"].value
+    sample = [r.data for r in result.metadata["sample"].records]
+    assert len(sample) == min(changes, 20) and sample[0]["phone_number"] == numbers[0]["phone_number"]
+    assert sample[0]["target_enabled"] is True and sample[0]["live_enabled"] is False
 
 
 @pytest.mark.parametrize("bad, passed", [(1, True), (3, False)])
@@ -350,6 +352,9 @@ def test_numbers_the_provider_refuses_are_failed_with_its_error(setup: Setup) ->
     # Half refused is far past the 10% limit: the check warns, the run still succeeds.
     check = _check(result, "failure_share")
     assert not check["passed"] and check["failed_or_expired"] == len(failed)
+    by_error = [r.data for r in check["failures_by_error"].records]
+    assert sum(r["numbers"] for r in by_error) == len(failed)
+    assert {r["error_title"] for r in by_error} == set(failed["error_title"])
     by_code = setup.store.query("SELECT * FROM failures_by_error_code")
     assert "10015" in set(by_code["error_code"])
 

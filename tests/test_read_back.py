@@ -133,8 +133,11 @@ def test_the_check_fails_naming_the_numbers_the_account_disagrees_on(tmp_path: P
         result = run.check_again()
         assert not result.passed
         assert result.metadata["disagreeing"].value == 6
-        named = set(result.metadata["sample"].value.split(", "))
-        assert named == set(enabled["phone_number"]) | set(disabled["phone_number"])
+        shown = {r.data["phone_number"]: r.data for r in result.metadata["sample"].records}
+        assert set(shown) == set(enabled["phone_number"]) | set(disabled["phone_number"])
+        # What the account holds instead, read back by id.
+        assert all(shown[p]["live_enabled"] is False for p in enabled["phone_number"])
+        assert all(shown[p]["live_address_id"] == addresses[0] for p in disabled["phone_number"])
         assert result.description.startswith("6 numbers whose job succeeded")
 
 

@@ -14,7 +14,7 @@ An apply run holds the account lease from the snapshot to the outcomes (run_scop
 from datetime import datetime, timezone
 
 import pandas as pd
-from dagster import AssetExecutionContext, Config, Failure, MetadataValue, asset
+from dagster import AssetExecutionContext, Config, Failure, asset
 from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
@@ -23,6 +23,7 @@ from emergency_pipeline.addresses import ContactDefaults
 from emergency_pipeline.batching import make_batches
 from emergency_pipeline.cli_errors import failures_explained
 from emergency_pipeline.contract import DEFAULT_MAX_JOBS_IN_FLIGHT, JOB_IN_FLIGHT_STATUSES
+from emergency_pipeline.defs import metadata as md
 from emergency_pipeline.defs.partitions import desired_state_sources
 from emergency_pipeline.defs.resources import (
     PipelineState, TelnyxResource, store_at, store_for,
@@ -30,7 +31,7 @@ from emergency_pipeline.defs.resources import (
 from emergency_pipeline.defs.run_scope import account_lease, applies, stamp, tables
 from emergency_pipeline.desired_state import DesiredStateError, write_desired_state
 from emergency_pipeline.outcomes import OUTCOMES_SQL, RESULT_FIELDS, outcome_views
-from emergency_pipeline.plan import PLAN_SQL, PLAN_SUMMARY_SQL, plan_views
+from emergency_pipeline.plan import PLAN_SQL, plan_views
 from emergency_pipeline.publish import publish_orphans, publish_run
 from emergency_pipeline.run_tables import StageRef, prune
 from emergency_pipeline.safety import SafetyGuardError, check_disable_guard
@@ -93,17 +94,8 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def _md_table(frame: pd.DataFrame) -> MetadataValue:
-    if frame.empty:
-        return MetadataValue.md("_none_")
-    cols = list(frame.columns)
-    lines = ["| " + " | ".join(map(str, cols)) + " |", "|" + "---|" * len(cols)]
-    lines += ["| " + " | ".join("" if pd.isna(v) else str(v) for v in row) + " |"
-              for row in frame.itertuples(index=False)]
-    return MetadataValue.md("\n".join(lines))
-
-
-@asset(group_name=GROUP, partitions_def=desired_state_sources)
+@asset(group_name=GROUP, partitions_def=desired_state_sources,
+       **md.asset_args("desired_settings", {"csv", "excel", "duckdb"}))
 def desired_emergency_settings(context: AssetExecutionContext, config: DesiredStateConfig,
                                duckdb: DuckDBResource, state: PipelineState) -> StageRef:
     """What the operators asked for: validated rows, and the rows rejected with the fix."""
@@ -134,9 +126,11 @@ def desired_emergency_settings(context: AssetExecutionContext, config: DesiredSt
                      + (f"; sheets read: {', '.join(desired.sheets_read)}" if desired.sheets_read
                         else ""))
     context.add_output_metadata({
-        "source": source, **counts, "tables": ref.path,
+        "source": source, **counts,
+        **md.stage(context, duckdb.database, ref, counts["accepted"], "desired_settings",
+                   also=["desired_rejections"]),
         "sheets_read": ", ".join(desired.sheets_read) or "none (not a workbook)",
-        "rejections_sample": _md_table(sample),
+        "rejections_sample": md.table(sample),
     })
     return ref
 
@@ -155,7 +149,8 @@ def _in_flight_rows(jobs: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["identifier", "job_id"])
 
 
-@asset(group_name=GROUP, partitions_def=desired_state_sources)
+@asset(group_name=GROUP, partitions_def=desired_state_sources,
+       **md.asset_args("numbers", {"telnyx", "duckdb"}, telnyx="read", analytics=False))
 def emergency_account_snapshot(context: AssetExecutionContext,
                                desired_emergency_settings: StageRef, telnyx: TelnyxResource,
                                duckdb: DuckDBResource, state: PipelineState) -> StageRef:
@@ -190,11 +185,14 @@ def emergency_account_snapshot(context: AssetExecutionContext,
     ref = stage.ref("snapshot", counts, info={"taken_at": taken.isoformat()})
     store_for(duckdb).write("account_addresses", addresses.assign(snapshot_at=taken),
                             mode="replace")
-    context.add_output_metadata({**counts, "taken_at": taken.isoformat(), "tables": ref.path})
+    context.add_output_metadata({**counts, "taken_at": taken.isoformat(),
+                                 **md.stage(context, duckdb.database, ref, counts["numbers"],
+                                            also=["account_addresses"])})
     return ref
 
 
-@asset(group_name=GROUP, partitions_def=desired_state_sources)
+@asset(group_name=GROUP, partitions_def=desired_state_sources,
+       **md.asset_args("address_resolutions", {"telnyx", "duckdb"}, telnyx="write"))
 def emergency_address_resolution(context: AssetExecutionContext, config: AddressConfig,
                                  desired_emergency_settings: StageRef,
                                  emergency_account_snapshot: StageRef,
@@ -241,13 +239,15 @@ def emergency_address_resolution(context: AssetExecutionContext, config: Address
         ", ".join(f"{k[10:]} {v}" for k, v in res.counts().items()) or "none in the sheet"))
     context.add_output_metadata({
         "applied": config.apply, **counts,
-        "addresses": _md_table(res.table[["address_given", "status", "address_id", "rows",
-                                          "candidates", "errors", "suggested"]].head(50)),
+        **md.stage(context, duckdb.database, ref, len(res.table), "address_resolutions"),
+        "addresses": md.table(res.table[["address_given", "status", "address_id", "rows",
+                                         "candidates", "errors", "suggested"]]),
     })
     return ref
 
 
-@asset(group_name=GROUP, partitions_def=desired_state_sources)
+@asset(group_name=GROUP, partitions_def=desired_state_sources,
+       **md.asset_args("emergency_plan", {"duckdb"}))
 def emergency_settings_plan(context: AssetExecutionContext,
                             emergency_address_resolution: StageRef,
                             emergency_account_snapshot: StageRef,
@@ -263,7 +263,6 @@ def emergency_settings_plan(context: AssetExecutionContext,
         con.execute(f"CREATE TABLE plan AS SELECT *, now() AS planned_at FROM ({PLAN_SQL})")
         by_action = dict(con.execute("SELECT action, count(*) FROM plan GROUP BY ALL "
                                      "ORDER BY ALL").fetchall())
-        summary = con.execute(PLAN_SUMMARY_SQL).df()
         skips = con.execute("SELECT reason, count(*) AS numbers FROM plan WHERE action = "
                             "'skip' GROUP BY ALL ORDER BY numbers DESC, reason LIMIT 50").df()
         con.execute("DETACH r")
@@ -274,10 +273,15 @@ def emergency_settings_plan(context: AssetExecutionContext,
     store_for(duckdb).copy_from("emergency_plan", ref.path, _stamped("src.plan", context))
     context.log.info("plan: " + (", ".join(f"{a} {n}" for a, n in by_action.items())
                                  or "no rows"))
+    addresses = emergency_address_resolution.read("addresses")
+    plan_groups, groups = md.plan_table(ref, addresses)
+    # The plan first: the UI lists the entries in this order.
     context.add_output_metadata({
-        **counts, "tables": ref.path,
-        "by_action_and_target": _md_table(summary),
-        "skip_reasons": _md_table(skips),
+        "plan": plan_groups, "plan_groups": groups,
+        **md.plan_full_list(ref, addresses, duckdb.database, context.run.run_id),
+        **counts,
+        **md.stage(context, duckdb.database, ref, counts["desired_numbers"], "emergency_plan"),
+        "skip_reasons": md.table(skips),
     })
     return ref
 
@@ -297,7 +301,8 @@ def _aliases(plan: pd.DataFrame) -> dict[str, str]:
     return dict(zip(known["identifier"].astype(str), other.astype(str)))
 
 
-@asset(group_name=GROUP, partitions_def=desired_state_sources)
+@asset(group_name=GROUP, partitions_def=desired_state_sources,
+       **md.asset_args("emergency_jobs", {"telnyx", "duckdb"}, telnyx="write"))
 def emergency_update_jobs(context: AssetExecutionContext, config: ApplyConfig,
                           emergency_settings_plan: StageRef,
                           emergency_account_snapshot: StageRef,
@@ -326,7 +331,13 @@ def emergency_update_jobs(context: AssetExecutionContext, config: ApplyConfig,
         ref = tables(context, state).write(
             "submission", {"results": pd.DataFrame(columns=RESULT_COLUMNS).astype(str)},
             counts={"batches_planned": len(batches)}, info={"applied": False, "errors": []})
-        context.add_output_metadata({"applied": False, "batches_planned": len(batches)})
+        context.add_output_metadata({
+            "applied": False, "batches_planned": len(batches),
+            **md.stage(context, duckdb.database, ref, 0, "emergency_jobs",
+                       also=["emergency_plan"]),
+            **md.plan_list_of_run(duckdb.database, context.run.run_id),
+            "batches": md.batches_table(batches),
+        })
         return ref
     run = RunIdentity(context.run.run_id, telnyx.account(), context.partition_key,
                       str(duckdb.database))
@@ -356,11 +367,18 @@ def emergency_update_jobs(context: AssetExecutionContext, config: ApplyConfig,
     if len(jobs):
         store_for(duckdb).write("emergency_jobs", stamp(jobs, context).assign(
             recorded_at=_now()))
-    context.add_output_metadata({"applied": True, **counts})
+    context.add_output_metadata({
+        "applied": True, **counts,
+        **md.stage(context, duckdb.database, ref, len(jobs), "emergency_jobs",
+                   also=["emergency_plan", "operation_outcomes"]),
+        **md.plan_list_of_run(duckdb.database, context.run.run_id),
+        "batches": md.batches_table(jobs),
+    })
     return ref
 
 
-@asset(group_name=GROUP, partitions_def=desired_state_sources)
+@asset(group_name=GROUP, partitions_def=desired_state_sources,
+       **md.asset_args("operation_outcomes", {"duckdb"}))
 def emergency_operation_outcomes(context: AssetExecutionContext,
                                  desired_emergency_settings: StageRef,
                                  emergency_address_resolution: StageRef,
@@ -399,8 +417,11 @@ def emergency_operation_outcomes(context: AssetExecutionContext,
                             f"kept in {store.spool_dir} and land at the next write")
     prune(state.directory, state.keep_run_tables_days * 86400, keep={context.run.run_id})
     context.add_output_metadata({
-        **counts, "stored_in": where, "tables": ref.path,
-        "failures_sample": _md_table(failures),
+        **counts, "stored_in": where,
+        **md.stage(context, duckdb.database, ref, counts["rows"], "operation_outcomes",
+                   also=["emergency_plan", "emergency_jobs"]),
+        **md.plan_list_of_run(duckdb.database, context.run.run_id),
+        "failures_sample": md.table(failures),
     })
     errors = emergency_update_jobs.info.get("errors") or []
     if errors:

@@ -8,12 +8,14 @@ import os
 import warnings
 from typing import Any
 
+import pandas as pd
 from dagster import (
     AssetCheckExecutionContext, AssetCheckResult, AssetCheckSeverity, AssetIn, PreviewWarning,
     asset_check,
 )
 
 from emergency_pipeline.client import TelnyxAPIError
+from emergency_pipeline.defs import metadata as md
 from emergency_pipeline.defs.assets import (
     desired_emergency_settings, emergency_operation_outcomes,
 )
@@ -27,6 +29,7 @@ from emergency_pipeline.run_tables import query as run_query
 # at every load of the code location.
 warnings.filterwarnings("ignore", category=PreviewWarning,
                         message="Specifying a partitions_def on an AssetCheckSpec")
+
 
 def _threshold(name: str, default: float) -> float:
     return float(os.environ.get(name, default))
@@ -92,11 +95,21 @@ def failure_share(emergency_operation_outcomes: StageRef) -> AssetCheckResult:
         o=emergency_operation_outcomes)
     share = failed / submitted if submitted else 0.0
     limit = _threshold("EMERGENCY_PIPELINE_MAX_FAILURE_SHARE", 0.1)
+    by_error = pd.DataFrame(run_query(FAILURES_BY_ERROR_SQL, o=emergency_operation_outcomes),
+                            columns=["result", "error_code", "error_title", "error_pointer",
+                                     "numbers"])
     return AssetCheckResult(
         passed=bool(share <= limit), severity=AssetCheckSeverity.WARN,
         metadata={"submitted": submitted, "failed_or_expired": failed,
-                  "share": round(float(share), 4), "limit": limit},
+                  "share": round(float(share), 4), "limit": limit,
+                  "failures_by_error": md.table(by_error)},
     )
+
+
+FAILURES_BY_ERROR_SQL = """
+SELECT result, error_code, error_title, error_pointer, count(*) AS numbers FROM o.outcomes
+WHERE result IN ('failed', 'expired') GROUP BY ALL ORDER BY numbers DESC, error_code
+"""
 
 
 @asset_check(asset=emergency_operation_outcomes, partitions_def=desired_state_sources,
@@ -123,17 +136,25 @@ def account_agrees_after_apply(context: AssetCheckExecutionContext,
         return AssetCheckResult(passed=False, severity=AssetCheckSeverity.WARN,
                                 metadata={"checked": 0, "succeeded": len(done)},
                                 description=f"could not read the account back: {exc}")
-    wrong = [phone for i, phone, on, a in done
-             if not agrees(got.records.get(str(i)) if i is not None else None, bool(on), a)]
+    wrong = []
+    for i, phone, on, a in done:
+        live = got.records.get(str(i)) if i is not None else None
+        if not agrees(live, bool(on), a):
+            live = live or {}
+            wrong.append((phone, i, bool(on), a, live.get("emergency_enabled"),
+                          live.get("emergency_address_id")))
+    # The UI shows a sample of them; the count says how many.
+    shown = pd.DataFrame(wrong[:md.SAMPLE_ROWS], columns=[
+        "phone_number", "number_id", "target_enabled", "target_address_id", "live_enabled",
+        "live_address_id"])
     return AssetCheckResult(
         passed=not wrong,
-        metadata={"checked": len(done), "disagreeing": len(wrong),
-                  "sample": ", ".join(map(str, wrong[:10])),
+        metadata={"checked": len(done), "disagreeing": len(wrong), "sample": md.table(shown),
                   "read_back_requests": got.requests, "targets_listed": got.targets_listed,
                   "read_by_id": got.by_id},
         description=None if not wrong else
         f"{len(wrong)} numbers whose job succeeded do not hold their target, e.g. "
-        + ", ".join(map(str, wrong[:3])),
+        + ", ".join(str(w[0]) for w in wrong[:3]),
     )
 
 

@@ -11,8 +11,9 @@ is one of four kinds, in turn:
   overlap   two `run --apply` started at the same moment on two sheets sharing numbers with
             conflicting targets, with separate DuckDB files and DAGSTER_HOMEs (two
             operators on one machine: one lease dir); then a resume run of each
-  handover  one `run --apply`, then a run of an overlapping sheet on the same DuckDB file
-            (it resumes the first run's batches), then a resume run of the first sheet
+  handover  one `run --apply` whose jobs take 20 s, then a run of an overlapping sheet on
+            the same DuckDB file (it resumes and follows the first run's jobs still in
+            flight), then a resume run of the first sheet
 
 In a share of the pairs one first run is killed with SIGKILL at the next point of a cycle
 through every stage boundary (STEP_START / STEP_SUCCESS of each step, read from the child's
@@ -163,8 +164,10 @@ class Soak:
     """The soak's places (work dir, two operators' files, one lease dir) and its pairs."""
 
     def __init__(self, emu: Emulator, workdir: Path, rng: random.Random, rows: int,
-                 numbers: int, echo: Any) -> None:
+                 numbers: int, echo: Any, handover_job_seconds: float) -> None:
         self.emu, self.workdir, self.rng, self.rows, self.echo = emu, workdir, rng, rows, echo
+        self.job_seconds = emu.state.job_seconds
+        self.handover_job_seconds = handover_job_seconds
         self.max_disable = min(60, numbers // 25)
         self.log = workdir / "runs.log"
         self.sheets: list[Path] = []
@@ -218,10 +221,15 @@ def run_pair(soak: Soak, pair: int, kind: str, kill: str | None, slow: bool,
     elif kind == "overlap":
         firsts.append(("B", soak.sheet(pair, "b", conflict_with=a), soak.envs[1]))
     victim = rng.randrange(len(firsts)) if kill else None
+    if kind == "handover":
+        # The first run's jobs outlive the lease's dead-pid grace, so that the other sheet's
+        # run finds them in flight, resumes and follows them (its numbers there are skipped).
+        emu.state.job_seconds = soak.handover_job_seconds
     children = [Child(label, src, env, rng.choice(follow_choices), soak.log,
                       kill_point(kill) if i == victim else None, rng)
                 for i, (label, src, env) in enumerate(firsts)]
     first_rcs = [c.wait() for c in children]
+    emu.state.job_seconds = soak.job_seconds
     killed = next((f"{c.label} at {c.killed_at}" for c in children if c.killed_at), None)
     if kill and killed is None:
         killed = f"none ({kill} not reached)"
@@ -279,7 +287,8 @@ def soak(pairs: int, *, seed: int = 0, numbers: int = 1500, rows: int = 300,
          job_seconds: float = 1.0, kill_share: float = 0.6, slow_share: float = 0.3,
          kinds: Sequence[str] = KINDS, kill_points: Sequence[str] = KILL_POINT_NAMES,
          follow_choices: Sequence[float] = (0.0, 2.0, 60.0), workdir: Path | None = None,
-         fault_overrides: dict[str, Any] | None = None, echo=print) -> list[PairReport]:
+         fault_overrides: dict[str, Any] | None = None, handover_job_seconds: float = 20.0,
+         echo=print) -> list[PairReport]:
     """`kinds` and `kill_points` are cycled through: pair i is kinds[i % len], and each pair
     that kills (a `kill_share` of them) takes the next kill point. `fault_overrides` fixes
     some of the random faults (e.g. drop_rate=0: a dropped job POST costs a 60 s look-up)."""
@@ -290,7 +299,7 @@ def soak(pairs: int, *, seed: int = 0, numbers: int = 1500, rows: int = 300,
     next_kill = itertools.cycle(kill_points)
     with Emulator(numbers=numbers, seed=seed, api_key=KEY, job_seconds=job_seconds,
                   settle_seconds=job_seconds / 2, rate_limit=2000) as emu:
-        state = Soak(emu, workdir, rng, rows, numbers, echo)
+        state = Soak(emu, workdir, rng, rows, numbers, echo, handover_job_seconds)
         echo(f"soak: {pairs} pairs, {numbers} numbers, {rows} desired rows, seed {seed}, "
              f"work dir {workdir}")
         for pair, kind in zip(range(1, pairs + 1), itertools.cycle(kinds)):

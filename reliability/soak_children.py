@@ -75,7 +75,7 @@ class Child:
         self._log = log
         self._lock = threading.Lock()
         cmd = [sys.executable, "-m", "emergency_pipeline.cli", "run", str(source), "--apply",
-               "--follow-timeout", str(follow), "--quiet", "--log-level", "debug"]
+               "--follow-timeout", str(follow), "--log-level", "debug"]
         self.started = time.monotonic()
         self.proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, start_new_session=True)

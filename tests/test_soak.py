@@ -57,10 +57,6 @@ CALM = {f: 0.0 for f in ("error_rate", "throttle_rate", "drop_rate", "lose_job_p
                          "number_fail_rate")}
 
 
-@pytest.mark.xfail(strict=True, reason="outcomes.build_outcomes gives a number skipped "
-                   "because another run's job holds it that job's result, under this run's "
-                   "own target: 'succeeded' for a target that was not applied (reported to "
-                   "the lead; remove this mark with the fix)")
 def test_a_run_following_another_sheets_job_records_no_success_for_its_target(
         tmp_path: Path) -> None:
     soak = _load("soak")

@@ -67,7 +67,7 @@ def classify_response(response: httpx.Response) -> Failure | None:
         return None
     if status == 429:
         # Nothing was done: a throttled request is safe to send again, POST included.
-        return Failure(f"HTTP 429", True, False, wait_hint(response.headers), status)
+        return Failure("HTTP 429", True, False, wait_hint(response.headers), status)
     if status >= 500:
         return Failure(f"HTTP {status}", True, True,
                        parse_retry_after(response.headers.get("retry-after")), status)

@@ -26,14 +26,13 @@ import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from .columns import PHONE
 from .csv_stream import Reparse
 from .errors import DesiredStateError
 from .readers import Counts, RawTable, list_sources, readers, source_name
-from .validate import (ACCEPTED_COLUMNS, DUPLICATE_COLUMNS, REJECTED_COLUMNS, address_place,
+from .validate import (ACCEPTED_COLUMNS, REJECTED_COLUMNS, address_place,
                        duplicate_key, validate_table)
 
 CHUNK_ROWS = 100_000

@@ -116,6 +116,8 @@ class _Run:
         self.targets: dict[Key, Batch] = {}                   # what each batch asked for
         self.ours: set[str] = set()                           # job ids this step follows
         self.splits_left = MAX_SPLIT_REQUESTS                 # refusals.py's budget
+        self.existing: set[str] = set()                       # jobs made before our POSTs
+        self.ledger_jobs: frozenset[str] = frozenset()        # every job the ledger knows
 
     # -- results ---------------------------------------------------------------------------
 
@@ -145,6 +147,7 @@ class _Run:
     def resume(self) -> set[str]:
         """Pick up batches earlier runs left open; returns identifiers still unsettled there
         (a POST whose job may yet appear), which this run must not send."""
+        self.ledger_jobs = frozenset(self.ledger.job_ids(self.run.account))
         open_ = self.ledger.open_batches(self.run.account)
         if not open_:
             return set()
@@ -190,9 +193,12 @@ class _Run:
     # -- submitting ------------------------------------------------------------------------
 
     def _foreign_pending(self, since: datetime) -> dict[str, str]:
-        """Numbers pending in jobs created since `since` that this step does not own."""
+        """Numbers pending in jobs created since `since` that this step does not own. Every
+        job listed existed before the wave's POSTs: none of them may be adopted as a POST's
+        job after a lost answer (self.existing)."""
         taken: dict[str, str] = {}
         for job in self.client.list_jobs(created_after=since):
+            self.existing.add(str(job.get("id")))
             if job.get("status") not in JOB_IN_FLIGHT_STATUSES or str(job.get("id")) in self.ours:
                 continue
             entries = job.get("pending_operations") or job.get("phone_numbers") or []
@@ -231,7 +237,8 @@ class _Run:
     def _post(self, batch: Batch) -> tuple[str, Any]:
         try:
             return "ok", self.client.submit_update_emergency_settings(
-                list(batch.identifiers), batch.emergency_enabled, batch.emergency_address_id)
+                list(batch.identifiers), batch.emergency_enabled, batch.emergency_address_id,
+                existing=frozenset(self.existing | self.ours | self.ledger_jobs))
         except JobRejected as exc:
             return "rejected", exc
         except JobUnanswered as exc:

@@ -101,10 +101,12 @@ class TelnyxClient:
 
     def submit_update_emergency_settings(
         self, phone_numbers: Sequence[str], emergency_enabled: bool,
-        emergency_address_id: str | None,
+        emergency_address_id: str | None, existing: frozenset[str] = frozenset(),
     ) -> JobSubmission:
-        """Create one job, never two: see JobOps.submit. Raises JobRejected on 422."""
-        return self._jobs.submit(phone_numbers, emergency_enabled, emergency_address_id)
+        """Create one job, never two: see JobOps.submit. Raises JobRejected on 422.
+        `existing`: ids of jobs that existed before this POST (never adopted as its job)."""
+        return self._jobs.submit(phone_numbers, emergency_enabled, emergency_address_id,
+                                 existing)
 
     def follow_jobs(
         self, job_ids: Iterable[str], deadline_seconds: float,

@@ -111,7 +111,8 @@ class JobOps:
             return True
 
     def _find_submitted(self, identifiers: frozenset[str], started: datetime,
-                        what: str, window: float) -> dict | None:
+                        what: str, window: float,
+                        existing: frozenset[str] = frozenset()) -> dict | None:
         """After an ambiguous POST: the job it may have created, looked for until `window`
         seconds after the POST was sent (None when none appeared: proof that none was made,
         as far as the window covers the server's delay)."""
@@ -128,8 +129,10 @@ class JobOps:
                 cutoff = started - timedelta(seconds=self.config.clock_skew_seconds)
             else:   # our start on the server's clock, with a margin for the Date header's 1s
                 cutoff = started + offset - timedelta(seconds=self.config.clock_margin_seconds)
+            # A job that existed before the POST (another run's, with the same numbers, made
+            # seconds earlier) is never this POST's job, however close its created_at.
             candidates = [j for j in self.list_jobs(created_after=cutoff)
-                          if job_matches(j, identifiers)]
+                          if job_matches(j, identifiers) and str(j.get("id")) not in existing]
             candidates.sort(key=lambda j: j.get("created_at") or "")   # oldest first
             for job in candidates:
                 if self._claim(job):
@@ -143,7 +146,8 @@ class JobOps:
                           f"looking {max(left, 0):.0f}s more)")
 
     def submit(self, phone_numbers: Sequence[str], emergency_enabled: bool,
-               emergency_address_id: str | None) -> JobSubmission:
+               emergency_address_id: str | None,
+               existing: frozenset[str] = frozenset()) -> JobSubmission:
         numbers = [str(n) for n in phone_numbers]
         identifiers = frozenset(numbers)
         body: dict[str, Any] = {"phone_numbers": numbers,
@@ -181,7 +185,8 @@ class JobOps:
                 window = (self.config.late_job_window - (time.monotonic() - sent_at)
                           if failure.status is None else 0.0)
                 try:
-                    job = self._find_submitted(identifiers, started_wall, what, window)
+                    job = self._find_submitted(identifiers, started_wall, what, window,
+                                               existing)
                 except TelnyxAPIError as exc:
                     # Not knowing whether the job exists, sending it again could double it.
                     self.log.warning(f"{what}: could not list recent jobs to check; "

@@ -241,6 +241,13 @@ class Ledger:
         marks = ",".join("?" * len(OPEN_STATES))
         return self._select(f"account = ? AND state IN ({marks})", [account, *OPEN_STATES])
 
+    def job_ids(self, account: str) -> set[str]:
+        """Every job id the ledger holds for this account (none of them is a new POST's)."""
+        with self._tx() as con:
+            return {r[0] for r in con.execute(
+                "SELECT DISTINCT job_id FROM batches WHERE account = ? AND job_id IS NOT NULL",
+                [account]).fetchall()}
+
     def batches_of_run(self, run_id: str) -> list[LedgerBatch]:
         return self._select("run_id = ?", [run_id])
 

@@ -71,10 +71,6 @@ def test_a_run_following_another_sheets_job_records_no_success_for_its_target(
     assert reports[0].crossed == 0, text
 
 
-@pytest.mark.xfail(strict=True, reason="client.jobs._find_submitted adopts the oldest job "
-                   "with the same numbers created since the POST minus clock_margin_seconds, "
-                   "which may be another run's (soak pair 42; reported to the lead; remove "
-                   "this mark with the fix)")
 def test_a_lost_post_answer_adopts_the_job_that_post_made(tmp_path: Path) -> None:
     import os
     import sqlite3

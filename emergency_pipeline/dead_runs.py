@@ -4,8 +4,11 @@ A run executed in this process by `emergency-pipeline run` has no run launcher t
 run monitoring could ask about its worker: if the process is killed (SIGKILL, an out-of-memory
 abort) the run stays STARTED for ever. So the CLI tags each run with its host, pid and the
 pid's start time, and at its next start fails every run of the job that is STARTED on this
-host by a process that no longer exists. Runs of other hosts, or without these tags (launched
-by the daemon, whose run monitoring covers them: see demo.py's dagster.yaml), are left alone.
+host by a process that no longer exists. Runs launched otherwise (the daemon, the UI) get the
+same tags from their first step (the run worker's pid), and every run's first step fails the
+dead ones too, so the next run, however launched, ends a run whose process died. Runs of
+other hosts, or not yet tagged, are left alone (the daemon's run monitoring covers runs that
+never start: see demo.py's dagster.yaml).
 """
 
 from __future__ import annotations
@@ -30,9 +33,19 @@ def _process_start(pid: int) -> str | None:
         return None
 
 
-def process_tags() -> dict[str, str]:
+def run_worker_pid() -> int:
+    """The process that runs the whole run: this one (in-process execution, the CLI), or the
+    parent of a step process (the daemon's multiprocess executor: each step is a child of
+    the run worker, and ends with its step)."""
+    import multiprocessing
+
+    parent = multiprocessing.parent_process()
+    return parent.pid if parent is not None and parent.pid else os.getpid()
+
+
+def process_tags(pid: int | None = None) -> dict[str, str]:
     """Tags that let a later process tell whether this one is still running."""
-    pid = os.getpid()
+    pid = os.getpid() if pid is None else pid
     tags = {HOST_TAG: socket.gethostname(), PID_TAG: str(pid)}
     start = _process_start(pid)
     if start is not None:

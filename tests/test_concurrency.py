@@ -204,7 +204,7 @@ def test_a_job_post_answered_after_the_read_timeout_is_adopted_not_sent_again(
         assert closed.state == "finished"
 
 
-def _setup_defs(emu: Emulator, database: str, **state: float):
+def _setup_defs(emu: Emulator, database: str, **state):
     return build_definitions({
         "telnyx": TelnyxResource(api_key=KEY, base_url=emu.base_url),
         "duckdb": DuckDBResource(database=database),
@@ -291,3 +291,39 @@ def test_the_ledger_is_resumed_while_an_analyst_holds_the_analytics_file(
     out = _outcomes(database)
     assert set(out.loc[out["run_id"] == "crashed", "result"]) == {"succeeded"}
     assert len(out[out["run_id"] == result.run_id]) == 10
+
+
+def test_a_run_launched_any_way_fails_a_dead_run_and_takes_its_lease(tmp_path: Path) -> None:
+    """A run left STARTED by a dead worker (tagged as the UI's and the daemon's runs are by
+    their first step) is failed by the next run, in-process here, and its lease is free at
+    once (issue 14)."""
+    import socket
+
+    from dagster import DagsterRunStatus
+    from dagster._core.storage.dagster_run import DagsterRun
+
+    from emergency_pipeline.dead_runs import HOST_TAG, PID_TAG
+
+    database = str(tmp_path / "o.duckdb")
+    home = _mkdir(tmp_path / "home")
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    instance = DagsterInstance.from_config(str(home))
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    instance.add_run(DagsterRun(job_name=JOB_NAME, run_id="dead-run", status=DagsterRunStatus
+                                .STARTED, tags={HOST_TAG: socket.gethostname(),
+                                                PID_TAG: str(child.pid)}))
+    with Emulator(numbers=300, seed=38, api_key=KEY, job_seconds=0.2) as emu:
+        numbers = allowing(emu, 5, emergency_status="disabled")
+        sheet = _sheet(tmp_path / "s.csv", numbers, emu.addresses()[0]["id"])
+        lease_path = tmp_path / "leases.sqlite"
+        account = TelnyxResource(api_key=KEY, base_url=emu.base_url).account()
+        SqliteLease(lease_path, stale_after=3600).acquire(account, "dead-run", wait_seconds=0)
+        defs = _setup_defs(emu, database, lease_path=str(lease_path), lease_wait_seconds=5.0)
+        result = run_job(sheet, True, defs=defs, instance=instance)
+        assert result.success
+        assert instance.get_run_by_id("dead-run").status == DagsterRunStatus.FAILURE
+        ours = instance.get_run_by_id(result.run_id)
+        assert ours.tags[HOST_TAG] == socket.gethostname()
+        assert ours.tags[PID_TAG] == str(os.getpid())
+        assert emu.stats()["jobs_created"] == 1

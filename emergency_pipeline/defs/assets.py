@@ -28,7 +28,9 @@ from emergency_pipeline.defs.partitions import desired_state_sources
 from emergency_pipeline.defs.resources import (
     PipelineState, TelnyxResource, store_at, store_for,
 )
-from emergency_pipeline.defs.run_scope import account_lease, applies, stamp, tables
+from emergency_pipeline.defs.run_scope import (
+    account_lease, applies, mark_and_sweep, stamp, tables,
+)
 from emergency_pipeline.desired_state import DesiredStateError, write_desired_state
 from emergency_pipeline.outcomes import OUTCOMES_SQL, RESULT_FIELDS, outcome_views
 from emergency_pipeline.plan import PLAN_SQL, plan_views
@@ -100,6 +102,7 @@ def desired_emergency_settings(context: AssetExecutionContext, config: DesiredSt
                                duckdb: DuckDBResource, state: PipelineState) -> StageRef:
     """What the operators asked for: validated rows, and the rows rejected with the fix."""
     source = context.partition_key
+    mark_and_sweep(context)
     stage = tables(context, state)
     try:
         with stage.building("desired") as con:

@@ -27,6 +27,18 @@ def applies(context: AssetExecutionContext) -> bool:
     return bool(ops.get("emergency_update_jobs", {}).get("config", {}).get("apply", False))
 
 
+def mark_and_sweep(context: AssetExecutionContext) -> None:
+    """Tag this run with its worker's host and pid (the CLI tags its runs at launch; the
+    daemon's are tagged here), then fail the runs of the job whose worker died (dead_runs):
+    whatever launched it, the next run never leaves a dead one STARTED, nor its lease held."""
+    from emergency_pipeline.dead_runs import HOST_TAG, fail_dead_runs, process_tags, \
+        run_worker_pid
+
+    if HOST_TAG not in context.run.tags:
+        context.instance.add_run_tags(context.run.run_id, process_tags(run_worker_pid()))
+    fail_dead_runs(context.instance, context.run.job_name, say=context.log.warning)
+
+
 def tables(context: AssetExecutionContext, state: PipelineState) -> RunTables:
     return state.tables(context.run.run_id)
 

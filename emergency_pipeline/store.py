@@ -99,7 +99,7 @@ def _is_lock_error(exc: BaseException) -> bool:
 class Store:
     database: str
     connection_config: dict[str, Any] = field(default_factory=dict)
-    lock_wait_seconds: float = 10.0
+    lock_wait_seconds: float = 1.0    # then spool (writes) or say so (reads): never stall
 
     @property
     def spool_dir(self) -> Path:
@@ -120,11 +120,11 @@ class Store:
     def _connect(self, read_only: bool) -> duckdb.DuckDBPyConnection:
         """Connect, waiting with backoff while another process holds the lock.
 
-        Once a writer has found the file held (an analyst's notebook), the writes that follow
-        within HELD_MEMORY_SECONDS, in any process, try once and spool at once: a run must
-        not pay the full wait again for each of its writes."""
+        Once a writer has found the file held (an analyst's notebook), the writes and reads
+        that follow within HELD_MEMORY_SECONDS, in any process, try once (writes then spool):
+        a run must not pay the full wait again for each of them."""
         wait = self.lock_wait_seconds
-        if not read_only and self._recently_held():
+        if self._recently_held():
             wait = 0.0
         deadline = time.monotonic() + wait
         delay = 0.05

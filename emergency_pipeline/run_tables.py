@@ -30,6 +30,12 @@ import duckdb
 import pandas as pd
 
 
+def stage_config() -> dict[str, str]:
+    """DuckDB settings of every stage connection: a memory limit, past which DuckDB spills
+    to disk (its default, 80% of the machine, let a 5,000,000-row plan take 5 GB)."""
+    return {"memory_limit": os.environ.get("EMERGENCY_PIPELINE_DUCKDB_MEMORY", "512MB")}
+
+
 @dataclass(frozen=True)
 class StageRef:
     """What Dagster passes between steps: where a stage's tables are, and their counts."""
@@ -91,7 +97,7 @@ class RunTables:
         self.dir.mkdir(parents=True, exist_ok=True)
         tmp = self.dir / f".{stage}.{os.getpid()}.tmp.duckdb"
         tmp.unlink(missing_ok=True)
-        con = duckdb.connect(str(tmp))
+        con = duckdb.connect(str(tmp), config=stage_config())
         try:
             yield con
             con.execute("CHECKPOINT")

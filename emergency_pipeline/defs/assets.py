@@ -108,7 +108,6 @@ def desired_emergency_settings(context: AssetExecutionContext, config: DesiredSt
         with stage.building("desired") as con:
             # Read into the stage file chunk by chunk: memory bounded by the chunk, not the
             # sheet (5,000,000 rows stay under a gigabyte).
-            con.execute("SET preserve_insertion_order = true")
             desired = write_desired_state(source, con, sheet=config.sheet,
                                           default_region=config.default_region,
                                           table=config.table, query=config.query)

@@ -99,7 +99,7 @@ def _is_lock_error(exc: BaseException) -> bool:
 class Store:
     database: str
     connection_config: dict[str, Any] = field(default_factory=dict)
-    lock_wait_seconds: float = 1.0    # then spool (writes) or say so (reads): never stall
+    lock_wait_seconds: float = 0.5    # then spool (writes) or say so (reads): never stall
 
     @property
     def spool_dir(self) -> Path:

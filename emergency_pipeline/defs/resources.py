@@ -92,7 +92,7 @@ def store_for(duckdb: DuckDBResource) -> Store:
     The store opens connections itself rather than through DuckDBResource.get_connection,
     whose fixed ~100 s lock backoff would stall a run behind an analyst's open file; the
     store waits briefly and spools instead (see store.py)."""
-    wait = float(os.environ.get("EMERGENCY_PIPELINE_LOCK_WAIT_SECONDS", "1"))
+    wait = float(os.environ.get("EMERGENCY_PIPELINE_LOCK_WAIT_SECONDS", "0.5"))
     return Store(duckdb.database, dict(duckdb.connection_config), lock_wait_seconds=wait)
 
 

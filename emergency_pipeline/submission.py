@@ -23,7 +23,7 @@ from typing import Any
 
 from emergency_pipeline.batching import Batch, batch_of
 from emergency_pipeline.client import (
-    JobRejected, JobUnanswered, TelnyxAPIError, TelnyxClient, job_matches,
+    JobRejected, JobUnanswered, TelnyxAPIError, TelnyxClient, job_matches, job_numbers,
 )
 from emergency_pipeline.client.job_ops import parse_time
 from emergency_pipeline.contract import JOB_IN_FLIGHT_STATUSES, JOB_TERMINAL_STATUSES
@@ -201,12 +201,8 @@ class _Run:
             self.existing.add(str(job.get("id")))
             if job.get("status") not in JOB_IN_FLIGHT_STATUSES or str(job.get("id")) in self.ours:
                 continue
-            entries = job.get("pending_operations") or job.get("phone_numbers") or []
-            for entry in entries:
-                names = [entry] if isinstance(entry, str) else [
-                    entry.get("id"), entry.get("phone_number")]
-                for name in filter(None, names):
-                    taken[str(name)] = str(job.get("id"))
+            for name in job_numbers(job):   # done or not: the job is still in flight
+                taken[name] = str(job.get("id"))
         return taken
 
     def _take_out(self, wave: list[Batch], taken: dict[str, str],

@@ -327,3 +327,36 @@ def test_a_run_launched_any_way_fails_a_dead_run_and_takes_its_lease(tmp_path: P
         assert ours.tags[HOST_TAG] == socket.gethostname()
         assert ours.tags[PID_TAG] == str(os.getpid())
         assert emu.stats()["jobs_created"] == 1
+
+
+def test_numbers_a_job_in_flight_already_processed_are_still_left_alone(
+        tmp_path: Path) -> None:
+    """A job in progress reports some numbers done and others pending: it holds them all
+    until it ends (rule 3), so a run planned meanwhile submits none of them."""
+    database = str(tmp_path / "o.duckdb")
+    with Emulator(numbers=300, seed=39, api_key=KEY, job_seconds=12.0) as emu:
+        numbers = allowing(emu, 10, emergency_status="disabled")
+        first, second = (a["id"] for a in emu.addresses()[:2])
+        theirs = httpx.post(f"{emu.base_url}/phone_numbers/jobs/update_emergency_settings",
+                            headers={"Authorization": f"Bearer {KEY}"},
+                            json={"phone_numbers": [n["phone_number"] for n in numbers],
+                                  "emergency_enabled": True, "emergency_address_id": first})
+        job_id = theirs.json()["data"]["id"]
+        deadline = time.monotonic() + 30
+        while True:   # until the job reports some numbers done and some still pending
+            job = next(j for j in emu.jobs() if j["id"] == job_id)
+            if job["successful_operations"] and job["pending_operations"]:
+                break
+            assert time.monotonic() < deadline, job["status"]
+            time.sleep(0.2)
+        sheet = _sheet(tmp_path / "s.csv", numbers, second)
+        result = run_job(sheet, True, {**apply_run_config(True), "ops": {
+            **apply_run_config(True)["ops"],
+            "emergency_update_jobs": {"config": {"apply": True,
+                                                 "follow_timeout_seconds": 0.0}}}},
+                         defs=_setup_defs(emu, database), instance=DagsterInstance.ephemeral())
+        assert result.success
+        assert [j["id"] for j in emu.jobs()] == [job_id]     # nothing else submitted
+    out = _outcomes(database)
+    assert (out["result"] == "skipped").all()
+    assert out["reason"].str.contains("in flight").all()

@@ -69,6 +69,9 @@ def test_a_run_following_another_sheets_job_records_no_success_for_its_target(
                         echo=lines.append)
     text = "\n".join(lines)
     assert reports[0].crossed == 0, text
+    # H must not submit numbers of A's job while it is in flight, even ones it has already
+    # processed (the 50-pair soak found H doing so once the first jobs took 20 s).
+    assert reports[0].dup_in_flight == 0, text
 
 
 def test_a_lost_post_answer_adopts_the_job_that_post_made(tmp_path: Path) -> None:

@@ -43,6 +43,22 @@ def parse_time(value: Any) -> datetime | None:
     return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
 
 
+def job_numbers(job: dict) -> set[str]:
+    """Every number a job names (by id and by E.164): the ones it was sent and the ones its
+    operations report. A job in flight holds all of them, done or not (rule 3: never two
+    jobs in flight for one number, even one the first job has already processed)."""
+    names: set[str] = set()
+    entries = list(job.get("phone_numbers") or [])
+    for key in ("pending_operations", "successful_operations", "failed_operations"):
+        entries += job.get(key) or []
+    for entry in entries:
+        if isinstance(entry, str):
+            names.add(entry)
+        elif isinstance(entry, dict):
+            names.update(str(v) for k, v in entry.items() if k in ("id", "phone_number") and v)
+    return names
+
+
 def job_matches(job: dict, identifiers: frozenset[str]) -> bool:
     """True if the job was created for exactly this set of identifiers.
 

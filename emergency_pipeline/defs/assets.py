@@ -22,6 +22,7 @@ from emergency_pipeline.address_resolution import Resolution, is_placeholder, re
 from emergency_pipeline.addresses import ContactDefaults
 from emergency_pipeline.batching import make_batches
 from emergency_pipeline.cli_errors import failures_explained
+from emergency_pipeline.client import job_numbers
 from emergency_pipeline.contract import DEFAULT_MAX_JOBS_IN_FLIGHT, JOB_IN_FLIGHT_STATUSES
 from emergency_pipeline.defs import metadata as md
 from emergency_pipeline.defs.partitions import desired_state_sources
@@ -138,16 +139,9 @@ def desired_emergency_settings(context: AssetExecutionContext, config: DesiredSt
 
 
 def _in_flight_rows(jobs: list[dict]) -> pd.DataFrame:
-    """(identifier, job_id) for numbers still pending in a job in flight, by id and E.164."""
-    rows = []
-    for job in jobs:
-        # A job just created may not list its operations yet: all its numbers count.
-        entries = job.get("pending_operations") or job.get("phone_numbers") or []
-        for entry in entries:
-            names = [entry] if isinstance(entry, str) else [entry.get("id"),
-                                                             entry.get("phone_number")]
-            rows += [{"identifier": str(n), "job_id": str(job.get("id"))}
-                     for n in names if n]
+    """(identifier, job_id) for every number a job in flight names, by id and by E.164."""
+    rows = [{"identifier": n, "job_id": str(job.get("id"))}
+            for job in jobs for n in sorted(job_numbers(job))]
     return pd.DataFrame(rows, columns=["identifier", "job_id"])
 
 

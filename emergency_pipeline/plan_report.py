@@ -173,9 +173,9 @@ def render_plan(plan: pd.DataFrame, addresses: pd.DataFrame | None = None, *, li
     return "\n".join(lines)
 
 
-# A plan's groups in SQL, over a table `plan`: each group's first `?` rows with the group's
+# A plan's groups in SQL, over a relation `plan`: each group's first `?` rows with the group's
 # size (_total), so that a million-row plan never leaves DuckDB to be printed.
-GROUP_SQL = """
+_GROUP_SQL = """
 SELECT * EXCLUDE (_n) FROM (
     SELECT *, row_number() OVER (g ORDER BY target_address_id, phone_number) AS _n,
            count(*) OVER g AS _total FROM (
@@ -189,8 +189,13 @@ WHERE _n <= ?
 """
 
 
+def group_sql(relation: str) -> str:
+    """_GROUP_SQL over `relation` (a table, or a filtered subquery in parentheses)."""
+    return _GROUP_SQL.replace("FROM plan)", f"FROM {relation})")
+
+
 def heads_and_totals(heads: pd.DataFrame) -> tuple[pd.DataFrame, dict[tuple, int]]:
-    """GROUP_SQL's rows -> (the plan rows to show, the group sizes)."""
+    """group_sql's rows -> (the plan rows to show, the group sizes)."""
     totals = {(a, k, w): int(n) for a, k, w, n in
               heads[["action", "_key", "_why", "_total"]].drop_duplicates().itertuples(
                   index=False)}

@@ -20,8 +20,8 @@ def print_plan(database: str, run_id: str, source: str, limit: int = 10) -> bool
     """Print the plan of a plan-only run and where its full list is (the plan asset wrote the
     CSV); True if it changes anything. Only each group's first rows leave DuckDB."""
     store = Store(database)
-    heads = store.query(plan_report.GROUP_SQL.replace(
-        "FROM plan)", "FROM emergency_plan WHERE run_id = ?)"), [run_id, limit])
+    heads = store.query(plan_report.group_sql("emergency_plan WHERE run_id = ?"),
+                        [run_id, limit])
     if heads.empty:
         print(f"\nNo plan rows for run {run_id} in {database} (see: {plan_report.plan_sql(run_id)})")
         return False

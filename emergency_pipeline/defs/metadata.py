@@ -250,18 +250,8 @@ def plan_table(plan: StageRef, addresses: pd.DataFrame | None) -> tuple[Metadata
 # address for a change; reason for a skip), in its order (phone number), with the group's size.
 HEAD_COLUMNS = ["action", "phone_number", "number_id", "target_enabled", "target_address_id",
                 "address_given", "reason"]
-PLAN_HEADS_SQL = f"""
-SELECT {", ".join(HEAD_COLUMNS)}, _key, _why, _total FROM (
-    SELECT *, row_number() OVER (g ORDER BY target_address_id, phone_number) AS _n,
-           count(*) OVER g AS _total FROM (
-        SELECT *,
-            CASE WHEN action IN ('enable', 'change_address', 'disable')
-                 THEN coalesce(target_address_id, '') ELSE '' END AS _key,
-            CASE WHEN action = 'skip' THEN coalesce(reason, '') ELSE '' END AS _why
-        FROM p.plan)
-    WINDOW g AS (PARTITION BY action, _key, _why))
-WHERE _n <= ?
-"""
+PLAN_HEADS_SQL = (f"SELECT {', '.join(HEAD_COLUMNS)}, _key, _why, _total FROM ("
+                  + plan_report.group_sql("p.plan") + ")")
 
 
 # A batch sample's columns as the UI shows them: short names, so that none is cut off (the

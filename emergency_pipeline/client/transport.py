@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 import threading
@@ -13,6 +12,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
+import orjson
 
 from .config import ClientConfig
 from .errors import TelnyxAPIError, parse_errors, redact
@@ -121,8 +121,8 @@ class Transport:
         self.pacer.release(response.headers, throttled=response.status_code == 429,
                            retry_after=failure.hint if failure else None)
         try:
-            body = response.json() if response.content else None
-        except (json.JSONDecodeError, UnicodeDecodeError):
+            body = orjson.loads(response.content) if response.content else None
+        except (orjson.JSONDecodeError, UnicodeDecodeError):
             body = None
             if failure is None:   # a truncated success: we cannot use it, try again
                 failure = Failure(f"HTTP {response.status_code} with invalid JSON", True, True,

@@ -1,0 +1,29 @@
+"""The snapshot's page conversion (pure): typed pages in one call, odd values coerced."""
+
+from emergency_pipeline.snapshot import NUMBER_SCHEMA, page_table
+
+
+def test_a_page_keeps_only_its_columns_typed() -> None:
+    records = [{"id": "1", "phone_number": "+12025550100", "status": "active",
+                "emergency_enabled": True, "emergency_address_id": "9",
+                "emergency_status": "active", "tags": ["x"], "connection_id": None},
+               {"id": "2", "phone_number": "+12025550101", "status": "active",
+                "emergency_enabled": False}]
+    table = page_table(records)
+    assert table.schema == NUMBER_SCHEMA
+    assert table.to_pylist()[1] == {"id": "2", "phone_number": "+12025550101",
+                                    "status": "active", "emergency_enabled": False,
+                                    "emergency_address_id": None, "emergency_status": None}
+
+
+def test_values_of_another_type_are_coerced_not_refused() -> None:
+    # An API that sends ids as numbers or booleans as text must not fail the snapshot.
+    table = page_table([{"id": 17, "emergency_enabled": "true", "emergency_address_id": 5},
+                        {"id": 18, "emergency_enabled": "False"}])
+    assert table.column("id").to_pylist() == ["17", "18"]
+    assert table.column("emergency_enabled").to_pylist() == [True, False]
+    assert table.column("emergency_address_id").to_pylist() == ["5", None]
+
+
+def test_an_empty_page_is_an_empty_table() -> None:
+    assert page_table([]).num_rows == 0

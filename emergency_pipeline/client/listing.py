@@ -156,10 +156,10 @@ def each_page(
             if pages_now != total_pages:
                 log.warning(f"{what}: page {number} reports {pages_now} pages, "
                             f"the first said {total_pages} (account changed while listing)")
+            # Progress every tenth only: under Dagster each log line is an event written to
+            # the run's storage, and a line per page cost seconds at a million numbers.
             if done % step == 0 or done == total_pages:
                 log.info(f"{what}: {done} of {total_pages} pages fetched")
-            else:
-                log.debug(f"{what}: page {number} fetched ({done} of {total_pages})")
             on_page(number, total_pages, records)
         return number
 

@@ -118,6 +118,7 @@ class _Run:
         self.splits_left = MAX_SPLIT_REQUESTS                 # refusals.py's budget
         self.existing: set[str] = set()                       # jobs made before our POSTs
         self.ledger_jobs: frozenset[str] = frozenset()        # every job the ledger knows
+        self.last_seen: dict[Key, dict] = {}                  # in-flight jobs, last read
 
     # -- results ---------------------------------------------------------------------------
 
@@ -360,14 +361,15 @@ class _Run:
                 job = self._unreadable(key, job_id)
                 if job is None:
                     continue
-            batch = self.following[key]
-            batch = batch.batch if isinstance(batch, LedgerBatch) else batch
+            batch = _plain(self.following[key])
             if job.get("status") in JOB_TERMINAL_STATUSES:
                 closing.append((key, "finished", job_id, job.get("status"),
                                 job_results(batch, job)))
                 del self.job_of[key]
             else:
-                self._put(key, job_results(batch, job))   # pending, for now
+                # Its rows are made once, if the follow ends before it does (a hundred
+                # thousand pending rows per poll cost seconds at a million numbers).
+                self.last_seen[key] = job
         self._close(closing)
 
     def _unreadable(self, key: Key, job_id: str) -> dict | None:
@@ -382,8 +384,7 @@ class _Run:
                          "its numbers will be planned afresh")
         self.ledger.move([key], "abandoned", by_run=self.run.run_id, job_id=job_id,
                          detail="job not found on the account (404)")
-        batch = self.following.pop(key)
-        batch = batch.batch if isinstance(batch, LedgerBatch) else batch
+        batch = _plain(self.following.pop(key))
         del self.job_of[key]
         self.out.abandoned += 1
         self._put(key, _rows(batch, "skipped", f"job {job_id} is not on the account (404)"))
@@ -405,6 +406,9 @@ class _Run:
                                  "follows them")
                 break
             time.sleep(min(self.settings.poll_seconds, max(0.0, deadline - time.monotonic())))
+        for key in self.job_of:   # still in flight: their numbers end this run pending
+            if key in self.last_seen:
+                self._put(key, job_results(_plain(self.following[key]), self.last_seen[key]))
 
     def batch_rows(self) -> list[dict[str, Any]]:
         rows = []
@@ -414,6 +418,10 @@ class _Run:
                          "emergency_enabled": b.batch.emergency_enabled,
                          "emergency_address_id": b.batch.emergency_address_id})
         return rows
+
+
+def _plain(batch: LedgerBatch | Batch) -> Batch:
+    return batch.batch if isinstance(batch, LedgerBatch) else batch
 
 
 def submit_and_follow(client: TelnyxClient, ledger: Ledger, run: RunIdentity,

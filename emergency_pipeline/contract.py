@@ -15,6 +15,9 @@ JOB_PATH = "/phone_numbers/jobs/update_emergency_settings"
 MAX_NUMBERS_PER_JOB = 1000
 # The spec documents 500 pending/in-progress jobs of this type per account; configurable.
 DEFAULT_MAX_JOBS_IN_FLIGHT = 500
+# Requests in the air at once (a choice, not the API's): listing pages wait mostly on the
+# network; the pacer keeps to the rate limit the headers announce.
+DEFAULT_MAX_CONCURRENCY = 16
 MAX_PAGE_SIZE = 250
 
 JOB_IN_FLIGHT_STATUSES = frozenset({"pending", "in_progress"})

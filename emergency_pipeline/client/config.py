@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from emergency_pipeline.contract import DEFAULT_BASE_URL
+from emergency_pipeline.contract import DEFAULT_BASE_URL, DEFAULT_MAX_CONCURRENCY
 
 API_KEY_ENV = "TELNYX_API_KEY"
 
@@ -86,7 +86,7 @@ class ClientConfig:
     base_url: str = DEFAULT_BASE_URL
     connect_timeout: float = 5.0
     read_timeout: float = 30.0
-    max_concurrency: int = 8
+    max_concurrency: int = DEFAULT_MAX_CONCURRENCY
     max_rate: float | None = None          # requests per second, across all threads
     max_attempts: int = 6                  # per request (GET) or per job submission (POST)
     max_throttled_attempts: int = 30       # 429s, waited out, counted apart from failures

@@ -12,7 +12,7 @@ from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
 from emergency_pipeline.client import ClientConfig, TelnyxClient
-from emergency_pipeline.contract import DEFAULT_BASE_URL
+from emergency_pipeline.contract import DEFAULT_BASE_URL, DEFAULT_MAX_CONCURRENCY
 from emergency_pipeline.run_tables import RunTables
 from emergency_pipeline.state.lease import SqliteLease, account_key, default_lease_path
 from emergency_pipeline.state.ledger import Ledger
@@ -26,7 +26,7 @@ class TelnyxResource(ConfigurableResource):
 
     api_key: str = Field(description="Telnyx API key; give it as EnvVar('TELNYX_API_KEY').")
     base_url: str = DEFAULT_BASE_URL
-    max_concurrency: int = 8
+    max_concurrency: int = DEFAULT_MAX_CONCURRENCY
     max_rate: float | None = Field(default=None, description="Requests per second, at most.")
     connect_timeout: float = 5.0
     read_timeout: float = 30.0

@@ -397,6 +397,7 @@ class _Run:
         self.log.info(f"following {len(self.job_of)} job(s) for up to "
                       f"{self.settings.follow_timeout_seconds:.0f}s")
         while True:
+            began = time.monotonic()
             self._poll_once()
             if not self.job_of:
                 break
@@ -405,7 +406,10 @@ class _Run:
                                  "deadline: their numbers end this run pending; the next run "
                                  "follows them")
                 break
-            time.sleep(min(self.settings.poll_seconds, max(0.0, deadline - time.monotonic())))
+            # One poll per poll_seconds, the poll's own time included: a listing of a hundred
+            # jobs of 1,000 numbers takes a good part of a second.
+            next_poll = began + self.settings.poll_seconds
+            time.sleep(max(0.0, min(next_poll, deadline) - time.monotonic()))
         for key in self.job_of:   # still in flight: their numbers end this run pending
             if key in self.last_seen:
                 self._put(key, job_results(_plain(self.following[key]), self.last_seen[key]))

@@ -291,6 +291,14 @@ def _check(result, name: str) -> dict:
             **{k: v.value for k, v in evaluation.metadata.items()}}
 
 
+def _snapshot(emu: Emulator, run: RunTables):
+    """A snapshot stage of the emulator's account as it is now."""
+    numbers = pd.DataFrame(list(emu.numbers()))[[
+        "id", "phone_number", "status", "emergency_enabled", "emergency_address_id",
+        "emergency_status"]]
+    return run.write("snapshot", {"numbers": numbers}, counts={"numbers": len(numbers)})
+
+
 @pytest.mark.parametrize("changes", [1, 40])
 def test_read_back_reports_numbers_the_account_disagrees_on(setup: Setup, tmp_path: Path,
                                                            changes: int) -> None:
@@ -306,8 +314,11 @@ def test_read_back_reports_numbers_the_account_disagrees_on(setup: Setup, tmp_pa
         "phone_number": [n["phone_number"] for n in numbers], "target_enabled": True,
         "target_address_id": setup.emu.addresses()[0]["id"]})
     telnyx = TelnyxResource(api_key=KEY, base_url=setup.emu.base_url)
-    ref = RunTables(tmp_path, "a-run").write("outcomes", {"outcomes": outcomes})
-    result = account_agrees_after_apply(build_asset_check_context(), ref, telnyx)
+    run = RunTables(tmp_path, "a-run")
+    ref = run.write("outcomes", {"outcomes": outcomes})
+    result = account_agrees_after_apply(build_asset_check_context(), ref,
+                                        _snapshot(setup.emu, run), telnyx)
+    assert result.metadata["estimated_requests"].value == 1
     assert not result.passed
     assert result.metadata["disagreeing"].value == changes
     sample = [r.data for r in result.metadata["sample"].records]
@@ -370,10 +381,12 @@ def test_a_read_back_the_api_refuses_is_a_failed_check_not_a_failed_run(setup: S
     outcomes = pd.DataFrame({"result": ["succeeded"], "number_id": [number["id"]],
                              "phone_number": [number["phone_number"]], "target_enabled": [False],
                              "target_address_id": [None]})
+    run = RunTables(tmp_path, "a-run")
+    snapshot = _snapshot(setup.emu, run)
     setup.emu.set_faults(Faults(error_rate=1.0, seed=1))
     telnyx = TelnyxResource(api_key=KEY, base_url=setup.emu.base_url, max_attempts=2)
-    ref = RunTables(tmp_path, "a-run").write("outcomes", {"outcomes": outcomes})
-    result = account_agrees_after_apply(build_asset_check_context(), ref, telnyx)
+    ref = run.write("outcomes", {"outcomes": outcomes})
+    result = account_agrees_after_apply(build_asset_check_context(), ref, snapshot, telnyx)
     assert not result.passed
     assert result.description.startswith("could not read the account back")
     assert KEY not in result.description

@@ -8,7 +8,10 @@ any request (`target_counts`: the snapshot's numbers where they are, moved by th
 jobs), and `plan_reads` takes the cheaper per target.
 
 Reading back c changed numbers takes at least ceil(c / 250) requests: a tenth of the snapshot
-at 10% changes, and about the whole account again when the targets are its busy sites.
+at 10% changes, and about the whole account again when the targets are its busy sites. So the
+check reads back now only within a share of the snapshot's requests (`within_budget`); past
+it the numbers wait in the ledger (`to_verify`) for the next snapshot, which lists them
+anyway, and `judge_at_snapshot` checks them there for no request at all.
 
 A number absent from its target's complete listing is not at its target: it is fetched by id
 so that the check can show what the account holds instead.
@@ -110,6 +113,21 @@ def plan_reads(changed: Mapping[str | None, int], after: Mapping[str | None, int
     return ReadPlan(frozenset(listed), pages, by_id)
 
 
+def snapshot_pages(numbers: int, page_size: int = MAX_PAGE_SIZE) -> int:
+    """The requests that listed the snapshot's numbers (one even for an empty account)."""
+    return max(1, math.ceil(numbers / page_size))
+
+
+def within_budget(requests: int, snapshot_requests: int, share: float) -> bool:
+    """Reading back now costs at most `share` of the snapshot's requests, and always one
+    request (a handful of changes is read at once). share <= 0: never; inf: always."""
+    if share <= 0 or math.isnan(share):
+        return False
+    if math.isinf(share):
+        return True
+    return requests <= max(1.0, share * snapshot_requests)
+
+
 # -- reading back now --------------------------------------------------------------------------
 
 
@@ -158,3 +176,55 @@ def read_back(client: Any, targets: Mapping[str, str | None], listed: Collection
              f"{out.targets_listed} of {len(groups)} targets listed ({out.pages} pages), "
              f"{out.by_id} by id")
     return out
+
+
+# -- reading back at the next snapshot ---------------------------------------------------------
+
+JUDGE_SQL = """
+SELECT p.number_id, p.phone_number, p.target_enabled, p.target_address_id, p.run_id,
+       p.recorded_at, n.id IS NOT NULL AS present, n.emergency_enabled,
+       n.emergency_address_id,
+       EXISTS (SELECT 1 FROM s.in_flight AS f
+               WHERE f.identifier IN (p.number_id, p.phone_number)) AS in_flight
+FROM pending AS p LEFT JOIN s.numbers AS n ON n.id = p.number_id
+ORDER BY p.recorded_at, p.number_id
+"""
+VERDICTS = ("verified", "disagreeing", "missing", "in_flight")
+
+
+def judge_at_snapshot(snapshot_path: str, pending: list[dict[str, Any]]) -> pd.DataFrame:
+    """Each pending number (ledger.to_verify rows) as the snapshot holds it, with its verdict:
+    verified, disagreeing, missing (no longer in the account), or in_flight (a job in flight
+    names it: its target may be about to change, so it stays pending)."""
+    columns = ["number_id", "phone_number", "target_enabled", "target_address_id", "run_id",
+               "recorded_at"]
+    frame = pd.DataFrame(pending, columns=columns).astype(
+        {"number_id": "string", "phone_number": "string", "target_enabled": "bool",
+         "target_address_id": "string", "run_id": "string", "recorded_at": "float64"})
+    con = duckdb.connect()
+    try:
+        con.execute(f"ATTACH '{snapshot_path}' AS s (READ_ONLY)")
+        con.register("pending", frame)
+        out = con.execute(JUDGE_SQL).df()
+    finally:
+        con.close()
+    out = out.rename(columns={"emergency_enabled": "live_enabled",
+                              "emergency_address_id": "live_address_id"})
+
+    def verdict(r: Any) -> str:
+        if r.in_flight:
+            return "in_flight"
+        if not r.present:
+            return "missing"
+        live = {"emergency_enabled": _bool_or_none(r.live_enabled),
+                "emergency_address_id": None if pd.isna(r.live_address_id)
+                else r.live_address_id}
+        target = None if pd.isna(r.target_address_id) else r.target_address_id
+        return "verified" if agrees(live, bool(r.target_enabled), target) else "disagreeing"
+
+    out["verdict"] = [verdict(r) for r in out.itertuples()] if len(out) else []
+    return out
+
+
+def _bool_or_none(value: Any) -> bool | None:
+    return None if value is None or pd.isna(value) else bool(value)

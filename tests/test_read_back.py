@@ -1,6 +1,9 @@
 """The read-back check (`account_agrees_after_apply`) after real runs against the emulator:
 it passes when the account holds every succeeded number's target, fails naming the numbers
-when it does not, and reads them back by few requests (counted by the emulator)."""
+when it does not, and reads them back by few requests (counted by the emulator).
+
+These tests read back in the run whatever it costs (EMERGENCY_PIPELINE_READ_BACK_MAX_SHARE
+"inf"); test_read_back_budget.py tests the budget and the reading left to the next snapshot."""
 
 from __future__ import annotations
 
@@ -29,6 +32,11 @@ KEY = "KEY_read_back_test_not_secret"
 NUMBERS = 4000          # 16 listing pages
 
 
+@pytest.fixture(autouse=True)
+def _read_back_always(monkeypatch) -> None:
+    monkeypatch.setenv("EMERGENCY_PIPELINE_READ_BACK_MAX_SHARE", "inf")
+
+
 class Run:
     """One apply run of a whole-account sheet, in process."""
 
@@ -55,7 +63,7 @@ class Run:
             "outcomes", {"outcomes": self.outcomes})
         self.emu.reset_stats()
         return account_agrees_after_apply(build_asset_check_context(), ref, self.snapshot,
-                                          self.telnyx)
+                                          self.telnyx, self.state)
 
     def evaluation(self) -> dict:
         (e,) = [e for e in self.result.get_asset_check_evaluations()

@@ -13,7 +13,7 @@ from dagster_duckdb import DuckDBResource
 
 from emergency_pipeline.definitions import build_definitions, defs
 from emergency_pipeline.defs.reconcile_job import JOB_NAME, apply_run_config, run_job
-from emergency_pipeline.defs.resources import TelnyxResource, state_dir_for
+from emergency_pipeline.defs.resources import PipelineState, TelnyxResource, state_dir_for
 from emergency_pipeline.emulator import Emulator
 from emergency_pipeline.run_tables import RunTables
 from emergency_pipeline.sample import write_sample
@@ -291,6 +291,14 @@ def _check(result, name: str) -> dict:
             **{k: v.value for k, v in evaluation.metadata.items()}}
 
 
+def _snapshot(emu: Emulator, run: RunTables):
+    """A snapshot stage of the emulator's account as it is now."""
+    numbers = pd.DataFrame(list(emu.numbers()))[[
+        "id", "phone_number", "status", "emergency_enabled", "emergency_address_id",
+        "emergency_status"]]
+    return run.write("snapshot", {"numbers": numbers}, counts={"numbers": len(numbers)})
+
+
 @pytest.mark.parametrize("changes", [1, 40])
 def test_read_back_reports_numbers_the_account_disagrees_on(setup: Setup, tmp_path: Path,
                                                            changes: int) -> None:
@@ -304,10 +312,15 @@ def test_read_back_reports_numbers_the_account_disagrees_on(setup: Setup, tmp_pa
     outcomes = pd.DataFrame({
         "result": "succeeded", "number_id": [n["id"] for n in numbers],
         "phone_number": [n["phone_number"] for n in numbers], "target_enabled": True,
-        "target_address_id": setup.emu.addresses()[0]["id"]})
+        "target_address_id": setup.emu.addresses()[0]["id"], "recorded_at": pd.Timestamp.now()})
     telnyx = TelnyxResource(api_key=KEY, base_url=setup.emu.base_url)
-    ref = RunTables(tmp_path, "a-run").write("outcomes", {"outcomes": outcomes})
-    result = account_agrees_after_apply(build_asset_check_context(), ref, telnyx)
+    run = RunTables(tmp_path, "a-run")
+    ref = run.write("outcomes", {"outcomes": outcomes})
+    result = account_agrees_after_apply(build_asset_check_context(), ref,
+                                        _snapshot(setup.emu, run), telnyx,
+                                        PipelineState(directory=str(tmp_path)))
+    # Within the default budget (one request on a 3-page account): read back in the run.
+    assert result.metadata["estimated_requests"].value == 1
     assert not result.passed
     assert result.metadata["disagreeing"].value == changes
     sample = [r.data for r in result.metadata["sample"].records]
@@ -369,11 +382,14 @@ def test_a_read_back_the_api_refuses_is_a_failed_check_not_a_failed_run(setup: S
     number = next(iter(setup.emu.state.account.iter_numbers()))
     outcomes = pd.DataFrame({"result": ["succeeded"], "number_id": [number["id"]],
                              "phone_number": [number["phone_number"]], "target_enabled": [False],
-                             "target_address_id": [None]})
+                             "target_address_id": [None], "recorded_at": [pd.Timestamp.now()]})
+    run = RunTables(tmp_path, "a-run")
+    snapshot = _snapshot(setup.emu, run)
     setup.emu.set_faults(Faults(error_rate=1.0, seed=1))
     telnyx = TelnyxResource(api_key=KEY, base_url=setup.emu.base_url, max_attempts=2)
-    ref = RunTables(tmp_path, "a-run").write("outcomes", {"outcomes": outcomes})
-    result = account_agrees_after_apply(build_asset_check_context(), ref, telnyx)
+    ref = run.write("outcomes", {"outcomes": outcomes})
+    result = account_agrees_after_apply(build_asset_check_context(), ref, snapshot, telnyx,
+                                        PipelineState(directory=str(tmp_path)))
     assert not result.passed
     assert result.description.startswith("could not read the account back")
     assert KEY not in result.description

@@ -1,6 +1,9 @@
 """The read-back check (`account_agrees_after_apply`) after real runs against the emulator:
 it passes when the account holds every succeeded number's target, fails naming the numbers
-when it does not, and reads them back by few requests (counted by the emulator)."""
+when it does not, and reads them back by few requests (counted by the emulator).
+
+These tests read back in the run whatever it costs (EMERGENCY_PIPELINE_READ_BACK_MAX_SHARE
+"inf"); test_read_back_budget.py tests the budget and the reading left to the next snapshot."""
 
 from __future__ import annotations
 
@@ -18,7 +21,7 @@ from emergency_pipeline.client import ClientConfig, TelnyxClient
 from emergency_pipeline.definitions import build_definitions
 from emergency_pipeline.defs.checks import account_agrees_after_apply
 from emergency_pipeline.defs.reconcile_job import apply_run_config, run_job
-from emergency_pipeline.defs.resources import TelnyxResource
+from emergency_pipeline.defs.resources import PipelineState, TelnyxResource, state_dir_for
 from emergency_pipeline.emulator import Emulator
 from emergency_pipeline.run_tables import RunTables
 from emergency_pipeline.store import Store
@@ -29,6 +32,11 @@ KEY = "KEY_read_back_test_not_secret"
 NUMBERS = 4000          # 16 listing pages
 
 
+@pytest.fixture(autouse=True)
+def _read_back_always(monkeypatch) -> None:
+    monkeypatch.setenv("EMERGENCY_PIPELINE_READ_BACK_MAX_SHARE", "inf")
+
+
 class Run:
     """One apply run of a whole-account sheet, in process."""
 
@@ -36,6 +44,7 @@ class Run:
         self.emu, self.tmp_path = emu, tmp_path
         self.telnyx = TelnyxResource(api_key=KEY, base_url=emu.base_url)
         database = str(tmp_path / "outcomes.duckdb")
+        self.state = PipelineState(directory=state_dir_for(database))
         defs = build_definitions({"telnyx": self.telnyx,
                                   "duckdb": DuckDBResource(database=database)})
         self.result = run_job(str(source), True, apply_run_config(True), defs=defs,
@@ -44,13 +53,17 @@ class Run:
         self.outcomes = Store(database).query(
             "SELECT * FROM operation_outcomes WHERE run_id = ?", [self.result.run_id])
         self.succeeded = self.outcomes[self.outcomes["result"] == "succeeded"]
+        # The run's own snapshot (taken before its jobs), as the check gets it.
+        self.snapshot = self.state.tables(self.result.run_id).ref("snapshot",
+                                                                   {"numbers": NUMBERS})
 
     def check_again(self):
         """The check on this run's outcomes, evaluated now (the emulator counts its requests)."""
         ref = RunTables(self.tmp_path / "again", self.result.run_id).write(
             "outcomes", {"outcomes": self.outcomes})
         self.emu.reset_stats()
-        return account_agrees_after_apply(build_asset_check_context(), ref, self.telnyx)
+        return account_agrees_after_apply(build_asset_check_context(), ref, self.snapshot,
+                                          self.telnyx, self.state)
 
     def evaluation(self) -> dict:
         (e,) = [e for e in self.result.get_asset_check_evaluations()
@@ -97,9 +110,10 @@ def test_after_a_real_apply_of_10_percent_the_check_passes_by_few_requests(
         assert set(stats["by_route"]) <= {"GET /v2/phone_numbers", "GET /v2/phone_numbers/{id}"}
         targets = run.succeeded["target_address_id"].fillna("none").nunique()
         snapshot_pages = math.ceil(NUMBERS / contract.MAX_PAGE_SIZE)
-        # At most one probing page per target above the cheapest possible, and never more
-        # than re-listing the account by more than those probes.
-        assert requests <= _cheapest(emu, run.succeeded) + targets
+        # The cheapest possible, known from the run's tables before any request; never more
+        # than re-listing the account by one partial page per target.
+        assert requests == _cheapest(emu, run.succeeded) == \
+            again.metadata["estimated_requests"].value
         assert requests <= snapshot_pages + targets
         if where == "a new site":
             # The new site's listing holds just the numbers moved there; the disabled ones
@@ -112,8 +126,9 @@ def test_a_few_changes_are_read_by_id(tmp_path: Path) -> None:
         run = _apply(tmp_path, emu, 0.001, [a["id"] for a in emu.addresses()])
         again = run.check_again()
         assert again.passed and again.metadata["checked"].value == len(run.succeeded) > 0
-        assert emu.stats()["requests"] <= len(run.succeeded) + run.succeeded[
-            "target_address_id"].fillna("none").nunique()
+        # No request to decide how: each target's cost is known from the run's tables.
+        assert emu.stats()["requests"] == again.metadata["estimated_requests"].value \
+            <= len(run.succeeded)
 
 
 def test_the_check_fails_naming_the_numbers_the_account_disagrees_on(tmp_path: Path) -> None:

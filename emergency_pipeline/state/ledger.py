@@ -16,6 +16,10 @@ A batch row moves through states (each move also appended to `batch_events`, the
 transaction that records its numbers' results (`number_results`), so a result is never lost
 between a job's end and its outcome rows (rule 5). `published_at` says when those results
 reached the analytics file's `operation_outcomes`.
+
+`to_verify` holds the numbers whose job succeeded but whose run did not read them back (too
+dear then: see read_back.py), one row per number of an account, the latest run's target; the
+next snapshot verifies them and an apply run deletes the rows it checked.
 """
 
 from __future__ import annotations
@@ -54,6 +58,11 @@ CREATE TABLE IF NOT EXISTS number_results (
     reason TEXT, job_id TEXT, job_status TEXT, error_code TEXT, error_title TEXT,
     error_detail TEXT, error_pointer TEXT, finished_at TEXT,
     PRIMARY KEY (run_id, batch_id, identifier)
+);
+CREATE TABLE IF NOT EXISTS to_verify (
+    account TEXT NOT NULL, number_id TEXT NOT NULL, phone_number TEXT,
+    target_enabled INTEGER NOT NULL, target_address_id TEXT, run_id TEXT NOT NULL,
+    recorded_at REAL NOT NULL, PRIMARY KEY (account, number_id)
 );
 CREATE TABLE IF NOT EXISTS address_events (
     address_key TEXT, run_id TEXT, event TEXT, address_id TEXT, fields TEXT, detail TEXT,
@@ -267,6 +276,43 @@ class Ledger:
                     f"SELECT {', '.join(cols)} FROM number_results WHERE run_id=? AND "
                     "batch_id=?", (run_id, batch_id))]
         return out
+
+    # -- numbers left to verify at the next snapshot --------------------------------------
+
+    def defer_verification(self, account: str, run_id: str, recorded_at: float,
+                           rows: Iterable[tuple[str, str | None, bool, str | None]]) -> int:
+        """(number_id, phone_number, target_enabled, target_address_id) of a run whose
+        outcomes were recorded at `recorded_at` (epoch seconds). A number's row of a newer
+        run replaces an older one, never the other way (a re-executed check of an old run)."""
+        with self._tx() as con:
+            cur = con.executemany(
+                "INSERT INTO to_verify VALUES (?,?,?,?,?,?,?) ON CONFLICT (account, number_id) "
+                "DO UPDATE SET phone_number=excluded.phone_number, "
+                "target_enabled=excluded.target_enabled, "
+                "target_address_id=excluded.target_address_id, run_id=excluded.run_id, "
+                "recorded_at=excluded.recorded_at "
+                "WHERE excluded.recorded_at >= to_verify.recorded_at",
+                [(account, str(i), phone, int(bool(on)), address, run_id, recorded_at)
+                 for i, phone, on, address in rows])
+            return cur.rowcount
+
+    def to_verify(self, account: str, recorded_before: float) -> list[dict[str, Any]]:
+        """This account's numbers left to verify, of runs recorded before a time (a snapshot
+        taken earlier cannot show them)."""
+        cols = ("number_id", "phone_number", "target_enabled", "target_address_id", "run_id",
+                "recorded_at")
+        with self._tx() as con:
+            rows = con.execute(f"SELECT {', '.join(cols)} FROM to_verify WHERE account = ? "
+                               "AND recorded_at < ? ORDER BY recorded_at, number_id",
+                               (account, recorded_before)).fetchall()
+        return [{**dict(zip(cols, r)), "target_enabled": bool(r[2])} for r in rows]
+
+    def verified(self, account: str, rows: Iterable[tuple[str, float]]) -> int:
+        """Forget (number_id, recorded_at) rows, checked: a row a newer run replaced stays."""
+        with self._tx() as con:
+            return con.executemany(
+                "DELETE FROM to_verify WHERE account = ? AND number_id = ? AND recorded_at <= ?",
+                [(account, str(i), at) for i, at in rows]).rowcount
 
     # -- addresses -------------------------------------------------------------------------
 

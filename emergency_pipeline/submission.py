@@ -396,6 +396,14 @@ class _Run:
         deadline = time.monotonic() + self.settings.follow_timeout_seconds
         self.log.info(f"following {len(self.job_of)} job(s) for up to "
                       f"{self.settings.follow_timeout_seconds:.0f}s")
+        # A job just sent is not done yet: the first poll waits a poll's time after the
+        # earliest submission (at once when an earlier run's job is among them).
+        first = min((self.submitted_at.get(k) for k in self.job_of),
+                    key=lambda t: t or datetime.min.replace(tzinfo=timezone.utc))
+        if first is not None:
+            wait = (first - datetime.now(timezone.utc)).total_seconds() + \
+                self.settings.poll_seconds
+            time.sleep(max(0.0, min(wait, self.settings.poll_seconds)))
         while True:
             began = time.monotonic()
             self._poll_once()

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import math
 import os
 import random
@@ -32,6 +33,7 @@ from emergency_pipeline import contract
 from emergency_pipeline.emulator import Emulator, Faults
 
 KEY = "KEY_benchmark_not_secret"
+MEASURE_CHILD = Path(__file__).with_name("measure_child.py")
 STEPS = ["desired_emergency_settings", "emergency_account_snapshot", "emergency_settings_plan",
          "emergency_update_jobs", "emergency_operation_outcomes"]
 
@@ -80,15 +82,18 @@ def run_child(source: Path, emu: Emulator, workdir: Path, follow: float) -> dict
 
 
 def spawn(cmd: list[str], env: dict, log_path: Path) -> dict:
-    """Run cmd as a child process: its wall time from exec to exit, its peak RSS
-    (ru_maxrss), whether it exited 0, and its stdout (stderr goes to log_path)."""
-    began = time.monotonic()
+    """Run cmd as a child process (through measure_child.py, whose docstring says why): its
+    wall time from exec to exit, its own peak RSS (ru_maxrss), whether it exited 0, and its
+    stdout (stderr goes to log_path)."""
+    figures = log_path.with_suffix(".measured.json")
+    launcher = [sys.executable, "-S", "-E", str(MEASURE_CHILD), str(figures)]
     with log_path.open("ab") as log:
-        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=log)
+        proc = subprocess.Popen(launcher + cmd, env=env, stdout=subprocess.PIPE, stderr=log)
         out = proc.stdout.read()
-        _, status, usage = os.wait4(proc.pid, 0)
-    return {"wall": time.monotonic() - began, "peak_rss_mb": usage.ru_maxrss / 1024,
-            "ok": os.waitstatus_to_exitcode(status) == 0, "stdout": out.decode()}
+        proc.wait()
+    measured = json.loads(figures.read_text())
+    return {"wall": measured["wall"], "peak_rss_mb": measured["peak_rss_mb"],
+            "ok": measured["exit"] == 0, "stdout": out.decode()}
 
 
 def step_times(home: Path, run_id: str) -> dict[str, float]:

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import duckdb
 
+MEASURE_CHILD = Path(__file__).with_name("measure_child.py")
 AREAS = "[201, 202, 212, 303, 305, 312, 415, 512, 617, 702, 713, 970]"
 # Number i: area code AREAS[i % 12], exchange 200 + (i // 12) // 10000, line (i // 12) % 10000.
 PHONE = (f"'+1' || {AREAS}[(i % 12) + 1]::VARCHAR || (200 + (i // 12) // 10000)::VARCHAR "
@@ -98,7 +99,11 @@ def main() -> None:
             print(f"{rows:,} rows: sheet {sheet.stat().st_size / 1e6:.0f} MB written in "
                   f"{time.perf_counter() - started:.1f} s", flush=True)
             started = time.perf_counter()
-            done = subprocess.run([sys.executable, "-c", CHILD, str(sheet), str(snapshot), tmp],
+            # Through measure_child.py: a child forked straight from this process would count
+            # this process's memory (the sheet's writer) in its own peak.
+            done = subprocess.run([sys.executable, "-S", "-E", str(MEASURE_CHILD),
+                                   f"{tmp}/measured.json", sys.executable, "-c", CHILD,
+                                   str(sheet), str(snapshot), tmp],
                                   capture_output=True, text=True, check=True)
             figures = json.loads(done.stdout.strip().splitlines()[-1])
             print(f"  read + plan in a child: {time.perf_counter() - started:.1f} s wall "

@@ -396,14 +396,17 @@ class _Run:
         deadline = time.monotonic() + self.settings.follow_timeout_seconds
         self.log.info(f"following {len(self.job_of)} job(s) for up to "
                       f"{self.settings.follow_timeout_seconds:.0f}s")
-        # A job just sent is not done yet: the first poll waits a poll's time after the
-        # earliest submission (at once when an earlier run's job is among them).
+        # A job just sent is not done yet: the first poll comes half a poll after the
+        # earliest submission (at once when an earlier run's job is among them), then one
+        # every poll. Off the whole seconds since submission: a job that takes whole seconds
+        # is seen half a poll after its end, not a whole poll (polls in step with it just
+        # missed it every time).
         first = min((self.submitted_at.get(k) for k in self.job_of),
                     key=lambda t: t or datetime.min.replace(tzinfo=timezone.utc))
         if first is not None:
-            wait = (first - datetime.now(timezone.utc)).total_seconds() + \
-                self.settings.poll_seconds
-            time.sleep(max(0.0, min(wait, self.settings.poll_seconds)))
+            half = self.settings.poll_seconds / 2
+            wait = (first - datetime.now(timezone.utc)).total_seconds() + half
+            time.sleep(max(0.0, min(wait, half)))
         while True:
             began = time.monotonic()
             self._poll_once()

@@ -61,7 +61,7 @@ class StageRef:
 
 def query(sql: str, params: list | None = None, **stages: StageRef) -> list[tuple]:
     """Run SQL over stage files, each attached read-only under its keyword's name."""
-    con = duckdb.connect()
+    con = duckdb.connect(config=stage_config())
     try:
         for alias, ref in stages.items():
             con.execute(f"ATTACH '{ref.path}' AS {alias} (READ_ONLY)")
@@ -72,7 +72,7 @@ def query(sql: str, params: list | None = None, **stages: StageRef) -> list[tupl
 
 @contextlib.contextmanager
 def _open(path: str | Path) -> Iterator[duckdb.DuckDBPyConnection]:
-    con = duckdb.connect(str(path), read_only=True)
+    con = duckdb.connect(str(path), read_only=True, config=stage_config())
     try:
         yield con
     finally:

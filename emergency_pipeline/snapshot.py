@@ -7,7 +7,6 @@ written to DuckDB once listed, a number seen on two pages kept once.
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 import duckdb
@@ -44,31 +43,52 @@ def page_table(records: list[dict]) -> pa.Table:
                                 schema=NUMBER_SCHEMA)
 
 
+# Pages are appended to DuckDB this many at a time (50,000 numbers): memory stays bounded by
+# a chunk, not the account (5,000,000 numbers held as Arrow pages until the end, then
+# concatenated, cost gigabytes).
+PAGES_PER_CHUNK = 200
+
+
 def list_numbers_into(client: TelnyxClient, con: duckdb.DuckDBPyConnection,
                       table: str = "numbers") -> dict[str, Any]:
     """Every number of the account into `table` of con; returns the listing's counts."""
-    pages: dict[int, pa.Table] = {}
-    lock = threading.Lock()
+    raw = f"_{table}_pages"
+    con.register("empty_numbers", NUMBER_SCHEMA.empty_table())
+    con.execute(f'CREATE TEMP TABLE "{raw}" AS SELECT *, 0::BIGINT AS _seq FROM empty_numbers')
+    con.unregister("empty_numbers")
+    chunk: list[pa.Table] = []
+    listed = 0
+
+    def flush() -> None:
+        if chunk:
+            con.register("chunk", pa.concat_tables(chunk))
+            con.execute(f'INSERT INTO "{raw}" SELECT * FROM chunk')
+            con.unregister("chunk")
+            chunk.clear()
 
     def keep(number: int, _total: int, records: list[dict]) -> None:
+        # Called one page at a time (listing.each_page holds its lock), so the connection is
+        # never used by two threads at once.
+        nonlocal listed
         part = page_table(records)
-        with lock:
-            pages[number] = part
+        listed += part.num_rows
+        # Listing order: page number, then place on the page.
+        seq = range(number * 1_000_000, number * 1_000_000 + part.num_rows)
+        chunk.append(part.append_column("_seq", pa.array(seq, pa.int64())))
+        if len(chunk) >= PAGES_PER_CHUNK:
+            flush()
 
     # No field projection: page_table keeps only its columns, and each page's records are
     # dropped once converted.
     total_pages, announced = client.each_phone_number_page(keep)
-    listed = pa.concat_tables([pages[n] for n in sorted(pages)]) if pages \
-        else NUMBER_SCHEMA.empty_table()
-    pages.clear()
-    listed = listed.append_column("_pos", pa.array(range(listed.num_rows), pa.int64()))
-    con.register("listed", listed)
+    flush()
     # A number that moved between pages while listing shows twice: keep its first sighting.
-    con.execute(f'CREATE TABLE "{table}" AS SELECT * EXCLUDE (_pos) FROM listed '
-                "QUALIFY row_number() OVER (PARTITION BY id ORDER BY _pos) = 1 ORDER BY _pos")
-    con.unregister("listed")
+    # (Grouped to the first position and joined back: cheaper than a window over every row.)
+    con.execute(f'CREATE TABLE "{table}" AS SELECT * EXCLUDE (_seq) FROM "{raw}" SEMI JOIN '
+                f'(SELECT min(_seq) AS _seq FROM "{raw}" GROUP BY id) USING (_seq) ORDER BY _seq')
+    con.execute(f'DROP TABLE "{raw}"')
     kept = con.execute(f'SELECT count(*) FROM "{table}"').fetchall()[0][0]
     if announced is not None and kept != announced:
         client.log.warning(f"phone numbers: got {kept}, the API announced {announced}")
     client.log.info(f"phone numbers: {kept} records from {total_pages} pages")
-    return {"numbers": kept, "pages": total_pages, "listed": listed.num_rows}
+    return {"numbers": kept, "pages": total_pages, "listed": listed}

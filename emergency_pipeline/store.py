@@ -28,6 +28,8 @@ from typing import Any
 import duckdb
 import pandas as pd
 
+from emergency_pipeline.run_tables import stage_config
+
 log = logging.getLogger(__name__)
 
 # Tables with a fixed schema: history that analysts query and the pipeline appends to.
@@ -130,8 +132,10 @@ class Store:
         delay = 0.05
         while True:
             try:
+                # The stages' memory limit unless the resource says otherwise: copying a
+                # 5,000,000-row stage into the history took DuckDB's default, 80% of the RAM.
                 return duckdb.connect(self.database, read_only=read_only,
-                                      config=dict(self.connection_config))
+                                      config={**stage_config(), **self.connection_config})
             except duckdb.IOException as exc:
                 if not _is_lock_error(exc) or time.monotonic() + delay > deadline:
                     if _is_lock_error(exc):
@@ -235,7 +239,7 @@ class Store:
         # Nanosecond time first so that files sort in write order; the uuid makes them unique.
         name = f"{time.time_ns():020d}-{uuid.uuid4().hex[:8]}-{mode}-{table}.duckdb"
         tmp = self.spool_dir / f".{name}.tmp"
-        con = duckdb.connect(str(tmp))
+        con = duckdb.connect(str(tmp), config=stage_config())
         try:
             bind(con)
             con.execute("CREATE TABLE spooled AS SELECT * FROM frame")

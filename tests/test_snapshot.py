@@ -27,3 +27,27 @@ def test_values_of_another_type_are_coerced_not_refused() -> None:
 
 def test_an_empty_page_is_an_empty_table() -> None:
     assert page_table([]).num_rows == 0
+
+
+def test_a_number_listed_twice_is_kept_once_at_its_first_sighting() -> None:
+    # Pages arrive out of order from the concurrent listing; the table keeps listing order.
+    import duckdb
+
+    from emergency_pipeline.snapshot import list_numbers_into
+
+    pages = {1: [{"id": "1", "emergency_enabled": True}, {"id": "2", "emergency_enabled": False}],
+             2: [{"id": "3", "emergency_enabled": True}, {"id": "2", "emergency_enabled": True}]}
+
+    class Client:
+        log = __import__("logging").getLogger("test")
+
+        def each_phone_number_page(self, on_page):
+            for number in (2, 1):
+                on_page(number, 2, pages[number])
+            return 2, 3
+
+    con = duckdb.connect()
+    counts = list_numbers_into(Client(), con)
+    assert counts == {"numbers": 3, "pages": 2, "listed": 4}
+    assert con.execute("SELECT id, emergency_enabled FROM numbers").fetchall() == [
+        ("1", True), ("2", False), ("3", True)]

@@ -16,7 +16,7 @@ import pandas as pd
 from dagster import AssetExecutionContext, MetadataValue, TableColumn, TableRecord, TableSchema
 
 from emergency_pipeline import plan_report
-from emergency_pipeline.run_tables import StageRef
+from emergency_pipeline.run_tables import StageRef, stage_config
 from emergency_pipeline.run_tables import query as run_query
 
 OWNERS = ["team:operations"]
@@ -284,7 +284,7 @@ def plan_full_list(plan: StageRef, addresses: pd.DataFrame | None, database: str
     path = plan_report.plan_csv_path(database, run_id)
     texts = pd.DataFrame(list(plan_report.address_texts(addresses).items()),
                          columns=["id", "text"])
-    con = duckdb.connect()
+    con = duckdb.connect(config=stage_config())
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         con.execute(f"ATTACH '{plan.path}' AS p (READ_ONLY)")

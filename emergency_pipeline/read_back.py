@@ -24,10 +24,10 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import duckdb
 import pandas as pd
 
 from emergency_pipeline.contract import MAX_PAGE_SIZE
+from emergency_pipeline.run_tables import attached
 
 FIELDS = ("id", "emergency_enabled", "emergency_address_id")
 # The spec's value of filter[emergency_address_id] for numbers with no emergency address.
@@ -75,13 +75,8 @@ def target_counts(snapshot_path: str, targets: Mapping[str, str | None]
         changed[target] = changed.get(target, 0) + 1
     frame = pd.DataFrame({"id": list(targets), "target": list(targets.values())},
                          dtype="string")
-    con = duckdb.connect()
-    try:
-        con.execute(f"ATTACH '{snapshot_path}' AS s (READ_ONLY)")
-        con.register("targets", frame)
+    with attached({"targets": frame}, s=snapshot_path) as con:
         after = dict(con.execute(AFTER_SQL).fetchall())
-    finally:
-        con.close()
     return changed, {t: after.get(t, 0) for t in changed}
 
 
@@ -201,13 +196,8 @@ def judge_at_snapshot(snapshot_path: str, pending: list[dict[str, Any]]) -> pd.D
     frame = pd.DataFrame(pending, columns=columns).astype(
         {"number_id": "string", "phone_number": "string", "target_enabled": "bool",
          "target_address_id": "string", "run_id": "string", "recorded_at": "float64"})
-    con = duckdb.connect()
-    try:
-        con.execute(f"ATTACH '{snapshot_path}' AS s (READ_ONLY)")
-        con.register("pending", frame)
+    with attached({"pending": frame}, s=snapshot_path) as con:
         out = con.execute(JUDGE_SQL).df()
-    finally:
-        con.close()
     out = out.rename(columns={"emergency_enabled": "live_enabled",
                               "emergency_address_id": "live_address_id"})
 

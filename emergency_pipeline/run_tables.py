@@ -21,7 +21,7 @@ import contextlib
 import os
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,15 +59,27 @@ class StageRef:
         return cls(**data)
 
 
-def query(sql: str, params: list | None = None, **stages: StageRef) -> list[tuple]:
-    """Run SQL over stage files, each attached read-only under its keyword's name."""
+@contextlib.contextmanager
+def attached(frames: Mapping[str, Any] | None = None, **stages: StageRef | str
+             ) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A connection with stage files (refs or paths) attached read-only under their keywords'
+    names, and frames registered under theirs."""
     con = duckdb.connect(config=stage_config())
     try:
         for alias, ref in stages.items():
-            con.execute(f"ATTACH '{ref.path}' AS {alias} (READ_ONLY)")
-        return con.execute(sql, params or []).fetchall()
+            path = ref.path if isinstance(ref, StageRef) else ref
+            con.execute(f"ATTACH '{path}' AS {alias} (READ_ONLY)")
+        for name, frame in (frames or {}).items():
+            con.register(name, frame)
+        yield con
     finally:
         con.close()
+
+
+def query(sql: str, params: list | None = None, **stages: StageRef) -> list[tuple]:
+    """Run SQL over stage files, each attached read-only under its keyword's name."""
+    with attached(**stages) as con:
+        return con.execute(sql, params or []).fetchall()
 
 
 @contextlib.contextmanager

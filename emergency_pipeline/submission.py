@@ -401,11 +401,10 @@ class _Run:
         # every poll. Off the whole seconds since submission: a job that takes whole seconds
         # is seen half a poll after its end, not a whole poll (polls in step with it just
         # missed it every time).
-        first = min((self.submitted_at.get(k) for k in self.job_of),
-                    key=lambda t: t or datetime.min.replace(tzinfo=timezone.utc))
-        if first is not None:
+        sent = [self.submitted_at.get(k) for k in self.job_of]
+        if None not in sent:
             half = self.settings.poll_seconds / 2
-            wait = (first - datetime.now(timezone.utc)).total_seconds() + half
+            wait = (min(sent) - datetime.now(timezone.utc)).total_seconds() + half
             time.sleep(max(0.0, min(wait, half)))
         while True:
             began = time.monotonic()

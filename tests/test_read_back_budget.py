@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import csv
 import math
+from collections.abc import Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 import pandas as pd
 import pytest
@@ -192,147 +194,149 @@ def evaluation(result, name: str) -> dict:
             **{k: v.value for k, v in e.metadata.items()}}
 
 
-def _first_run(tmp_path: Path, emu: Emulator) -> tuple[Account, Path, object]:
-    """10% of the account changed, to its existing (shared) addresses, at the default share."""
-    account = Account(emu, tmp_path)
-    source = tmp_path / "desired.csv"
-    write_changed_state(emu.numbers(), account.addresses, source, 0.10, seed=3)
-    return account, source, account.run(source)
+class FirstRun(NamedTuple):
+    emu: Emulator
+    account: Account
+    source: Path
+    first: object
+    succeeded: pd.DataFrame
+
+
+@pytest.fixture
+def first_run(tmp_path: Path, monkeypatch) -> Iterator[FirstRun]:
+    """An emulator and a first apply run: 10% of the account changed, to its existing
+    (shared) addresses, at the default share."""
+    monkeypatch.delenv(SHARE, raising=False)
+    with Emulator(numbers=NUMBERS, seed=5, api_key=KEY, job_seconds=0.05) as emu:
+        account = Account(emu, tmp_path)
+        source = tmp_path / "desired.csv"
+        write_changed_state(emu.numbers(), account.addresses, source, 0.10, seed=3)
+        first = account.run(source)
+        yield FirstRun(emu, account, source, first, account.succeeded(first.run_id))
 
 
 def test_over_the_budget_nothing_is_read_now_and_the_next_snapshot_verifies_all(
-        tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.delenv(SHARE, raising=False)
-    with Emulator(numbers=NUMBERS, seed=5, api_key=KEY, job_seconds=0.05) as emu:
-        account, source, first = _first_run(tmp_path, emu)
-        succeeded = account.succeeded(first.run_id)
-        assert len(succeeded) >= 0.09 * NUMBERS
-        check = evaluation(first, "account_agrees_after_apply")
-        assert check["passed"] and check["checked"] == 0
-        assert check["deferred"] == len(succeeded)
-        assert check["snapshot_requests"] == PAGES and check["estimated_requests"] > 1
-        assert check["description"].startswith(f"{len(succeeded)} numbers left to verify at "
-                                               "the next snapshot")
-        # Nothing read back: the run's number pages are its snapshot's, no GET by id.
-        assert first.requests["GET /v2/phone_numbers"] == PAGES
-        assert "GET /v2/phone_numbers/{id}" not in first.requests
-        pending = account.pending()
-        assert set(pending) == set(succeeded.index)
-        assert all(pending[i]["run_id"] == first.run_id for i in pending)
+        tmp_path: Path, monkeypatch, first_run: FirstRun) -> None:
+    emu, account, source, first, succeeded = first_run
+    assert len(succeeded) >= 0.09 * NUMBERS
+    check = evaluation(first, "account_agrees_after_apply")
+    assert check["passed"] and check["checked"] == 0
+    assert check["deferred"] == len(succeeded)
+    assert check["snapshot_requests"] == PAGES and check["estimated_requests"] > 1
+    assert check["description"].startswith(f"{len(succeeded)} numbers left to verify at "
+                                           "the next snapshot")
+    # Nothing read back: the run's number pages are its snapshot's, no GET by id.
+    assert first.requests["GET /v2/phone_numbers"] == PAGES
+    assert "GET /v2/phone_numbers/{id}" not in first.requests
+    pending = account.pending()
+    assert set(pending) == set(succeeded.index)
+    assert all(pending[i]["run_id"] == first.run_id for i in pending)
 
-        # The next run (the same sheet: nothing to change) checks them in its snapshot.
-        second = account.run(source)
-        hold = evaluation(second, "earlier_successes_hold")
-        assert hold["passed"], hold
-        assert hold["verified"] == hold["pending"] == len(succeeded)
-        assert hold["disagreeing"] == hold["missing"] == hold["in_flight"] == 0
-        assert hold["forgotten"] == len(succeeded)
-        assert second.requests == {"GET /v2/phone_numbers": PAGES,
-                                   "GET /v2/phone_numbers/jobs": 1, "GET /v2/addresses": 1}
-        assert account.pending() == {}
+    # The next run (the same sheet: nothing to change) checks them in its snapshot.
+    second = account.run(source)
+    hold = evaluation(second, "earlier_successes_hold")
+    assert hold["passed"], hold
+    assert hold["verified"] == hold["pending"] == len(succeeded)
+    assert hold["disagreeing"] == hold["missing"] == hold["in_flight"] == 0
+    assert hold["forgotten"] == len(succeeded)
+    assert second.requests == {"GET /v2/phone_numbers": PAGES,
+                               "GET /v2/phone_numbers/jobs": 1, "GET /v2/addresses": 1}
+    assert account.pending() == {}
 
 
 def test_a_number_changed_behind_the_pipelines_back_fails_the_next_snapshots_check(
-        tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.delenv(SHARE, raising=False)
-    with Emulator(numbers=NUMBERS, seed=5, api_key=KEY, job_seconds=0.05) as emu:
-        account, source, first = _first_run(tmp_path, emu)
-        succeeded = account.succeeded(first.run_id)
-        moved = succeeded[succeeded["target_enabled"].astype(bool)].iloc[0]
-        account.set_number(moved["number_id"], False, None)
+        tmp_path: Path, monkeypatch, first_run: FirstRun) -> None:
+    emu, account, source, first, succeeded = first_run
+    moved = succeeded[succeeded["target_enabled"].astype(bool)].iloc[0]
+    account.set_number(moved["number_id"], False, None)
 
-        # A plan-only run reports it and leaves the ledger as it was.
-        planned = account.run(source, apply=False)
-        hold = evaluation(planned, "earlier_successes_hold")
-        assert not hold["passed"] and hold["disagreeing"] == 1
-        assert hold["verified"] == len(succeeded) - 1 and hold["forgotten"] == 0
-        assert hold["description"].startswith(f"1 of {len(succeeded)} numbers whose job "
-                                               "succeeded in an earlier run")
-        assert moved["phone_number"] in hold["description"]
-        (shown,) = [r.data for r in hold["sample"].records]
-        assert shown["phone_number"] == moved["phone_number"]
-        assert (shown["target_enabled"], shown["target_address_id"]) == (
-            True, moved["target_address_id"])
-        assert (shown["live_enabled"], shown["live_address_id"]) == (False, None)
-        assert len(account.pending()) == len(succeeded)
+    # A plan-only run reports it and leaves the ledger as it was.
+    planned = account.run(source, apply=False)
+    hold = evaluation(planned, "earlier_successes_hold")
+    assert not hold["passed"] and hold["disagreeing"] == 1
+    assert hold["verified"] == len(succeeded) - 1 and hold["forgotten"] == 0
+    assert hold["description"].startswith(f"1 of {len(succeeded)} numbers whose job "
+                                           "succeeded in an earlier run")
+    assert moved["phone_number"] in hold["description"]
+    (shown,) = [r.data for r in hold["sample"].records]
+    assert shown["phone_number"] == moved["phone_number"]
+    assert (shown["target_enabled"], shown["target_address_id"]) == (
+        True, moved["target_address_id"])
+    assert (shown["live_enabled"], shown["live_address_id"]) == (False, None)
+    assert len(account.pending()) == len(succeeded)
 
-        # An apply run reports it again, forgets what it checked, and puts the number back
-        # (one change: read back in that run, within the budget).
-        applied = account.run(source)
-        hold = evaluation(applied, "earlier_successes_hold")
-        assert not hold["passed"] and hold["disagreeing"] == 1
-        assert hold["forgotten"] == len(succeeded)
-        again = evaluation(applied, "account_agrees_after_apply")
-        assert again["passed"] and again["checked"] == 1 and again["read_back_requests"] == 1
-        assert account.pending() == {}
-        assert emu.number(moved["number_id"])["emergency_address_id"] == \
-            moved["target_address_id"]
+    # An apply run reports it again, forgets what it checked, and puts the number back
+    # (one change: read back in that run, within the budget).
+    applied = account.run(source)
+    hold = evaluation(applied, "earlier_successes_hold")
+    assert not hold["passed"] and hold["disagreeing"] == 1
+    assert hold["forgotten"] == len(succeeded)
+    again = evaluation(applied, "account_agrees_after_apply")
+    assert again["passed"] and again["checked"] == 1 and again["read_back_requests"] == 1
+    assert account.pending() == {}
+    assert emu.number(moved["number_id"])["emergency_address_id"] == \
+        moved["target_address_id"]
 
 
 @pytest.mark.parametrize("later", ["deferred", "read back in its run"])
 def test_a_number_a_later_run_changed_again_is_held_to_the_later_target(
-        tmp_path: Path, monkeypatch, later: str) -> None:
-    monkeypatch.delenv(SHARE, raising=False)
-    with Emulator(numbers=NUMBERS, seed=5, api_key=KEY, job_seconds=0.05) as emu:
-        account, source, first = _first_run(tmp_path, emu)
-        succeeded = account.succeeded(first.run_id)
-        number = succeeded[succeeded["target_enabled"].astype(bool)].iloc[0]
-        other = next(a for a in account.addresses if a != number["target_address_id"])
-        changed = tmp_path / "changed.csv"
-        _rewrite(source, changed, number["phone_number"], other)
+        tmp_path: Path, monkeypatch, later: str, first_run: FirstRun) -> None:
+    emu, account, source, first, succeeded = first_run
+    number = succeeded[succeeded["target_enabled"].astype(bool)].iloc[0]
+    other = next(a for a in account.addresses if a != number["target_address_id"])
+    changed = tmp_path / "changed.csv"
+    _rewrite(source, changed, number["phone_number"], other)
 
-        if later == "deferred":
-            monkeypatch.setenv(SHARE, "0")        # 0: always left to the next snapshot
-        second = account.run(changed)
-        # Its snapshot, before its job, held the first run's target.
-        hold = evaluation(second, "earlier_successes_hold")
-        assert hold["passed"] and hold["verified"] == hold["forgotten"] == len(succeeded)
-        check = evaluation(second, "account_agrees_after_apply")
-        assert check["passed"] and len(account.succeeded(second.run_id)) == 1
-        if later == "deferred":
-            assert check["deferred"] == 1 and check["checked"] == 0
-            assert {i: (r["target_address_id"], r["run_id"])
-                    for i, r in account.pending().items()} == {
-                number["number_id"]: (other, second.run_id)}
-        else:
-            assert check["checked"] == 1 and check["deferred"] == 0
-            assert account.pending() == {}
-
-        monkeypatch.delenv(SHARE, raising=False)
-        third = account.run(changed)
-        hold = evaluation(third, "earlier_successes_hold")
-        assert hold["passed"], hold
-        assert hold["verified"] == hold["pending"] == (later == "deferred")
+    if later == "deferred":
+        monkeypatch.setenv(SHARE, "0")        # 0: always left to the next snapshot
+    second = account.run(changed)
+    # Its snapshot, before its job, held the first run's target.
+    hold = evaluation(second, "earlier_successes_hold")
+    assert hold["passed"] and hold["verified"] == hold["forgotten"] == len(succeeded)
+    check = evaluation(second, "account_agrees_after_apply")
+    assert check["passed"] and len(account.succeeded(second.run_id)) == 1
+    if later == "deferred":
+        assert check["deferred"] == 1 and check["checked"] == 0
+        assert {i: (r["target_address_id"], r["run_id"])
+                for i, r in account.pending().items()} == {
+            number["number_id"]: (other, second.run_id)}
+    else:
+        assert check["checked"] == 1 and check["deferred"] == 0
         assert account.pending() == {}
+
+    monkeypatch.delenv(SHARE, raising=False)
+    third = account.run(changed)
+    hold = evaluation(third, "earlier_successes_hold")
+    assert hold["passed"], hold
+    assert hold["verified"] == hold["pending"] == (later == "deferred")
+    assert account.pending() == {}
 
 
 @pytest.mark.parametrize("share", ["inf", "0"])
 def test_an_older_pending_target_never_outlives_a_later_success(
-        tmp_path: Path, monkeypatch, share: str) -> None:
+        tmp_path: Path, monkeypatch, share: str, first_run: FirstRun) -> None:
     """An earlier run's row still pending for a number (say its next snapshot's check did not
     run) when a later run succeeds on it: that run's target replaces it, whether it reads
     back now or defers."""
-    monkeypatch.delenv(SHARE, raising=False)
-    with Emulator(numbers=NUMBERS, seed=5, api_key=KEY, job_seconds=0.05) as emu:
-        account, _, first = _first_run(tmp_path, emu)
-        key, pending = account.telnyx.account(), account.pending()
-        number_id, row = next(iter(pending.items()))
-        account.ledger.verified(key, [(i, math.inf) for i in pending])
-        account.ledger.defer_verification(key, "an-older-run", 1.0,
-                                          [(number_id, row["phone_number"], False, None)])
-        # The run's check evaluated again, on its own stage files.
-        monkeypatch.setenv(SHARE, share)
-        tables = account.state.tables(first.run_id)
-        result = account_agrees_after_apply(
-            build_asset_check_context(), tables.ref("outcomes"),
-            tables.ref("snapshot", {"numbers": NUMBERS}), account.telnyx, account.state)
-        assert result.passed
-        if share == "inf":
-            assert result.metadata["checked"].value == len(pending)
-            assert account.pending() == {}
-        else:
-            assert result.metadata["deferred"].value == len(pending)
-            assert account.pending() == pending
+    emu, account, _, first, _ = first_run
+    key, pending = account.telnyx.account(), account.pending()
+    number_id, row = next(iter(pending.items()))
+    account.ledger.verified(key, [(i, math.inf) for i in pending])
+    account.ledger.defer_verification(key, "an-older-run", 1.0,
+                                      [(number_id, row["phone_number"], False, None)])
+    # The run's check evaluated again, on its own stage files.
+    monkeypatch.setenv(SHARE, share)
+    tables = account.state.tables(first.run_id)
+    result = account_agrees_after_apply(
+        build_asset_check_context(), tables.ref("outcomes"),
+        tables.ref("snapshot", {"numbers": NUMBERS}), account.telnyx, account.state)
+    assert result.passed
+    if share == "inf":
+        assert result.metadata["checked"].value == len(pending)
+        assert account.pending() == {}
+    else:
+        assert result.metadata["deferred"].value == len(pending)
+        assert account.pending() == pending
 
 
 def _rewrite(source: Path, path: Path, phone: str, address: str) -> None:

@@ -6,6 +6,7 @@ from typing import Any
 
 from dagster import Definitions
 
+from emergency_pipeline import process_memory
 from emergency_pipeline.defs import assets
 from emergency_pipeline.defs.checks import all_checks
 from emergency_pipeline.defs.reconcile_job import reconcile_emergency_settings
@@ -38,4 +39,5 @@ def build_definitions(resources: dict[str, Any]) -> Definitions:
     )
 
 
+process_memory.settle()   # the run workers Dagster starts load this module
 defs = build_definitions(default_resources())

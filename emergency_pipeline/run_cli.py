@@ -61,23 +61,23 @@ def run_config(args: argparse.Namespace) -> dict:
 
 def run(args: argparse.Namespace) -> int:
     # Importing Dagster, pandas and DuckDB makes a million long-lived objects and no garbage:
-    # full collections over them cost 0.4 s a run. Collected again, without walking those
-    # objects every time, once they are imported.
+    # full collections over them cost 0.4 s a run. Collected again once they are imported,
+    # and frozen: later collections no longer walk them.
     gc.disable()
-    from emergency_pipeline.run_report import EXIT_ERROR, finish, start
+    try:
+        from emergency_pipeline.run_report import EXIT_ERROR, finish, start
 
-    instance = start(args)
-    if instance is None:
+        instance = start(args)
+        if instance is None:
+            return EXIT_ERROR
+        from emergency_pipeline.cli_logger import cli_console
+        from emergency_pipeline.dead_runs import fail_dead_runs, process_tags
+        from emergency_pipeline.defs.reconcile_job import JOB_NAME, run_job
+        from emergency_pipeline.definitions import defs
+
+        gc.freeze()
+    finally:
         gc.enable()
-        return EXIT_ERROR
-    from emergency_pipeline.cli_logger import cli_console
-    from emergency_pipeline.dead_runs import fail_dead_runs, process_tags
-    from emergency_pipeline.defs.reconcile_job import JOB_NAME, run_job
-    from emergency_pipeline.definitions import defs
-
-    gc.freeze()
-    gc.enable()
-
     fail_dead_runs(instance, JOB_NAME)   # runs left STARTED by a killed `run` (issue 14)
     result = run_job(args.source, args.apply, run_config(args), defs=defs, instance=instance,
                      loggers={"console": cli_console}, tags=process_tags())

@@ -17,6 +17,7 @@ import pytest
 from dagster import DagsterInstance, build_asset_check_context
 from dagster_duckdb import DuckDBResource
 
+from emergency_pipeline.batching import batch_of
 from emergency_pipeline.changed_state import write_changed_state
 from emergency_pipeline.client import ClientConfig, TelnyxClient
 from emergency_pipeline.definitions import build_definitions
@@ -142,6 +143,25 @@ def test_the_ledger_keeps_the_newest_target_per_number(tmp_path: Path) -> None:
     assert [r["run_id"] for r in ledger.to_verify("acct", 1e12)] == ["run-2"]
     assert [r["target_address_id"] for r in ledger.to_verify("other", 1e12)] == ["Z"]
 
+
+
+def test_a_new_job_for_a_number_supersedes_its_pending_verification(tmp_path: Path) -> None:
+    """A job still in flight when its run ended would land a new target: the older target
+    left to verify must not then be reported as disagreeing."""
+    ledger = Ledger(tmp_path / "ledger.sqlite")
+    ledger.defer_verification("acct", "run-1", 100.0, [(str(i), f"+{i}", True, "A")
+                                                       for i in range(1, 5)])
+    ledger.defer_verification("other", "run-x", 100.0, [("2", "+2", True, "Z")])
+    ledger.record([batch_of(["2"], False, None, "id"), batch_of(["+3"], True, "B", "e164")],
+                  run_id="run-2", account="acct", source="s.csv", outcomes_db=None)
+    assert sorted(r["number_id"] for r in ledger.to_verify("acct", 1e12)) == ["1", "4"]
+    # Another account's row for the same id stays.
+    assert [r["number_id"] for r in ledger.to_verify("other", 1e12)] == ["2"]
+    # Nothing pending: recording a wave leaves the table alone.
+    ledger.verified("acct", [("1", 100.0), ("4", 100.0)])
+    ledger.record([batch_of(["1"], False, None, "id")], run_id="run-3", account="acct",
+                  source="s.csv", outcomes_db=None)
+    assert ledger.to_verify("acct", 1e12) == []
 
 # -- real runs ---------------------------------------------------------------------------------
 

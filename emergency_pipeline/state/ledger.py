@@ -19,7 +19,8 @@ reached the analytics file's `operation_outcomes`.
 
 `to_verify` holds the numbers whose job succeeded but whose run did not read them back (too
 dear then: see read_back.py), one row per number of an account, the latest run's target; the
-next snapshot verifies them and an apply run deletes the rows it checked.
+next snapshot verifies them and an apply run deletes the rows it checked. Recording a new
+job for a number deletes its row: the older target is no longer wanted.
 """
 
 from __future__ import annotations
@@ -147,6 +148,7 @@ class Ledger:
                   len(b.identifiers), detail, now) for b in batches])
             self._events(con, [(run_id, b.batch_id) for b in batches], run_id, "recorded",
                          detail=detail, at=now)
+            _supersede_verification(con, account, batches)
 
     def move(self, keys: Iterable[tuple[str, str]], state: str, *, by_run: str,
              job_id: str | None = None, job_status: str | None = None,
@@ -331,3 +333,22 @@ class Ledger:
                 "SELECT max(rowid) FROM address_events WHERE address_key = e.address_key)"
             ).fetchall()
         return {k for k, event in rows if event == "recorded"}
+
+
+def _supersede_verification(con: sqlite3.Connection, account: str,
+                            batches: Sequence[Batch]) -> None:
+    """A new job for a number supersedes the target an earlier run left it to verify: that
+    target is no longer wanted, and the new job's success is its own run's to verify. Kept, the
+    row would warn once the new job lands (a job still in flight when its run ended)."""
+    if not batches or con.execute("SELECT 1 FROM to_verify WHERE account = ? LIMIT 1",
+                                  (account,)).fetchone() is None:
+        return
+    con.execute("CREATE TEMP TABLE IF NOT EXISTS submitted_numbers (kind TEXT, identifier TEXT)")
+    con.execute("DELETE FROM submitted_numbers")
+    con.executemany("INSERT INTO submitted_numbers VALUES (?, ?)",
+                    [(b.id_kind, i) for b in batches for i in b.identifiers])
+    con.execute(
+        "DELETE FROM to_verify WHERE account = ? AND ("
+        "number_id IN (SELECT identifier FROM submitted_numbers WHERE kind = 'id') OR "
+        "phone_number IN (SELECT identifier FROM submitted_numbers WHERE kind = 'e164'))",
+        (account,))

@@ -173,6 +173,36 @@ def read_back(client: Any, targets: Mapping[str, str | None], listed: Collection
     return out
 
 
+# -- successes of earlier runs' jobs, seen to their end by a later run -------------------------
+
+def resumed_successes(results: Mapping[str, Mapping[str, Any]], run_id: str,
+                      snapshot_path: str) -> dict[str, list[tuple]]:
+    """The numbers whose earlier run's job this run followed to success, as defer_verification
+    takes them, per earlier run: (number_id, phone_number, target_enabled, target_address_id).
+    Their own run ended before it could read them back, and this run's check reads back only
+    its own rows, so they wait for the next snapshot. A number the snapshot does not know is
+    left out (it cannot be verified by id)."""
+    done = [(ident, r) for ident, r in results.items()
+            if r.get("run_id") not in (None, run_id) and r.get("result") == "succeeded"
+            and r.get("job_target_enabled") is not None]
+    if not done:
+        return {}
+    frame = pd.DataFrame({"identifier": [i for i, _ in done]}, dtype="string")
+    with attached({"wanted": frame}, s=snapshot_path) as con:
+        found = con.execute(
+            "SELECT w.identifier, n.id, n.phone_number FROM wanted AS w JOIN s.numbers AS n "
+            "ON w.identifier IN (n.id, n.phone_number)").fetchall()
+    ids = {ident: (number_id, phone) for ident, number_id, phone in found}
+    out: dict[str, list[tuple]] = {}
+    for ident, r in done:
+        if ident in ids:
+            number_id, phone = ids[ident]
+            enabled = bool(r["job_target_enabled"])
+            out.setdefault(r["run_id"], []).append(
+                (number_id, phone, enabled, r.get("job_target_address_id") if enabled else None))
+    return out
+
+
 # -- reading back at the next snapshot ---------------------------------------------------------
 
 JUDGE_SQL = """

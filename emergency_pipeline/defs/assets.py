@@ -36,10 +36,12 @@ from emergency_pipeline.desired_state import DesiredStateError, write_desired_st
 from emergency_pipeline.outcomes import OUTCOMES_SQL, RESULT_FIELDS, outcome_views
 from emergency_pipeline.plan import PLAN_SQL, plan_views
 from emergency_pipeline.publish import publish_orphans, publish_run
+from emergency_pipeline.read_back import resumed_successes
 from emergency_pipeline.run_tables import StageRef, prune
 from emergency_pipeline.safety import SafetyGuardError, check_disable_guard
 from emergency_pipeline.snapshot import list_numbers_into
-from emergency_pipeline.submission import RunIdentity, Settings, submit_and_follow
+from emergency_pipeline.state.ledger import Ledger
+from emergency_pipeline.submission import RunIdentity, Settings, Submission, submit_and_follow
 
 GROUP = "emergency"
 RESULT_COLUMNS = ["identifier", *RESULT_FIELDS]
@@ -290,6 +292,16 @@ def _stamped(table: str, context: AssetExecutionContext) -> str:
             f"{text(context.partition_key)} AS source FROM {table}")
 
 
+def _defer_resumed_successes(context: AssetExecutionContext, ledger: Ledger,
+                             run: RunIdentity, done: Submission, snapshot: StageRef) -> None:
+    """Earlier runs' jobs this run saw succeed: left to the next snapshot to verify."""
+    now = _now().timestamp()
+    for earlier, rows in resumed_successes(done.results, run.run_id, snapshot.path).items():
+        ledger.defer_verification(run.account, earlier, now, rows)
+        context.log.info(f"{len(rows)} numbers whose job of run {earlier} succeeded in this "
+                         "run are left to verify at the next snapshot")
+
+
 def _aliases(plan: pd.DataFrame) -> dict[str, str]:
     """Each submitted identifier's other name (id <-> E.164), for the pre-wave check."""
     known = plan[plan["number_id"].notna() & plan["phone_number"].notna()]
@@ -348,6 +360,7 @@ def emergency_update_jobs(context: AssetExecutionContext, config: ApplyConfig,
                               wave_size=config.wave_size,
                               follow_timeout_seconds=config.follow_timeout_seconds))
         publish_orphans(ledger, run.account, run.run_id, context.log, store_at)
+        _defer_resumed_successes(context, ledger, run, done, emergency_account_snapshot)
     results = pd.DataFrame(list(done.results.values()), columns=RESULT_COLUMNS)
     jobs = pd.DataFrame(done.batches, columns=["batch_id", "job_id", "state", "job_status",
                                                "numbers", "emergency_enabled",

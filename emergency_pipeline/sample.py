@@ -17,10 +17,12 @@ import argparse
 import csv
 import random
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import phonenumbers
 
-from emergency_pipeline.emulator.account import Account
+if TYPE_CHECKING:   # the emulator's account loads on use: `demo` is registered for every command
+    from emergency_pipeline.emulator.account import Account
 
 DEMO_NUMBERS = 3000
 DEMO_SEED = 2026
@@ -138,6 +140,8 @@ def sample_rows(account: Account, rows: int, seed: int) -> list[dict[str, str]]:
 
 def write_sample(path: Path, numbers: int = DEMO_NUMBERS, seed: int = DEMO_SEED,
                  rows: int | None = None) -> Path:
+    from emergency_pipeline.emulator.account import Account
+
     account = Account.generate(numbers, seed=seed)
     data = sample_rows(account, rows or max(1, numbers // 6), seed)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -6,8 +6,6 @@ import argparse
 import gc
 import sys
 
-from emergency_pipeline import process_memory
-
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="emergency-pipeline", description=__doc__)
@@ -26,7 +24,6 @@ def main(argv: list[str] | None = None) -> int:
     add_partitions(sub)
     add_dev(sub)
     args = parser.parse_args(argv)
-    process_memory.settle()
     status = int(args.func(args) or 0)
     # Nothing is left to collect that matters at exit; without this the interpreter's last
     # full collection walks every object of Dagster, pandas and DuckDB (0.7 s a run).

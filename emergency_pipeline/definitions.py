@@ -39,5 +39,5 @@ def build_definitions(resources: dict[str, Any]) -> Definitions:
     )
 
 
-process_memory.settle()   # the run workers Dagster starts load this module
+process_memory.settle()   # every process that runs the pipeline loads this module
 defs = build_definitions(default_resources())

@@ -1,5 +1,5 @@
-"""How a process that runs the pipeline uses memory, set where a run starts: the CLI, and the
-code location that Dagster's run workers load.
+"""How a process that runs the pipeline uses memory, set once by the code location
+(definitions.py), which every such process loads: `run` and `demo`, and Dagster's run workers.
 
 Both settings keep memory the process no longer uses from counting against it; neither
 changes what is computed.

@@ -100,12 +100,11 @@ diffed AS (
                 ELSE 'noop' END AS diff,
            -- rule 2: an enabling row's address must be one of the account's
            target_enabled AND NOT coalesce(target_address IN (
-               SELECT id FROM addresses WHERE id IS NOT NULL), false) AS bad_address,
-           source_file || ' row ' || source_row AS label
+               SELECT id FROM addresses WHERE id IS NOT NULL), false) AS bad_address
     FROM matched),
 -- rule 3: several desired rows resolved to one account number
 twice AS (
-    SELECT _pos, m_id, label,
+    SELECT _pos, m_id, source_file || ' row ' || source_row AS label,
            target_enabled::VARCHAR || '|' || coalesce(target_address, '') AS t
     FROM diffed WHERE known AND m_id IN (
         SELECT m_id FROM diffed WHERE known GROUP BY m_id HAVING count(*) > 1)),

@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 
 from emergency_pipeline.outcomes import COLUMNS
+from emergency_pipeline.run_tables import StageRef
 from emergency_pipeline.state.ledger import Ledger, LedgerBatch
 from emergency_pipeline.store import Store
 
@@ -68,11 +69,11 @@ def publish_orphans(ledger: Ledger, account: str, run_id: str, log: Any,
     return published
 
 
-def publish_run(store: Store, outcomes_file: str, ledger: Ledger | None, run_id: str) -> str:
+def publish_run(store: Store, outcomes: StageRef, ledger: Ledger | None, run_id: str) -> str:
     """A run's own outcome rows (its outcomes stage file): all of them replace whatever was
     published for the run."""
-    where = store.copy_from("operation_outcomes", outcomes_file, "SELECT * FROM src.outcomes",
-                            replace_on=("run_id",))
+    where = store.copy_from("operation_outcomes", outcomes.path, "SELECT * FROM src.outcomes",
+                            replace_on=("run_id",), rows=outcomes.rows)
     if ledger is not None:
         ledger.mark_published(
             b.key for b in ledger.batches_of_run(run_id) if b.state in ("finished", "rejected"))

@@ -13,6 +13,7 @@ import duckdb
 import pyarrow as pa
 
 from emergency_pipeline.client import TelnyxClient
+from emergency_pipeline.run_tables import stage_threads
 
 NUMBER_SCHEMA = pa.schema([
     ("id", pa.string()), ("phone_number", pa.string()), ("status", pa.string()),
@@ -82,6 +83,7 @@ def list_numbers_into(client: TelnyxClient, con: duckdb.DuckDBPyConnection,
     # dropped once converted.
     total_pages, announced = client.each_phone_number_page(keep)
     flush()
+    con.execute(f"SET threads = {stage_threads(listed)}")   # the connection's size is known now
     # A number that moved between pages while listing shows twice: keep its first sighting.
     # (Grouped to the first position and joined back: cheaper than a window over every row.)
     con.execute(f'CREATE TABLE "{table}" AS SELECT * EXCLUDE (_seq) FROM "{raw}" SEMI JOIN '

@@ -119,7 +119,7 @@ class Store:
         except OSError:
             return False
 
-    def _connect(self, read_only: bool) -> duckdb.DuckDBPyConnection:
+    def _connect(self, read_only: bool, rows: int | None = None) -> duckdb.DuckDBPyConnection:
         """Connect, waiting with backoff while another process holds the lock.
 
         Once a writer has found the file held (an analyst's notebook), the writes and reads
@@ -135,7 +135,7 @@ class Store:
                 # The stages' memory limit unless the resource says otherwise: copying a
                 # 5,000,000-row stage into the history took DuckDB's default, 80% of the RAM.
                 return duckdb.connect(self.database, read_only=read_only,
-                                      config={**stage_config(), **self.connection_config})
+                                      config={**stage_config(rows), **self.connection_config})
             except duckdb.IOException as exc:
                 if not _is_lock_error(exc) or time.monotonic() + delay > deadline:
                     if _is_lock_error(exc):
@@ -149,10 +149,11 @@ class Store:
                 delay = min(delay * 2, 1.0)
 
     @contextlib.contextmanager
-    def writer(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A read-write connection with the schema in place and the spool applied."""
+    def writer(self, rows: int | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A read-write connection with the schema in place and the spool applied (`rows`:
+        about how many it writes, stage_config)."""
         Path(self.database).parent.mkdir(parents=True, exist_ok=True)
-        con = self._connect(read_only=False)
+        con = self._connect(read_only=False, rows=rows)
         self._held_marker.unlink(missing_ok=True)
         try:
             con.execute(SCHEMA)
@@ -192,7 +193,7 @@ class Store:
         A frame that cannot reach the database in time is spooled, never dropped."""
         mode = _mode(mode, replace_on)
         try:
-            with self.writer() as con:
+            with self.writer(rows=len(frame)) as con:
                 with _transaction(con):
                     _write_frame(con, table, frame, mode)
                 return "database"
@@ -201,9 +202,10 @@ class Store:
             return "spool"
 
     def copy_from(self, table: str, stage_file: str, select: str, mode: str = "append",
-                  replace_on: tuple[str, ...] | list[str] = ()) -> str:
+                  replace_on: tuple[str, ...] | list[str] = (), rows: int | None = None) -> str:
         """As write(), for the rows of `select` over a run's stage file (attached as `src`):
-        a million rows go from file to file inside DuckDB, never through pandas."""
+        a million rows go from file to file inside DuckDB, never through pandas. `rows`:
+        about how many (stage_config)."""
         mode = _mode(mode, replace_on)
 
         def bind(con: duckdb.DuckDBPyConnection) -> None:
@@ -211,7 +213,7 @@ class Store:
             con.execute(f"CREATE OR REPLACE TEMP VIEW frame AS {select}")
 
         try:
-            with self.writer() as con:
+            with self.writer(rows=rows) as con:
                 bind(con)
                 try:
                     with _transaction(con):
@@ -221,7 +223,7 @@ class Store:
                     con.execute("DETACH src")
                 return "database"
         except StoreLocked:
-            self._spool(table, mode, bind, None)
+            self._spool(table, mode, bind, rows)
             return "spool"
 
     def flush(self) -> int:
@@ -239,7 +241,7 @@ class Store:
         # Nanosecond time first so that files sort in write order; the uuid makes them unique.
         name = f"{time.time_ns():020d}-{uuid.uuid4().hex[:8]}-{mode}-{table}.duckdb"
         tmp = self.spool_dir / f".{name}.tmp"
-        con = duckdb.connect(str(tmp), config=stage_config())
+        con = duckdb.connect(str(tmp), config=stage_config(rows))
         try:
             bind(con)
             con.execute("CREATE TABLE spooled AS SELECT * FROM frame")

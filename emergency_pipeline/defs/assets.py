@@ -123,8 +123,10 @@ def desired_emergency_settings(context: AssetExecutionContext, config: DesiredSt
     counts = desired.counts()
     ref = stage.ref("desired", counts)
     store = store_for(duckdb)
-    store.copy_from("desired_settings", ref.path, _stamped("src.accepted", context))
-    store.copy_from("desired_rejections", ref.path, _stamped("src.rejected", context))
+    store.copy_from("desired_settings", ref.path, _stamped("src.accepted", context),
+                    rows=counts["accepted"])
+    store.copy_from("desired_rejections", ref.path, _stamped("src.rejected", context),
+                    rows=counts["rejected_rows"])
     context.log.info(f"desired state from {source}: {counts['accepted']} rows accepted, "
                      f"{counts['rejected_rows']} rejected, "
                      f"{counts['collapsed_duplicates']} identical duplicates collapsed"
@@ -200,7 +202,8 @@ def emergency_address_resolution(context: AssetExecutionContext, config: Address
     (when applying) created once; rows with a bad or ambiguous address are rejected."""
     stage = tables(context, state)
     with account_lease(context, telnyx, state), failures_explained(telnyx.base_url), \
-            telnyx.client(context.log) as client, stage.building("resolution") as con:
+            telnyx.client(context.log) as client, \
+            stage.building("resolution", rows=desired_emergency_settings.rows) as con:
         con.execute(f"ATTACH '{desired_emergency_settings.path}' AS d (READ_ONLY)")
         con.execute(f"ATTACH '{emergency_account_snapshot.path}' AS s (READ_ONLY)")
         con.execute("CREATE TEMP VIEW acc AS SELECT *, row_number() OVER () AS _order "
@@ -254,7 +257,8 @@ def emergency_settings_plan(context: AssetExecutionContext,
     """One action per desired number: enable, disable, change_address, noop or skip.
     Planned in SQL (plan.PLAN_SQL) over the resolution's and the snapshot's tables."""
     stage = tables(context, state)
-    with account_lease(context, telnyx, state), stage.building("plan") as con:
+    rows = max(emergency_address_resolution.rows, emergency_account_snapshot.rows)
+    with account_lease(context, telnyx, state), stage.building("plan", rows) as con:
         con.execute(f"ATTACH '{emergency_address_resolution.path}' AS r (READ_ONLY)")
         con.execute(f"ATTACH '{emergency_account_snapshot.path}' AS s (READ_ONLY)")
         plan_views(con, "r.accepted", "s.numbers", "r.addresses", "s.in_flight")
@@ -268,7 +272,8 @@ def emergency_settings_plan(context: AssetExecutionContext,
     counts = {"desired_numbers": sum(by_action.values()),
               **{f"action_{a}": int(n) for a, n in by_action.items()}}
     ref = stage.ref("plan", counts)
-    store_for(duckdb).copy_from("emergency_plan", ref.path, _stamped("src.plan", context))
+    store_for(duckdb).copy_from("emergency_plan", ref.path, _stamped("src.plan", context),
+                                rows=counts["desired_numbers"])
     context.log.info("plan: " + (", ".join(f"{a} {n}" for a, n in by_action.items())
                                  or "no rows"))
     addresses = emergency_address_resolution.read("addresses")
@@ -398,7 +403,7 @@ def emergency_operation_outcomes(context: AssetExecutionContext,
     """One row per desired number of the run, appended to operation_outcomes (history)."""
     stage = tables(context, state)
     with account_lease(context, telnyx, state, last=True):
-        with stage.building("outcomes") as con:
+        with stage.building("outcomes", rows=emergency_settings_plan.rows) as con:
             attach = {"p": emergency_settings_plan, "sub": emergency_update_jobs,
                       "d": desired_emergency_settings, "r": emergency_address_resolution}
             for alias, ref in attach.items():
@@ -419,7 +424,7 @@ def emergency_operation_outcomes(context: AssetExecutionContext,
                   **{f"result_{r}": int(n) for r, n in by_result.items()}}
         ref = stage.ref("outcomes", counts)
         store = store_for(duckdb)
-        where = publish_run(store, ref.path, state.ledger() if applies(context) else None,
+        where = publish_run(store, ref, state.ledger() if applies(context) else None,
                             context.run.run_id)
     if where == "spool":
         context.log.warning(f"{store.database} is held by another process: the outcomes are "

@@ -284,7 +284,7 @@ def plan_full_list(plan: StageRef, addresses: pd.DataFrame | None, database: str
     path = plan_report.plan_csv_path(database, run_id)
     texts = pd.DataFrame(list(plan_report.address_texts(addresses).items()),
                          columns=["id", "text"])
-    con = duckdb.connect(config=stage_config())
+    con = duckdb.connect(config=stage_config(plan.rows))
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         con.execute(f"ATTACH '{plan.path}' AS p (READ_ONLY)")

@@ -27,7 +27,7 @@ from typing import Any
 import pandas as pd
 
 from emergency_pipeline.contract import MAX_PAGE_SIZE
-from emergency_pipeline.run_tables import attached
+from emergency_pipeline.run_tables import StageRef, attached
 
 FIELDS = ("id", "emergency_enabled", "emergency_address_id")
 # The spec's value of filter[emergency_address_id] for numbers with no emergency address.
@@ -66,7 +66,7 @@ WHERE target IN (SELECT target FROM targets) GROUP BY target
 """
 
 
-def target_counts(snapshot_path: str, targets: Mapping[str, str | None]
+def target_counts(snapshot: StageRef | str, targets: Mapping[str, str | None]
                   ) -> tuple[dict[str | None, int], dict[str | None, int]]:
     """(succeeded numbers per target, numbers its listing holds after the apply) from the
     snapshot stage file and `targets` (number id -> target_of(...))."""
@@ -75,7 +75,7 @@ def target_counts(snapshot_path: str, targets: Mapping[str, str | None]
         changed[target] = changed.get(target, 0) + 1
     frame = pd.DataFrame({"id": list(targets), "target": list(targets.values())},
                          dtype="string")
-    with attached({"targets": frame}, s=snapshot_path) as con:
+    with attached({"targets": frame}, s=snapshot) as con:
         after = dict(con.execute(AFTER_SQL).fetchall())
     return changed, {t: after.get(t, 0) for t in changed}
 
@@ -176,7 +176,7 @@ def read_back(client: Any, targets: Mapping[str, str | None], listed: Collection
 # -- successes of earlier runs' jobs, seen to their end by a later run -------------------------
 
 def resumed_successes(results: Mapping[str, Mapping[str, Any]], run_id: str,
-                      snapshot_path: str) -> dict[str, list[tuple]]:
+                      snapshot: StageRef | str) -> dict[str, list[tuple]]:
     """The numbers whose earlier run's job this run followed to success, as defer_verification
     takes them, per earlier run: (number_id, phone_number, target_enabled, target_address_id).
     Their own run ended before it could read them back, and this run's check reads back only
@@ -188,7 +188,7 @@ def resumed_successes(results: Mapping[str, Mapping[str, Any]], run_id: str,
     if not done:
         return {}
     frame = pd.DataFrame({"identifier": [i for i, _ in done]}, dtype="string")
-    with attached({"wanted": frame}, s=snapshot_path) as con:
+    with attached({"wanted": frame}, s=snapshot) as con:
         found = con.execute(
             "SELECT w.identifier, n.id, n.phone_number FROM wanted AS w JOIN s.numbers AS n "
             "ON w.identifier IN (n.id, n.phone_number)").fetchall()
@@ -217,7 +217,7 @@ ORDER BY p.recorded_at, p.number_id
 VERDICTS = ("verified", "disagreeing", "missing", "in_flight")
 
 
-def judge_at_snapshot(snapshot_path: str, pending: list[dict[str, Any]]) -> pd.DataFrame:
+def judge_at_snapshot(snapshot: StageRef | str, pending: list[dict[str, Any]]) -> pd.DataFrame:
     """Each pending number (ledger.to_verify rows) as the snapshot holds it, with its verdict:
     verified, disagreeing, missing (no longer in the account), or in_flight (a job in flight
     names it: its target may be about to change, so it stays pending)."""
@@ -226,7 +226,7 @@ def judge_at_snapshot(snapshot_path: str, pending: list[dict[str, Any]]) -> pd.D
     frame = pd.DataFrame(pending, columns=columns).astype(
         {"number_id": "string", "phone_number": "string", "target_enabled": "bool",
          "target_address_id": "string", "run_id": "string", "recorded_at": "float64"})
-    with attached({"pending": frame}, s=snapshot_path) as con:
+    with attached({"pending": frame}, s=snapshot) as con:
         out = con.execute(JUDGE_SQL).df()
     out = out.rename(columns={"emergency_enabled": "live_enabled",
                               "emergency_address_id": "live_address_id"})

@@ -61,8 +61,8 @@ def run_config(args: argparse.Namespace) -> dict:
 
 def run(args: argparse.Namespace) -> int:
     # Importing Dagster, pandas and DuckDB makes a million long-lived objects and no garbage:
-    # full collections over them cost 0.4 s a run. Collected again once they are imported,
-    # and frozen: later collections no longer walk them.
+    # full collections over them cost 0.4 s a run. The collector is off while they are
+    # imported, then they are frozen: later collections no longer walk them.
     gc.disable()
     try:
         from emergency_pipeline.run_report import EXIT_ERROR, finish, start

@@ -64,7 +64,7 @@ class StageRef:
     @property
     def rows(self) -> int:
         """About the rows of its largest table: the largest of its counts."""
-        return max((n for n in self.counts.values() if isinstance(n, int)), default=0)
+        return max(self.counts.values(), default=0)
 
     def read(self, table: str, where: str = "TRUE") -> pd.DataFrame:
         with _open(self.path, self.rows) as con:

@@ -301,7 +301,7 @@ def _defer_resumed_successes(context: AssetExecutionContext, ledger: Ledger,
                              run: RunIdentity, done: Submission, snapshot: StageRef) -> None:
     """Earlier runs' jobs this run saw succeed: left to the next snapshot to verify."""
     now = _now().timestamp()
-    for earlier, rows in resumed_successes(done.results, run.run_id, snapshot.path).items():
+    for earlier, rows in resumed_successes(done.results, run.run_id, snapshot).items():
         ledger.defer_verification(run.account, earlier, now, rows)
         context.log.info(f"{len(rows)} numbers whose job of run {earlier} succeeded in this "
                          "run are left to verify at the next snapshot")

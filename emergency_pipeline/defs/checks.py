@@ -147,7 +147,7 @@ def account_agrees_after_apply(context: AssetCheckExecutionContext,
     # (The plan submits only numbers the snapshot knows, so none should lack one.)
     targets = {str(i): target_of(bool(on), a or None)
                for i, _, on, a, _ in done if i is not None}
-    reads = plan_reads(*target_counts(snapshot.path, targets))
+    reads = plan_reads(*target_counts(snapshot, targets))
     pages = snapshot_pages(snapshot.counts["numbers"])
     share = _threshold(*READ_BACK_SHARE)
     account, recorded_at = telnyx.account(), float(done[0][4])
@@ -219,7 +219,7 @@ def earlier_successes_hold(context: AssetCheckExecutionContext,
     ledger, account = state.ledger(), telnyx.account()
     # Only the rows recorded before this snapshot began: it cannot show later changes.
     taken = datetime.fromisoformat(snapshot.info["taken_at"]).timestamp()
-    judged = judge_at_snapshot(snapshot.path, ledger.to_verify(account, taken))
+    judged = judge_at_snapshot(snapshot, ledger.to_verify(account, taken))
     counts = {v: int((judged["verdict"] == v).sum()) for v in VERDICTS}
     checked = judged[judged["verdict"] != "in_flight"]
     # A plan-only run only reports: the apply runs own the ledger (they hold the lease).

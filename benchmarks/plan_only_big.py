@@ -32,18 +32,18 @@ import json, resource, sys, time
 import duckdb
 from emergency_pipeline.desired_state import write_desired_state
 from emergency_pipeline.plan import PLAN_SQL, plan_views
-from emergency_pipeline.run_tables import stage_config
+from emergency_pipeline.run_tables import connect_file, stage_config
 
 csv, snapshot, work = sys.argv[1:4]
 out = {}
 t = time.perf_counter()
-con = duckdb.connect(f"{work}/desired.duckdb", config=stage_config())
+con = connect_file(f"{work}/desired.duckdb", stage_config())
 counts = write_desired_state(csv, con, default_region="US").counts()
 con.close()
 out["read_s"] = round(time.perf_counter() - t, 1)
 out["read_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
 t = time.perf_counter()
-con = duckdb.connect(f"{work}/plan.duckdb", config=stage_config())
+con = connect_file(f"{work}/plan.duckdb", stage_config())
 con.execute(f"ATTACH '{work}/desired.duckdb' AS r (READ_ONLY)")
 con.execute(f"ATTACH '{snapshot}' AS s (READ_ONLY)")
 plan_views(con, "r.accepted", "s.numbers", "s.addresses", "s.in_flight")

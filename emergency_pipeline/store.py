@@ -28,7 +28,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from emergency_pipeline.run_tables import stage_config
+from emergency_pipeline.run_tables import connect_file, stage_config
 
 log = logging.getLogger(__name__)
 
@@ -134,8 +134,8 @@ class Store:
             try:
                 # The stages' memory limit unless the resource says otherwise: copying a
                 # 5,000,000-row stage into the history took DuckDB's default, 80% of the RAM.
-                return duckdb.connect(self.database, read_only=read_only,
-                                      config={**stage_config(rows), **self.connection_config})
+                return connect_file(self.database, {**stage_config(rows),
+                                                    **self.connection_config}, read_only)
             except duckdb.IOException as exc:
                 if not _is_lock_error(exc) or time.monotonic() + delay > deadline:
                     if _is_lock_error(exc):
@@ -241,7 +241,7 @@ class Store:
         # Nanosecond time first so that files sort in write order; the uuid makes them unique.
         name = f"{time.time_ns():020d}-{uuid.uuid4().hex[:8]}-{mode}-{table}.duckdb"
         tmp = self.spool_dir / f".{name}.tmp"
-        con = duckdb.connect(str(tmp), config=stage_config(rows))
+        con = connect_file(tmp, stage_config(rows))
         try:
             bind(con)
             con.execute("CREATE TABLE spooled AS SELECT * FROM frame")
@@ -303,7 +303,8 @@ def _has_table(con: duckdb.DuckDBPyConnection, table: str) -> bool:
     # fetchall: a result left half-read (fetchone) makes DuckDB 2 refuse the unregister that
     # follows, so appending an empty frame to an existing table failed.
     return bool(con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [table]
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = ? "
+        "AND table_catalog = current_database()", [table]
     ).fetchall()[0][0])
 
 

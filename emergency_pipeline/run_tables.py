@@ -115,11 +115,14 @@ def attached(frames: Mapping[str, Any] | None = None, **stages: StageRef | str
     # a stage is given by its path only.
     refs = list(stages.values())
     known = refs and all(isinstance(ref, StageRef) for ref in refs)
-    con = duckdb.connect(config=stage_config(max(r.rows for r in refs) if known else None))
+    paths = {alias: ref.path if isinstance(ref, StageRef) else ref for alias, ref in stages.items()}
+    config = stage_config(max(r.rows for r in refs) if known else None)
+    if paths:   # spills beside the run's files, not in the directory the process started in
+        config["temp_directory"] = f"{next(iter(paths.values()))}.tmp"
+    con = duckdb.connect(config=config)
     try:
-        for alias, ref in stages.items():
-            path = ref.path if isinstance(ref, StageRef) else ref
-            con.execute(f"ATTACH '{path}' AS {alias} (READ_ONLY)")
+        for alias, path in paths.items():
+            con.execute(f"ATTACH {_literal(path)} AS {alias} (READ_ONLY)")
         for name, frame in (frames or {}).items():
             con.register(name, frame)
         yield con

@@ -95,9 +95,13 @@ def test_stage_files_and_the_history_are_written_a_row_group_at_a_time(tmp_path:
         con.close()
 
 
-def test_a_stage_connection_spills_beside_its_file(tmp_path: Path) -> None:
+def test_stage_connections_spill_beside_the_runs_files(tmp_path: Path) -> None:
     """Not into a .tmp folder of whatever directory the run was started from."""
     run = RunTables(tmp_path, "r")
     with run.building("plan", rows=10) as con:
         spill = Path(con.execute("SELECT current_setting('temp_directory')").fetchone()[0])
     assert spill.parent == run.dir and spill.name.endswith(".duckdb.tmp")
+    ref = run.ref("plan", {"rows": 0})
+    with attached(p=ref) as con:                # the checks' and the metadata's reads
+        spill = Path(con.execute("SELECT current_setting('temp_directory')").fetchone()[0])
+    assert spill == Path(f"{ref.path}.tmp")

@@ -16,7 +16,7 @@ import pandas as pd
 from dagster import AssetExecutionContext, MetadataValue, TableColumn, TableRecord, TableSchema
 
 from emergency_pipeline import plan_report
-from emergency_pipeline.run_tables import StageRef, stage_config
+from emergency_pipeline.run_tables import StageRef, attached
 from emergency_pipeline.run_tables import query as run_query
 
 OWNERS = ["team:operations"]
@@ -284,19 +284,15 @@ def plan_full_list(plan: StageRef, addresses: pd.DataFrame | None, database: str
     path = plan_report.plan_csv_path(database, run_id)
     texts = pd.DataFrame(list(plan_report.address_texts(addresses).items()),
                          columns=["id", "text"])
-    con = duckdb.connect(config=stage_config(plan.rows))
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        con.execute(f"ATTACH '{plan.path}' AS p (READ_ONLY)")
-        con.register("texts", texts)
         tmp = path.with_suffix(".csv.tmp")
-        con.execute(f"COPY ({FULL_LIST_SQL}) TO '{tmp}' (HEADER)")
+        with attached({"texts": texts}, p=plan) as con:
+            con.execute(f"COPY ({FULL_LIST_SQL}) TO '{tmp}' (HEADER)")
         tmp.replace(path)
     except (OSError, duckdb.IOException):
         return {"full_list": MetadataValue.text(
             f"{database_path(database)}: {plan_report.plan_sql(run_id)}")}
-    finally:
-        con.close()
     return {"full_list": MetadataValue.path(str(path))}
 
 

@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from emergency_pipeline.desired_state import DesiredStateError, read_desired_state
-from emergency_pipeline.desired_state.phones import nanp_valid, parse_one
+from emergency_pipeline.desired_state.phones import nanp_digits, nanp_valid, parse_one, parse_phones
 
 ADDR = "1315262044401589175"
 NUMBER_ID = "1293385034380736105"
@@ -104,6 +104,41 @@ def test_fast_path_agrees_with_phonenumbers():
     slow = [phonenumbers.is_valid_number(phonenumbers.parse("+1" + n)) for n in nats]
     assert list(fast) == slow
     assert 0.2 < fast.mean() < 0.9          # the sample exercises both answers
+
+
+def test_punctuated_and_national_nanp_numbers_take_the_fast_path():
+    cells = np.array(["(970) 555-5098", "970.555.5098", "1-970-555-5098", "+1 970 555 5098",
+                      "9705555098", "+19705555098", "020 7946 0958", "+2025550100"], dtype=object)
+    assert nanp_digits(cells, national=True) == ["9705555098"] * 6 + [None, None]
+    # Outside NANP only the international forms are NANP numbers.
+    assert nanp_digits(cells, national=False) == [None, None, None, "9705555098", None,
+                                                  "9705555098", None, None]
+
+
+_AREAS = ["212", "970", "268", "876", "809", "416", "800", "900", "555", "311", "200", "999"]
+
+
+@settings(max_examples=600, deadline=None)
+@given(region=st.sampled_from(["US", "CA", "JM", "AG", "PR", "GB", "DE"]),
+       lead=st.sampled_from(["", "1", "+1", "+", "+2", "0", "11"]),
+       area=st.sampled_from(_AREAS), rest=st.integers(0, 10**7 - 1),
+       seps=st.lists(st.sampled_from(["", "", "", " ", "-", ".", "(", ")"]),
+                     min_size=13, max_size=13),
+       odd=st.sampled_from([None, None, None, "/", "x", "+", "1"]), at=st.integers(0, 12))
+def test_parse_phones_reads_nanp_cells_as_phonenumbers_does(region, lead, area, rest, seps,
+                                                           odd, at):
+    """Whatever the fast path takes, it must read exactly as phonenumbers (parse_one) does;
+    what it leaves, parse_one reads. Separators, prefixes and regions around its edges, and
+    now and then a character it does not take."""
+    digits = lead + area + f"{rest:07d}"
+    if odd:
+        seps[at] = odd
+    cell = ("".join(s + d for s, d in zip(seps, digits)) + seps[-1]).strip()
+    if not cell:
+        return
+    got = parse_phones(pd.Series([cell], dtype=object), region).iloc[0]
+    want = parse_one(cell, region)
+    assert (got.e164, got.number_id, got.reason) == (want.e164, want.number_id, want.reason)
 
 
 def test_number_id_rule():

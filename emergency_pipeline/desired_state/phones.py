@@ -6,11 +6,13 @@ for that numbering plan; Telnyx ids are 19-digit strings). A digit string that i
 a phone number; one that is possible but invalid (a typo'd area code) is rejected, not taken as an
 id.
 
-Speed: phonenumbers costs ~70 us a value, 70 s for a million. Cells that are already canonical NANP
-E.164 (`+1` and ten digits starting 2-9) are checked in bulk against the same metadata patterns
-phonenumbers uses (same region order, same type patterns); only values that fail that fast check
-go through phonenumbers itself, once per distinct value. The fast path can only say "valid": a
-false "invalid" merely costs a slow look-up, and tests check it against phonenumbers.
+Speed: phonenumbers costs ~70 us a value, 70 s for a million. NANP numbers (`+1` and ten digits
+starting 2-9, with or without spaces, brackets, dots and dashes; and, when the default region is
+itself NANP, the national ways of writing them: ten digits or 1 and ten digits, punctuated alike)
+are checked in bulk against the same metadata patterns phonenumbers uses (same region order, same
+type patterns); only values that fail that fast check go through phonenumbers itself, once per
+distinct value. The fast path can only say "valid": a false "invalid" merely costs a slow look-up,
+and tests check it against phonenumbers.
 """
 
 from __future__ import annotations
@@ -29,6 +31,9 @@ from .excel import FIX as EXCEL_FIX
 from .excel import SCIENTIFIC, mangled_id
 
 _FAST = re.compile(r"\+1[2-9][0-9]{9}")
+_PUNCTUATION = str.maketrans("", "", " ().-")
+_INTERNATIONAL = re.compile(r"\+1([2-9][0-9]{9})")
+_NATIONAL = re.compile(r"1?([2-9][0-9]{9})")
 _FLOATY = re.compile(r"([0-9]+)\.0+")          # 19705555098.0: a float written out as text
 
 
@@ -108,6 +113,25 @@ def nanp_valid(national: pd.Series) -> np.ndarray:
     return valid
 
 
+def nanp_digits(values: np.ndarray, national: bool) -> list[str | None]:
+    """The ten national digits of each value written as a NANP number the fast path knows
+    (see the module's docstring), else None; national: also the national ways of writing."""
+    out: list[str | None] = []
+    for v in values:
+        if _FAST.fullmatch(v):                     # the usual case: nothing to strip
+            out.append(v[2:])
+            continue
+        bare = v.translate(_PUNCTUATION)
+        m = _INTERNATIONAL.fullmatch(bare) or (national and _NATIONAL.fullmatch(bare))
+        out.append(m.group(1) if m else None)
+    return out
+
+
+@lru_cache(maxsize=None)
+def _is_nanp(region: str) -> bool:
+    return phonenumbers.country_code_for_region(region) == 1
+
+
 def parse_one(raw: str, region: str) -> Parsed:
     """The slow, exact path for one cell (already stripped, not empty)."""
     fix = _FIX_NUMBER.format(r=region)
@@ -185,11 +209,12 @@ def parse_phones(cleaned: pd.Series, region: str) -> pd.DataFrame:
     reason = np.full(n, None, dtype=object)
     fix = np.full(n, None, dtype=object)
 
-    fast = np.fromiter((_FAST.fullmatch(v) is not None for v in values), bool, n)
+    tens = nanp_digits(values, national=_is_nanp(region))
+    fast = np.fromiter((t is not None for t in tens), bool, n)
     if fast.any():
         idx = np.flatnonzero(fast)
-        ok = nanp_valid(pd.Series([values[i][2:] for i in idx], dtype=object))
-        e164[idx[ok]] = values[idx[ok]]
+        ok = nanp_valid(pd.Series([tens[i] for i in idx], dtype=object))
+        e164[idx[ok]] = ["+1" + tens[i] for i in idx[ok]]
         fast[idx[~ok]] = False
     empty = values == ""
     reason[empty] = "missing phone number"

@@ -118,8 +118,9 @@ def test_punctuated_and_national_nanp_numbers_take_the_fast_path():
 @pytest.mark.parametrize("region", ["US", "JM", "GB"])
 def test_nanp_edge_cells_read_as_phonenumbers_reads_them(region):
     cells = ["0 212 555 1234", "02125551234", "(0) 212-555-1234", "+2125551234", "112125551234",
-             "1 1 212 555 1234", "+1 (212) 555-1234", "(212) 555-1234", "212-555-123", "1-555-555-1234",
-             "+1 311 555 1234", "212 555 1234 x12", "212/555/1234", "+12125551234"]
+             "1 1 212 555 1234", "+1 (212) 555-1234", "(212) 555-1234", "212-555-123",
+             "1-555-555-1234", "+1 311 555 1234", "212 555 1234 x12", "212/555/1234",
+             "+12125551234"]
     got = parse_phones(pd.Series(cells, dtype=object), region)
     for i, cell in enumerate(cells):
         want = parse_one(cell, region)

@@ -74,6 +74,13 @@ def connect_file(path: str | Path, config: Mapping[str, Any],
     return con
 
 
+def attach(con: duckdb.DuckDBPyConnection, **stages: StageRef | str | Path) -> None:
+    """Stage files (refs or paths) attached read-only to con under their keywords' names."""
+    for alias, ref in stages.items():
+        path = ref.path if isinstance(ref, StageRef) else ref
+        con.execute(f"ATTACH {_literal(path)} AS {alias} (READ_ONLY)")
+
+
 def _literal(path: str | Path) -> str:
     return "'" + str(path).replace("'", "''") + "'"
 
@@ -121,8 +128,7 @@ def attached(frames: Mapping[str, Any] | None = None, **stages: StageRef | str
         config["temp_directory"] = f"{next(iter(paths.values()))}.tmp"
     con = duckdb.connect(config=config)
     try:
-        for alias, path in paths.items():
-            con.execute(f"ATTACH {_literal(path)} AS {alias} (READ_ONLY)")
+        attach(con, **paths)
         for name, frame in (frames or {}).items():
             con.register(name, frame)
         yield con

@@ -28,7 +28,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from emergency_pipeline.run_tables import connect_file, stage_config
+from emergency_pipeline.run_tables import attach, connect_file, stage_config
 
 log = logging.getLogger(__name__)
 
@@ -209,7 +209,7 @@ class Store:
         mode = _mode(mode, replace_on)
 
         def bind(con: duckdb.DuckDBPyConnection) -> None:
-            con.execute(f"ATTACH '{stage_file}' AS src (READ_ONLY)")
+            attach(con, src=stage_file)
             con.execute(f"CREATE OR REPLACE TEMP VIEW frame AS {select}")
 
         try:

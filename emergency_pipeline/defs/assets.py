@@ -37,7 +37,7 @@ from emergency_pipeline.outcomes import OUTCOMES_SQL, RESULT_FIELDS, outcome_vie
 from emergency_pipeline.plan import PLAN_SQL, plan_views
 from emergency_pipeline.publish import publish_orphans, publish_run
 from emergency_pipeline.read_back import resumed_successes
-from emergency_pipeline.run_tables import StageRef, prune
+from emergency_pipeline.run_tables import StageRef, attach, prune
 from emergency_pipeline.safety import SafetyGuardError, check_disable_guard
 from emergency_pipeline.snapshot import list_numbers_into
 from emergency_pipeline.state.ledger import Ledger
@@ -204,8 +204,7 @@ def emergency_address_resolution(context: AssetExecutionContext, config: Address
     with account_lease(context, telnyx, state), failures_explained(telnyx.base_url), \
             telnyx.client(context.log) as client, \
             stage.building("resolution", rows=desired_emergency_settings.rows) as con:
-        con.execute(f"ATTACH '{desired_emergency_settings.path}' AS d (READ_ONLY)")
-        con.execute(f"ATTACH '{emergency_account_snapshot.path}' AS s (READ_ONLY)")
+        attach(con, d=desired_emergency_settings, s=emergency_account_snapshot)
         con.execute("CREATE TEMP VIEW acc AS SELECT *, row_number() OVER () AS _order "
                     "FROM d.accepted")
         # Only rows with an address by its fields, or an id the account lacks, need work:
@@ -259,8 +258,7 @@ def emergency_settings_plan(context: AssetExecutionContext,
     stage = tables(context, state)
     rows = max(emergency_address_resolution.rows, emergency_account_snapshot.rows)
     with account_lease(context, telnyx, state), stage.building("plan", rows) as con:
-        con.execute(f"ATTACH '{emergency_address_resolution.path}' AS r (READ_ONLY)")
-        con.execute(f"ATTACH '{emergency_account_snapshot.path}' AS s (READ_ONLY)")
+        attach(con, r=emergency_address_resolution, s=emergency_account_snapshot)
         plan_views(con, "r.accepted", "s.numbers", "r.addresses", "s.in_flight")
         con.execute(f"CREATE TABLE plan AS SELECT *, now() AS planned_at FROM ({PLAN_SQL})")
         by_action = dict(con.execute("SELECT action, count(*) FROM plan GROUP BY ALL "
@@ -404,10 +402,9 @@ def emergency_operation_outcomes(context: AssetExecutionContext,
     stage = tables(context, state)
     with account_lease(context, telnyx, state, last=True):
         with stage.building("outcomes", rows=emergency_settings_plan.rows) as con:
-            attach = {"p": emergency_settings_plan, "sub": emergency_update_jobs,
+            stages = {"p": emergency_settings_plan, "sub": emergency_update_jobs,
                       "d": desired_emergency_settings, "r": emergency_address_resolution}
-            for alias, ref in attach.items():
-                con.execute(f"ATTACH '{ref.path}' AS {alias} (READ_ONLY)")
+            attach(con, **stages)
             outcome_views(con, "p.plan", "sub.results", ["d.rejected", "r.rejected"],
                           run_id=context.run.run_id, source=context.partition_key,
                           applied=bool(emergency_update_jobs.info["applied"]))
@@ -418,7 +415,7 @@ def emergency_operation_outcomes(context: AssetExecutionContext,
                 "SELECT phone_number, result, error_code, error_title, error_detail, "
                 "error_pointer FROM outcomes WHERE result IN ('failed', 'expired') "
                 "LIMIT 20").df()
-            for alias in attach:
+            for alias in stages:
                 con.execute(f"DETACH {alias}")
         counts = {"rows": sum(by_result.values()),
                   **{f"result_{r}": int(n) for r, n in by_result.items()}}

@@ -10,7 +10,9 @@ runner uses that to recognise a batch it has submitted before).
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
+from collections import Counter
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -53,34 +55,63 @@ def _check_size(max_size: int) -> None:
                          f"(Telnyx's limit per job), not {max_size!r}")
 
 
-def make_batches(plan: pd.DataFrame, max_size: int = contract.MAX_NUMBERS_PER_JOB) -> list[Batch]:
+# Batches in SQL over the plan's actionable rows: DuckDB dedupes and sorts them, and they are
+# chunked as they stream out, so only the identifiers themselves become Python objects (a
+# 500,000-change plan read as a frame of all its columns cost about 1 GB). A disable job
+# carries no address, whatever the row said; an identifier asked for twice with the same
+# target counts once.
+_TARGETS_SQL = """
+SELECT CAST(identifier AS VARCHAR) AS identifier, CAST(id_kind AS VARCHAR) AS id_kind,
+       CAST(target_enabled AS BOOLEAN) AS enabled,
+       CASE WHEN CAST(target_enabled AS BOOLEAN)
+            THEN coalesce(CAST(target_address_id AS VARCHAR), '') ELSE '' END AS address,
+       min(CAST(action AS VARCHAR)) AS action
+FROM {plan} WHERE action IN ({actionable}) GROUP BY ALL
+"""
+_CLASH_SQL = """
+SELECT identifier FROM ({targets}) GROUP BY identifier HAVING count(*) > 1
+ORDER BY identifier LIMIT 10
+"""
+_SORTED_SQL = "SELECT * FROM ({targets}) ORDER BY enabled, address, id_kind, identifier"
+
+
+def plan_batches(con, plan: str, max_size: int = contract.MAX_NUMBERS_PER_JOB) -> list[Batch]:
+    """The batches of a plan table (its name as con knows it), in a stable order: by target,
+    then identifier kind, then identifier."""
     _check_size(max_size)
-    work = plan.loc[plan["action"].isin(ACTIONABLE),
-                    ["identifier", "id_kind", "target_enabled", "target_address_id", "action"]]
-    if work.empty:
-        return []
-    work = work.assign(
-        target_enabled=work["target_enabled"].astype(bool),
-        # A disable job carries no address, whatever the row said.
-        target_address_id=work["target_address_id"].astype(object)
-        .where(work["target_enabled"].astype(bool) & work["target_address_id"].notna(), ""),
-        identifier=work["identifier"].astype(str),
-    ).drop_duplicates(["identifier", "id_kind", "target_enabled", "target_address_id"])
-    clash = work["identifier"].duplicated(keep=False)
-    if clash.any():
+    targets = _TARGETS_SQL.format(plan=plan, actionable=", ".join(f"'{a}'" for a in ACTIONABLE))
+    clash = [r[0] for r in con.execute(_CLASH_SQL.format(targets=targets)).fetchall()]
+    if clash:
         # Two targets for one number would be two jobs racing on it (design rule 3).
         raise ValueError("the plan asks for different settings on the same number: "
-                         + ", ".join(sorted(work.loc[clash, "identifier"].unique())[:10]))
-    work = work.sort_values(["target_enabled", "target_address_id", "id_kind", "identifier"],
-                            kind="stable")
+                         + ", ".join(clash))
+    con.execute(_SORTED_SQL.format(targets=targets))
+    rows = itertools.chain.from_iterable(iter(lambda: con.fetchmany(10_000), []))
     batches: list[Batch] = []
-    for (enabled, address, kind), grp in work.groupby(
-            ["target_enabled", "target_address_id", "id_kind"], sort=True):
-        idents = grp["identifier"].to_numpy()
-        actions = grp["action"].to_numpy()
-        for start in range(0, len(idents), max_size):
-            chunk = tuple(idents[start:start + max_size])
-            counts = pd.Series(actions[start:start + max_size]).value_counts().sort_index()
-            batches.append(batch_of(chunk, bool(enabled), address or None, kind,
-                                    tuple((str(a), int(c)) for a, c in counts.items())))
+    # rows: identifier, id_kind, enabled, address, action; sorted by target, kind, identifier
+    for (kind, enabled, address), group in itertools.groupby(rows, key=lambda r: r[1:4]):
+        while chunk := list(itertools.islice(group, max_size)):
+            batches.append(batch_of([r[0] for r in chunk], enabled, address or None, kind,
+                                    tuple(sorted(Counter(r[4] for r in chunk).items()))))
     return batches
+
+
+def make_batches(plan: pd.DataFrame, max_size: int = contract.MAX_NUMBERS_PER_JOB) -> list[Batch]:
+    """The batches of a plan frame (tests, small inputs): the same SQL as plan_batches."""
+    import duckdb
+
+    con = duckdb.connect()
+    try:
+        con.register("plan_frame", plan)
+        return plan_batches(con, "plan_frame", max_size)
+    finally:
+        con.close()
+
+
+def other_names(con, plan: str) -> dict[str, str]:
+    """Each actionable identifier's other name (id <-> E.164), for the pre-wave check."""
+    actionable = ", ".join(f"'{a}'" for a in ACTIONABLE)
+    return dict(con.execute(
+        "SELECT CAST(identifier AS VARCHAR), CAST(CASE WHEN id_kind = 'e164' THEN number_id "
+        f"ELSE phone_number END AS VARCHAR) FROM {plan} WHERE action IN ({actionable}) "
+        "AND number_id IS NOT NULL AND phone_number IS NOT NULL").fetchall())

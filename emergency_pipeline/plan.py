@@ -71,8 +71,11 @@ WITH
 by_phone AS (SELECT n.* FROM numbers AS n SEMI JOIN (
                  SELECT min(_npos) AS _npos FROM numbers WHERE phone_number IS NOT NULL
                  GROUP BY phone_number) USING (_npos)),
+-- Only the ids that rows without an E.164 ask for: most sheets name numbers by E.164, and a
+-- join's build side of the whole account cost memory for nothing.
 by_id AS (SELECT n.* FROM numbers AS n SEMI JOIN (
-              SELECT min(_npos) AS _npos FROM numbers WHERE id IS NOT NULL
+              SELECT min(_npos) AS _npos FROM numbers WHERE id IN (
+                  SELECT number_id FROM acc WHERE phone_number IS NULL)
               GROUP BY id) USING (_npos)),
 matched AS (
     SELECT a.*, a.phone_number IS NOT NULL AS by_e164,

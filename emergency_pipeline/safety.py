@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import pandas as pd
-
 
 class SafetyGuardError(Exception):
     """The plan disables more numbers than max_disable_count / max_disable_share allow."""
@@ -26,16 +24,17 @@ class GuardResult:
     allowed: bool            # True when exceeded but allow_mass_disable was set
 
 
-def check_disable_guard(plan: pd.DataFrame, account_size: int, max_disable_count: int,
+def check_disable_guard(disables: int, account_size: int, max_disable_count: int,
                         max_disable_share: float, allow: bool = False) -> GuardResult:
-    """Raise SafetyGuardError when the plan's disables exceed either limit (strictly more than
-    max_disable_count numbers, or strictly more than max_disable_share of the account) and
-    `allow` (the run's allow_mass_disable) is not set. Otherwise return the figures."""
+    """Raise SafetyGuardError when the plan's disables (its rows whose action is disable)
+    exceed either limit (strictly more than max_disable_count numbers, or strictly more than
+    max_disable_share of the account) and `allow` (the run's allow_mass_disable) is not set.
+    Otherwise return the figures."""
     if max_disable_count < 0:
         raise ValueError(f"max_disable_count must be >= 0, not {max_disable_count}")
     if not 0.0 <= max_disable_share <= 1.0:
         raise ValueError(f"max_disable_share must be between 0 and 1, not {max_disable_share}")
-    disables = int((plan["action"] == "disable").sum()) if len(plan) else 0
+    disables = int(disables)
     size = max(int(account_size), 0)
     # An account we could not see is treated as if every disable were all of it.
     share = disables / size if size else (1.0 if disables else 0.0)

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from emergency_pipeline import contract
-from emergency_pipeline.batching import Batch, batch_of, make_batches
+from emergency_pipeline.batching import Batch, batch_of, make_batches, other_names
 
 
 def plan_rows(rows):
@@ -108,3 +108,18 @@ def test_batches_never_exceed_the_limit_or_mix(rows, size):
                                                              b.emergency_address_id)
     assert [b.batch_id for b in make_batches(plan, max_size=size)] == \
         [b.batch_id for b in batches]
+
+
+def test_other_names_map_each_change_to_its_other_identifier():
+    import duckdb
+
+    plan = pd.DataFrame({
+        "identifier": ["+19705550001", "7", "+19705550003", "+19705550004"],
+        "id_kind": ["e164", "id", "e164", "e164"],
+        "action": ["enable", "disable", "noop", "change_address"],
+        "number_id": ["1", "7", "3", None],
+        "phone_number": ["+19705550001", "+19705550002", "+19705550003", "+19705550004"]})
+    con = duckdb.connect()
+    con.register("plan_frame", plan)
+    # noop rows are not submitted; a row without an id has no other name
+    assert other_names(con, "plan_frame") == {"+19705550001": "1", "7": "+19705550002"}

@@ -20,7 +20,7 @@ from pydantic import Field
 
 from emergency_pipeline.address_resolution import Resolution, is_placeholder, resolve_addresses
 from emergency_pipeline.addresses import ContactDefaults
-from emergency_pipeline.batching import make_batches
+from emergency_pipeline.batching import other_names, plan_batches
 from emergency_pipeline.cli_errors import failures_explained
 from emergency_pipeline.client import job_numbers
 from emergency_pipeline.contract import DEFAULT_MAX_JOBS_IN_FLIGHT, JOB_IN_FLIGHT_STATUSES
@@ -37,7 +37,7 @@ from emergency_pipeline.outcomes import OUTCOMES_SQL, RESULT_FIELDS, outcome_vie
 from emergency_pipeline.plan import PLAN_SQL, plan_views
 from emergency_pipeline.publish import publish_orphans, publish_run
 from emergency_pipeline.read_back import resumed_successes
-from emergency_pipeline.run_tables import StageRef, attach, prune
+from emergency_pipeline.run_tables import StageRef, attach, attached, prune
 from emergency_pipeline.safety import SafetyGuardError, check_disable_guard
 from emergency_pipeline.snapshot import list_numbers_into
 from emergency_pipeline.state.ledger import Ledger
@@ -305,13 +305,6 @@ def _defer_resumed_successes(context: AssetExecutionContext, ledger: Ledger,
                          "run are left to verify at the next snapshot")
 
 
-def _aliases(plan: pd.DataFrame) -> dict[str, str]:
-    """Each submitted identifier's other name (id <-> E.164), for the pre-wave check."""
-    known = plan[plan["number_id"].notna() & plan["phone_number"].notna()]
-    other = known["number_id"].where(known["id_kind"].eq("e164"), known["phone_number"])
-    return dict(zip(known["identifier"].astype(str), other.astype(str)))
-
-
 @asset(group_name=GROUP, partitions_def=desired_state_sources,
        **md.asset_args("emergency_jobs", {"telnyx", "duckdb"}, telnyx="write"))
 def emergency_update_jobs(context: AssetExecutionContext, config: ApplyConfig,
@@ -321,15 +314,16 @@ def emergency_update_jobs(context: AssetExecutionContext, config: ApplyConfig,
                           state: PipelineState) -> StageRef:
     """Batches submitted as update_emergency_settings jobs (when applying), followed to the
     end; every batch recorded in the ledger before its POST, closed with its results."""
-    plan = emergency_settings_plan.read("plan", where="action IN ('enable', 'disable', "
-                                        "'change_address')")   # what batches are made of
-    batches = make_batches(plan, max_size=config.max_batch_size)
+    with attached(p=emergency_settings_plan) as con:
+        batches = plan_batches(con, "p.plan", max_size=config.max_batch_size)
+        aliases = other_names(con, "p.plan") if config.apply else {}
     if config.apply and any(is_placeholder(b.emergency_address_id) for b in batches):
         # The resolution only planned its new addresses (its own `apply` was not set).
         raise Failure(description="some numbers target addresses that were not created: set "
                       "apply: true for emergency_address_resolution too (apply_run_config does)")
     try:
-        check_disable_guard(plan, emergency_account_snapshot.counts["numbers"],
+        check_disable_guard(emergency_settings_plan.counts.get("action_disable", 0),
+                            emergency_account_snapshot.counts["numbers"],
                             config.max_disable_count, config.max_disable_share,
                             allow=config.allow_mass_disable)
     except SafetyGuardError as exc:
@@ -358,7 +352,7 @@ def emergency_update_jobs(context: AssetExecutionContext, config: ApplyConfig,
         done = submit_and_follow(
             client, ledger, run, batches,
             snapshot_at=datetime.fromisoformat(emergency_account_snapshot.info["taken_at"]),
-            aliases=_aliases(plan), log=context.log, ensure_lease=hold.ensure_held,
+            aliases=aliases, log=context.log, ensure_lease=hold.ensure_held,
             settings=Settings(max_jobs_in_flight=config.max_jobs_in_flight,
                               wave_size=config.wave_size,
                               follow_timeout_seconds=config.follow_timeout_seconds))

@@ -1,5 +1,5 @@
 """The lean data path of a plan-only run at 5,000,000 rows: read the sheet and plan it, as the
-assets do (desired_state.write_desired_state into a stage file, plan.PLAN_SQL over the
+assets do (desired_state.write_desired_state into a stage file, plan.write_plan over the
 stage files, the CLI's plan print), in a child process whose peak RSS is printed.
 
 The account is not listed from the emulator here (that is benchmarks/end_to_end.py): the
@@ -31,7 +31,7 @@ CHILD = r"""
 import json, resource, sys, time
 import duckdb
 from emergency_pipeline.desired_state import write_desired_state
-from emergency_pipeline.plan import PLAN_SQL, plan_views
+from emergency_pipeline.plan import plan_views, write_plan
 from emergency_pipeline.run_tables import connect_file, stage_config
 
 csv, snapshot, work = sys.argv[1:4]
@@ -47,7 +47,7 @@ con = connect_file(f"{work}/plan.duckdb", stage_config())
 con.execute(f"ATTACH '{work}/desired.duckdb' AS r (READ_ONLY)")
 con.execute(f"ATTACH '{snapshot}' AS s (READ_ONLY)")
 plan_views(con, "r.accepted", "s.numbers", "s.addresses", "s.in_flight")
-con.execute(f"CREATE TABLE plan AS SELECT *, now() AS planned_at FROM ({PLAN_SQL})")
+write_plan(con, "plan")
 out["actions"] = dict(con.execute("SELECT action, count(*) FROM plan GROUP BY ALL").fetchall())
 con.close()
 out["plan_s"] = round(time.perf_counter() - t, 1)

@@ -166,3 +166,35 @@ def test_every_desired_row_appears_exactly_once(world):
     acting = plan[plan.action.isin(["enable", "disable", "change_address"])]
     assert not acting.number_id.duplicated().any()
     assert not acting.number_id.isin(flight).any()
+
+
+def test_a_number_listed_twice_counts_its_first_sighting():
+    # the listing can show a number twice when pages shift under it; by E.164 and by id
+    later = snapshot(("2", "+19705550002", "active", False, None, "disabled"))
+    plan = build_plan(desired(("+19705550002", None, True, A1), (None, "2", True, A1)),
+                      pd.concat([NUMBERS, later], ignore_index=True), ADDRESSES)
+    assert plan.action.tolist() == ["noop", "skip"]   # the first: enabled with A1 already
+    assert plan.reason[1] == "the same account number as d.csv row 2"
+
+
+@settings(max_examples=100, deadline=None)
+@given(world=worlds(), per_range=st.integers(1, 7),
+       repeats=st.lists(st.tuples(st.integers(0, 19), st.booleans()), max_size=4))
+def test_planning_a_range_at_a_time_gives_the_one_plan(world, per_range, repeats):
+    """write_plan plans the rows a range at a time; the plan is the one of all rows at once,
+    in the same order, rule 3 and a number listed twice included."""
+    from unittest import mock
+
+    from emergency_pipeline import plan as plan_module
+
+    acc, numbers, flight = world
+    later = [numbers.iloc[i % len(numbers)].copy() for i, _ in repeats] if len(numbers) else []
+    for row, (_, enabled) in zip(later, repeats):
+        row["emergency_enabled"], row["emergency_status"] = enabled, "active"
+    numbers = pd.concat([numbers, pd.DataFrame(later)], ignore_index=True) if later else numbers
+    whole = build_plan(acc, numbers, ADDRESSES, in_flight=frozenset(flight))
+    with mock.patch.object(plan_module, "PLAN_RANGE_ROWS", per_range), \
+            mock.patch.object(plan_module, "MAX_PLAN_RANGES", 1000):
+        assert len(plan_module.plan_ranges(len(acc))) == max(1, -(-len(acc) // per_range))
+        ranged = build_plan(acc, numbers, ADDRESSES, in_flight=frozenset(flight))
+    pd.testing.assert_frame_equal(ranged, whole)

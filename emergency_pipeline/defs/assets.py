@@ -34,7 +34,7 @@ from emergency_pipeline.defs.run_scope import (
 )
 from emergency_pipeline.desired_state import DesiredStateError, write_desired_state
 from emergency_pipeline.outcomes import OUTCOMES_SQL, RESULT_FIELDS, outcome_views
-from emergency_pipeline.plan import PLAN_SQL, plan_views
+from emergency_pipeline.plan import plan_views, write_plan
 from emergency_pipeline.publish import publish_orphans, publish_run
 from emergency_pipeline.read_back import resumed_successes
 from emergency_pipeline.run_tables import StageRef, attach, attached, prune
@@ -258,13 +258,13 @@ def emergency_settings_plan(context: AssetExecutionContext,
                             telnyx: TelnyxResource, duckdb: DuckDBResource,
                             state: PipelineState) -> StageRef:
     """One action per desired number: enable, disable, change_address, noop or skip.
-    Planned in SQL (plan.PLAN_SQL) over the resolution's and the snapshot's tables."""
+    Planned in SQL (plan.write_plan) over the resolution's and the snapshot's tables."""
     stage = tables(context, state)
     rows = max(emergency_address_resolution.rows, emergency_account_snapshot.rows)
     with account_lease(context, telnyx, state), stage.building("plan", rows) as con:
         attach(con, r=emergency_address_resolution, s=emergency_account_snapshot)
         plan_views(con, "r.accepted", "s.numbers", "r.addresses", "s.in_flight")
-        con.execute(f"CREATE TABLE plan AS SELECT *, now() AS planned_at FROM ({PLAN_SQL})")
+        write_plan(con, "plan")
         by_action = dict(con.execute("SELECT action, count(*) FROM plan GROUP BY ALL "
                                      "ORDER BY ALL").fetchall())
         skips = con.execute("SELECT reason, count(*) AS numbers FROM plan WHERE action = "

@@ -68,6 +68,7 @@ SELECT CAST(identifier AS VARCHAR) AS identifier, CAST(id_kind AS VARCHAR) AS id
        min(CAST(action AS VARCHAR)) AS action
 FROM {plan} WHERE action IN ({actionable}) GROUP BY ALL
 """
+_ACTIONABLE = ", ".join(f"'{a}'" for a in ACTIONABLE)
 _CLASH_SQL = """
 SELECT identifier FROM ({targets}) GROUP BY identifier HAVING count(*) > 1
 ORDER BY identifier LIMIT 10
@@ -79,7 +80,7 @@ def plan_batches(con, plan: str, max_size: int = contract.MAX_NUMBERS_PER_JOB) -
     """The batches of a plan table (its name as con knows it), in a stable order: by target,
     then identifier kind, then identifier."""
     _check_size(max_size)
-    targets = _TARGETS_SQL.format(plan=plan, actionable=", ".join(f"'{a}'" for a in ACTIONABLE))
+    targets = _TARGETS_SQL.format(plan=plan, actionable=_ACTIONABLE)
     clash = [r[0] for r in con.execute(_CLASH_SQL.format(targets=targets)).fetchall()]
     if clash:
         # Two targets for one number would be two jobs racing on it (design rule 3).
@@ -110,8 +111,7 @@ def make_batches(plan: pd.DataFrame, max_size: int = contract.MAX_NUMBERS_PER_JO
 
 def other_names(con, plan: str) -> dict[str, str]:
     """Each actionable identifier's other name (id <-> E.164), for the pre-wave check."""
-    actionable = ", ".join(f"'{a}'" for a in ACTIONABLE)
     return dict(con.execute(
         "SELECT CAST(identifier AS VARCHAR), CAST(CASE WHEN id_kind = 'e164' THEN number_id "
-        f"ELSE phone_number END AS VARCHAR) FROM {plan} WHERE action IN ({actionable}) "
+        f"ELSE phone_number END AS VARCHAR) FROM {plan} WHERE action IN ({_ACTIONABLE}) "
         "AND number_id IS NOT NULL AND phone_number IS NOT NULL").fetchall())

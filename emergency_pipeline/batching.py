@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from emergency_pipeline import contract
-from emergency_pipeline.plan import ACTIONABLE
+from emergency_pipeline.plan import ACTIONABLE_SQL
 
 
 @dataclass(frozen=True)
@@ -60,15 +60,14 @@ def _check_size(max_size: int) -> None:
 # 500,000-change plan read as a frame of all its columns cost about 1 GB). A disable job
 # carries no address, whatever the row said; an identifier asked for twice with the same
 # target counts once.
-_TARGETS_SQL = """
+_TARGETS_SQL = f"""
 SELECT CAST(identifier AS VARCHAR) AS identifier, CAST(id_kind AS VARCHAR) AS id_kind,
        CAST(target_enabled AS BOOLEAN) AS enabled,
        CASE WHEN CAST(target_enabled AS BOOLEAN)
             THEN coalesce(CAST(target_address_id AS VARCHAR), '') ELSE '' END AS address,
        min(CAST(action AS VARCHAR)) AS action
-FROM {plan} WHERE action IN ({actionable}) GROUP BY ALL
+FROM {{plan}} WHERE action IN ({ACTIONABLE_SQL}) GROUP BY ALL
 """
-_ACTIONABLE = ", ".join(f"'{a}'" for a in ACTIONABLE)
 _CLASH_SQL = """
 SELECT identifier FROM ({targets}) GROUP BY identifier HAVING count(*) > 1
 ORDER BY identifier LIMIT 10
@@ -80,7 +79,7 @@ def plan_batches(con, plan: str, max_size: int = contract.MAX_NUMBERS_PER_JOB) -
     """The batches of a plan table (its name as con knows it), in a stable order: by target,
     then identifier kind, then identifier."""
     _check_size(max_size)
-    targets = _TARGETS_SQL.format(plan=plan, actionable=_ACTIONABLE)
+    targets = _TARGETS_SQL.format(plan=plan)
     clash = [r[0] for r in con.execute(_CLASH_SQL.format(targets=targets)).fetchall()]
     if clash:
         # Two targets for one number would be two jobs racing on it (design rule 3).
@@ -113,5 +112,5 @@ def other_names(con, plan: str) -> dict[str, str]:
     """Each actionable identifier's other name (id <-> E.164), for the pre-wave check."""
     return dict(con.execute(
         "SELECT CAST(identifier AS VARCHAR), CAST(CASE WHEN id_kind = 'e164' THEN number_id "
-        f"ELSE phone_number END AS VARCHAR) FROM {plan} WHERE action IN ({_ACTIONABLE}) "
+        f"ELSE phone_number END AS VARCHAR) FROM {plan} WHERE action IN ({ACTIONABLE_SQL}) "
         "AND number_id IS NOT NULL AND phone_number IS NOT NULL").fetchall())

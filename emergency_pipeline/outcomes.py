@@ -12,7 +12,7 @@ then its id, then its E.164.
 
 from __future__ import annotations
 
-ACTIONABLE = ("enable", "disable", "change_address")
+from emergency_pipeline.plan import ACTIONABLE_SQL
 
 COLUMNS = [
     "run_id", "source", "source_file", "source_row", "phone_number", "number_id", "action",
@@ -32,12 +32,11 @@ def _found(field: str) -> str:
 
 
 _FOUND = ",\n           ".join(f"{_found(f)} AS f_{f}" for f in RESULT_FIELDS)
-_ACT = ", ".join(f"'{a}'" for a in ACTIONABLE)
 
 
 def _pick(field: str) -> str:
     """A result field of an outcome row: the job's where this run's row has one."""
-    return (f"CASE WHEN action IN ({_ACT}) AND planned.applied THEN f_{field} "
+    return (f"CASE WHEN action IN ({ACTIONABLE_SQL}) AND planned.applied THEN f_{field} "
             f"WHEN action IN ('noop', 'skip') AND same_target THEN f_{field} END")
 
 

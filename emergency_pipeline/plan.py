@@ -61,6 +61,9 @@ def _quoted(values) -> str:
     return ", ".join("'" + v.replace("'", "''") + "'" for v in values)
 
 
+ACTIONABLE_SQL = _quoted(ACTIONABLE)   # for `action IN (...)`
+
+
 # The plan in SQL over four views (plan_views): acc (the accepted rows, in order), numbers
 # (the snapshot), addresses (id), in_flight (identifier); write_plan runs it. A million rows
 # are planned inside DuckDB, never as Python objects. Each part names the rule it carries.
@@ -89,14 +92,17 @@ SELECT n.* FROM numbers AS n SEMI JOIN (
     GROUP BY id) USING (_npos)""",
 }
 
+# How a desired row (a) finds its number: by E.164, or by id when it has no E.164.
+_MATCH = """
+    LEFT JOIN plan_by_phone AS p ON a.phone_number = p.phone_number
+    LEFT JOIN plan_by_id AS i ON a.phone_number IS NULL AND a.number_id = i.id"""
+
 # rule 3: several desired rows resolved to one account number; only those rows are read whole
-PLAN_DUP_SQL = """
+PLAN_DUP_SQL = f"""
 WITH
 m AS (
     SELECT a._pos, coalesce(p.id, i.id) AS m_id
-    FROM acc AS a
-    LEFT JOIN plan_by_phone AS p ON a.phone_number = p.phone_number
-    LEFT JOIN plan_by_id AS i ON a.phone_number IS NULL AND a.number_id = i.id),
+    FROM acc AS a{_MATCH}),
 twice AS (
     SELECT m._pos, m.m_id, a.source_file || ' row ' || a.source_row AS label,
            a.emergency_enabled::VARCHAR || '|' || coalesce(a.emergency_address_id, '') AS t
@@ -130,9 +136,7 @@ matched AS (
            coalesce(p.emergency_address_id, i.emergency_address_id) AS cur_address,
            coalesce(p.emergency_enabled, i.emergency_enabled, false) AS cur_flag,
            a.emergency_enabled AS target_enabled, a.emergency_address_id AS target_address
-    FROM (SELECT * FROM acc WHERE _pos > $lo AND _pos <= $hi) AS a
-    LEFT JOIN plan_by_phone AS p ON a.phone_number = p.phone_number
-    LEFT JOIN plan_by_id AS i ON a.phone_number IS NULL AND a.number_id = i.id),
+    FROM (SELECT * FROM acc WHERE _pos > $lo AND _pos <= $hi) AS a{_MATCH}),
 diffed AS (
     SELECT *, m_id IS NOT NULL AS known, m_id IS NOT NULL AND cur_flag AS cur_on,
            -- provisioning-failed counts as not enabled: enable it again
@@ -158,7 +162,7 @@ ruled AS (
              OR m_id IN (SELECT identifier FROM in_flight)
              OR m_phone IN (SELECT identifier FROM in_flight) THEN 4
         WHEN estatus IN ({_quoted(contract.EMERGENCY_STATUSES_IN_TRANSITION)}) THEN 5
-        WHEN diff IN ({_quoted(ACTIONABLE)}) AND NOT coalesce(
+        WHEN diff IN ({ACTIONABLE_SQL}) AND NOT coalesce(
              nstatus IN ({_quoted(contract.NUMBER_STATUSES_ALLOWING_EMERGENCY)}), false) THEN 6
         ELSE 0 END AS rule
     FROM diffed AS d LEFT JOIN plan_dup AS dup USING (_pos))

@@ -173,19 +173,22 @@ def render_plan(plan: pd.DataFrame, addresses: pd.DataFrame | None = None, *, li
     return "\n".join(lines)
 
 
-# A plan's groups in SQL, over a relation `plan`: each group's first `?` rows with the group's
-# size (_total), so that a million-row plan never leaves DuckDB to be printed.
+# A plan's groups in SQL, over a relation `plan`: each group's first `?` rows (in the order
+# plan_groups shows them) with the group's size (_total), so that a million-row plan never
+# leaves DuckDB to be printed. A top-N aggregate per group, not a window over every row: the
+# window held the whole plan (a million rows: +507 MB and 2.3 s, against +70 MB and 0.4 s).
+# (A struct orders its NULL fields last, as ORDER BY does.)
 _GROUP_SQL = """
-SELECT * EXCLUDE (_n) FROM (
-    SELECT *, row_number() OVER (g ORDER BY target_address_id, phone_number) AS _n,
-           count(*) OVER g AS _total FROM (
-        SELECT *,
-            CASE WHEN action IN ('enable', 'change_address', 'disable')
-                 THEN coalesce(target_address_id, '') ELSE '' END AS _key,
-            CASE WHEN action = 'skip' THEN coalesce(reason, '') ELSE '' END AS _why
-        FROM plan)
-    WINDOW g AS (PARTITION BY action, _key, _why))
-WHERE _n <= ?
+WITH q AS (
+    SELECT *,
+        CASE WHEN action IN ('enable', 'change_address', 'disable')
+             THEN coalesce(target_address_id, '') ELSE '' END AS _key,
+        CASE WHEN action = 'skip' THEN coalesce(reason, '') ELSE '' END AS _why
+    FROM plan)
+SELECT unnest(_heads, recursive := true), _total FROM (
+    SELECT count(*) AS _total,
+           min_by(q, struct_pack(a := target_address_id, p := phone_number), ?) AS _heads
+    FROM q GROUP BY action, _key, _why)
 """
 
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import duckdb
 import pandas as pd
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
-from emergency_pipeline.plan_report import (full_list, has_changes, plan_groups, render_plan,
-                                            write_full_list)
+from emergency_pipeline.plan_report import (full_list, group_sql, has_changes, heads_and_totals,
+                                            plan_groups, render_plan, write_full_list)
 
 ADDRESSES = pd.DataFrame([
     {"id": "111", "street_address": "1 Main St", "extended_address": None,
@@ -76,3 +79,34 @@ def test_groups_and_the_full_list(tmp_path):
     assert len(back) == len(_plan())
     assert back.loc[0, "target_address"] == "1 Main St, Springfield, IL 62701"
     assert full_list(_plan(), ADDRESSES)["action"].iloc[-1] == "noop"
+
+
+_ROWS = st.lists(st.tuples(st.sampled_from(["enable", "change_address", "disable", "skip", "noop"]),
+                           st.sampled_from([None, "111", "222", "333"]),
+                           st.sampled_from(["r1", "r2", None])), max_size=40)
+
+
+@settings(max_examples=150, deadline=None)
+@given(_ROWS, st.integers(1, 4))
+# A skip group mixes targets: its first numbers are by target, then number (row 1 has the
+# larger number and the smaller target).
+@example([("noop", None, None), ("skip", "111", "r1"), ("skip", "333", "r1")], 1)
+def test_the_groups_from_sql_heads_are_the_groups_of_the_whole_plan(rows, limit):
+    """What `run` and the plan's metadata show of a big plan (only each group's first rows
+    leave DuckDB, with the group sizes) is what plan_groups makes of the whole plan: the same
+    groups, counts and first numbers, an absent target or number sorted last."""
+    plan = pd.DataFrame([{
+        # Row 0 has no number (a row given by id): it must sort after the numbers.
+        **_row(n, action, action != "disable", target, reason or ""),
+        "phone_number": None if n == 0 else f"+1970555{(7919 * n) % 10000:04d}",
+        "reason": reason} for n, (action, target, reason) in enumerate(rows)],
+        columns=list(_row(0, "noop", True, None)))
+    with duckdb.connect() as con:
+        con.register("plan_frame", plan)
+        heads = con.execute(group_sql("plan_frame"), [limit]).df()
+    shown, totals = heads_and_totals(heads)
+
+    def comparable(groups: pd.DataFrame) -> list[dict]:
+        return groups.astype(object).where(groups.notna(), None).to_dict("records")
+    assert comparable(plan_groups(shown, ADDRESSES, limit, totals)) == \
+        comparable(plan_groups(plan, ADDRESSES, limit))

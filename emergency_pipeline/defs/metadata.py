@@ -16,7 +16,7 @@ import pandas as pd
 from dagster import AssetExecutionContext, MetadataValue, TableColumn, TableRecord, TableSchema
 
 from emergency_pipeline import plan_report
-from emergency_pipeline.run_tables import StageRef, attached
+from emergency_pipeline.run_tables import StageRef, attached, spill_early
 from emergency_pipeline.run_tables import query as run_query
 
 OWNERS = ["team:operations"]
@@ -288,6 +288,7 @@ def plan_full_list(plan: StageRef, addresses: pd.DataFrame | None, database: str
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".csv.tmp")
         with attached({"texts": texts}, p=plan) as con:
+            spill_early(con)
             con.execute(f"COPY ({FULL_LIST_SQL}) TO '{tmp}' (HEADER)")
         tmp.replace(path)
     except (OSError, duckdb.IOException):

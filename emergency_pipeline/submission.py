@@ -31,6 +31,7 @@ from emergency_pipeline.refusals import MAX_SPLIT_REQUESTS, narrow_refusal
 from emergency_pipeline.state.ledger import Ledger, LedgerBatch
 
 Key = tuple[str, str]   # (run_id, batch_id): a batch as the ledger knows it
+PROGRESS_SECONDS = 30   # while no job finishes, how often following says so
 
 
 @dataclass(frozen=True)
@@ -119,6 +120,7 @@ class _Run:
         self.existing: set[str] = set()                       # jobs made before our POSTs
         self.ledger_jobs: frozenset[str] = frozenset()        # every job the ledger knows
         self.last_seen: dict[Key, dict] = {}                  # in-flight jobs, last read
+        self.progress: tuple[tuple[int, int], float] = ((-1, -1), 0.0)   # last line, when
 
     # -- results ---------------------------------------------------------------------------
 
@@ -347,8 +349,16 @@ class _Run:
         if missing:
             latest.update(self.client.follow_jobs(missing, deadline_seconds=0))
         done = sum(1 for j in latest.values() if j.get("status") in JOB_TERMINAL_STATUSES)
-        self.log.info(f"jobs: {done} of {len(ids)} finished")
+        self._progress(done, len(ids))
         return latest
+
+    def _progress(self, done: int, of: int) -> None:
+        """A line when a job finishes, else one every PROGRESS_SECONDS: not one per poll (a
+        ten-minute follow wrote 600 identical lines, each an event Dagster stores)."""
+        (last, at), now = self.progress, time.monotonic()
+        if (done, of) != last or now - at >= PROGRESS_SECONDS:
+            self.log.info(f"jobs: {done} of {of} finished")
+            self.progress = ((done, of), now)
 
     def _poll_once(self) -> None:
         """One round over the jobs followed: the finished ones close with their results, all

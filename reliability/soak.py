@@ -18,9 +18,10 @@ is one of four kinds, in turn:
 In a share of the pairs one first run is killed with SIGKILL at the next point of a cycle
 through every stage boundary (STEP_START / STEP_SUCCESS of each step, read from the child's
 `--log-level debug` stderr), right after the update step's POSTs, inside the outcomes step,
-and at a random moment (soak_children.py). Children run with a 2 s read timeout, and some
-pairs have job POSTs the server answers 3-5 s late (after creating the job). The emulator
-lives in this process, so its state persists across pairs. After each pair it checks
+and at a random moment (soak_children.py): the first run of the pair to reach the point is
+the one killed (at a random moment, one chosen at random). Children run with a 2 s read
+timeout, and some pairs have job POSTs the server answers 3-5 s late (after creating the
+job). The emulator lives in this process, so its state persists across pairs. After each pair it checks
 (soak_checks.py) and prints:
 
   dup_in_flight   two jobs holding the same number whose in-flight periods overlap   (0)
@@ -61,7 +62,7 @@ from soak_checks import (  # noqa: E402
     LostResults, Sheets, bad_results, crossed, duplicate_in_flight, job_targets,
     outcome_rows, wrong_state,
 )
-from soak_children import KILL_POINT_NAMES, Child, kill_point  # noqa: E402
+from soak_children import KILL_POINT_NAMES, Child, OneKill, kill_point  # noqa: E402
 
 from emergency_pipeline.emulator import Emulator, Faults  # noqa: E402
 
@@ -225,8 +226,13 @@ def run_pair(soak: Soak, pair: int, kind: str, kill: str | None, slow: bool,
         # The first run's jobs outlive the lease's dead-pid grace, so that the other sheet's
         # run finds them in flight, resumes and follows them (its numbers there are skipped).
         emu.state.job_seconds = soak.handover_job_seconds
+    point = kill_point(kill) if kill else None
+    # A marker kill point goes to every first run, and the first to get there is killed; a
+    # timed one ("random") to the victim alone. (Only the victim's delay is drawn from rng.)
+    one_kill = OneKill() if point is not None and point.marker else None
     children = [Child(label, src, env, rng.choice(follow_choices), soak.log,
-                      kill_point(kill) if i == victim else None, rng)
+                      point if (one_kill or i == victim) else None,
+                      rng if i == victim else None, one_kill)
                 for i, (label, src, env) in enumerate(firsts)]
     first_rcs = [c.wait() for c in children]
     emu.state.job_seconds = soak.job_seconds

@@ -61,13 +61,29 @@ def kill_point(name: str) -> KillPoint:
     return next(p for p in KILL_POINTS if p.name == name)
 
 
+class OneKill:
+    """Shared by the children of a pair watching for the same kill point: the first to
+    reach it is killed, the others run on. (A random victim could be the run that waits for
+    the lease and then finds nothing left to do: it never posts, and the pair went unkilled.)"""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._taken = False
+
+    def take(self) -> bool:
+        with self._lock:
+            taken, self._taken = self._taken, True
+            return not taken
+
+
 class Child:
-    """One `run --apply` child; `kill` (optional) says where to SIGKILL it."""
+    """One `run --apply` child; `kill` (optional) says where to SIGKILL it, `one_kill` (with
+    a marker kill point) that only the first child of its pair to get there is killed."""
 
     def __init__(self, label: str, source: Path, env: dict[str, str], follow: float,
                  log: Path, kill: KillPoint | None = None,
-                 rng: random.Random | None = None) -> None:
-        self.label, self.source, self.kill = label, source, kill
+                 rng: random.Random | None = None, one_kill: OneKill | None = None) -> None:
+        self.label, self.source, self.kill, self.one_kill = label, source, kill, one_kill
         self.delay = (rng or random).uniform(*kill.delay) if kill else 0.0
         self.killed_at: str | None = None      # the kill point's name, once killed
         self.run_id: str | None = None         # from the event stream (killed runs too)
@@ -104,7 +120,8 @@ class Child:
                 if line.startswith("  ") and ":" in line:
                     self.failure_lines.append(line.strip())
                 if self.kill and self.kill.marker and self.killed_at is None \
-                        and self.kill.marker in line:
+                        and self.kill.marker in line \
+                        and (self.one_kill is None or self.one_kill.take()):
                     if self.delay:
                         time.sleep(self.delay)   # the child runs on meanwhile
                     self._sigkill()

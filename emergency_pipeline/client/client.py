@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from .addresses import AddressCreation, AddressOps
 from .config import ClientConfig
+from .errors import TelnyxAPIError
 from .job_ops import JobOps, JobSubmission
 from .listing import FirstPage, PageCallback, count, each_page, first_page, get_each, list_all
 from .transport import Transport
@@ -79,12 +80,35 @@ class TelnyxClient:
     def list_addresses(self) -> list[dict]:
         return list_all(self._transport, "/addresses", what="addresses")
 
+    def organization_owner_id(self) -> str | None:
+        """The id of the organization's owner: what names the account behind this key (every
+        key of the account sees the same owner). None when the key may not list the
+        organization's users (403) or the API has no such route (404)."""
+        try:
+            users = list_all(self._transport, "/organizations/users", what="organization users")
+        except TelnyxAPIError as exc:
+            if exc.status in (403, 404):
+                return None
+            raise
+        owners = sorted({str(u.get("id")) for u in users
+                         if u.get("record_type") == "organization_owner" and u.get("id")})
+        return owners[0] if len(owners) == 1 else None
+
     def list_jobs(self, created_after: datetime | None = None) -> list[dict]:
         """update_emergency_settings jobs, newest first; only those created at/after a time."""
         return self._jobs.list_jobs(created_after)
 
     def get_job(self, job_id: str) -> dict:
         return self._jobs.get_job(job_id)
+
+    def server_since(self, local: datetime) -> datetime:
+        """`local` (this host's clock) as a created_at bound on Telnyx's clock, with margin."""
+        return self._jobs.server_since(local)
+
+    def server_now(self) -> datetime:
+        """Now on Telnyx's clock as best measured (this host's when no Date was seen)."""
+        now = datetime.now(timezone.utc)
+        return self._transport.server_clock.to_server(now) or now
 
     # -- addresses ------------------------------------------------------------------------
 
@@ -102,11 +126,14 @@ class TelnyxClient:
     def submit_update_emergency_settings(
         self, phone_numbers: Sequence[str], emergency_enabled: bool,
         emergency_address_id: str | None, existing: frozenset[str] = frozenset(),
+        before_post: Callable[[], None] | None = None,
     ) -> JobSubmission:
         """Create one job, never two: see JobOps.submit. Raises JobRejected on 422.
-        `existing`: ids of jobs that existed before this POST (never adopted as its job)."""
+        `existing`: ids of jobs that existed before this POST (never adopted as its job).
+        `before_post`: called right before each POST goes out (the lease's fence); what it
+        raises stops the submission with nothing sent."""
         return self._jobs.submit(phone_numbers, emergency_enabled, emergency_address_id,
-                                 existing)
+                                 existing, before_post)
 
     def follow_jobs(
         self, job_ids: Iterable[str], deadline_seconds: float,

@@ -116,6 +116,22 @@ class JobOps:
         body = self.t.get(f"{JOBS_PATH}/{job_id}", what=f"job {job_id}")
         return body["data"] if isinstance(body, dict) and "data" in body else body
 
+    def server_since(self, local: datetime) -> datetime:
+        """A moment of this host as a `created_at` bound on Telnyx's clock (rule 3): the
+        server's clock measured from its Date headers (one small job listing first if no
+        answer was seen yet), less its uncertainty and clock_margin_seconds. Only when no
+        answer carried a Date header, our time less clock_skew_seconds."""
+        if local.tzinfo is None:
+            local = local.replace(tzinfo=timezone.utc)
+        if self.t.server_clock.estimate() is None:
+            self.t.get(JOBS_PATH, {"filter[type]": JOB_TYPE, "page[size]": 1},
+                       what="the server's clock (a job listing of one)")
+        est = self.t.server_clock.estimate()
+        if est is None:
+            return local - timedelta(seconds=self.config.clock_skew_seconds)
+        return local + timedelta(seconds=est.offset - est.uncertainty
+                                 - self.config.clock_margin_seconds)
+
     # -- submitting -----------------------------------------------------------------------
 
     def _claim(self, job: dict) -> bool:
@@ -140,11 +156,7 @@ class JobOps:
             # seconds until the window ends (a slow server may create it late).
             wait = self.config.adopt_wait_seconds * min(2 ** (check - 1), 8)
             time.sleep(max(0.0, min(wait, deadline - time.monotonic())))
-            offset = self.t.server_clock_offset()
-            if offset is None:
-                cutoff = started - timedelta(seconds=self.config.clock_skew_seconds)
-            else:   # our start on the server's clock, with a margin for the Date header's 1s
-                cutoff = started + offset - timedelta(seconds=self.config.clock_margin_seconds)
+            cutoff = self.server_since(started)
             # A job that existed before the POST (another run's, with the same numbers, made
             # seconds earlier) is never this POST's job, however close its created_at.
             candidates = [j for j in self.list_jobs(created_after=cutoff)
@@ -163,7 +175,8 @@ class JobOps:
 
     def submit(self, phone_numbers: Sequence[str], emergency_enabled: bool,
                emergency_address_id: str | None,
-               existing: frozenset[str] = frozenset()) -> JobSubmission:
+               existing: frozenset[str] = frozenset(),
+               before_post: Callable[[], None] | None = None) -> JobSubmission:
         numbers = [str(n) for n in phone_numbers]
         identifiers = frozenset(numbers)
         body: dict[str, Any] = {"phone_numbers": numbers,
@@ -178,7 +191,7 @@ class JobOps:
         while True:
             attempt_no = budget.tries + 1
             sent_at = time.monotonic()
-            attempt = self.t.send("POST", JOB_PATH, json_body=body)
+            attempt = self.t.send("POST", JOB_PATH, json_body=body, before=before_post)
             failure = attempt.failure
             if failure is None:
                 job = attempt.body.get("data", attempt.body)

@@ -6,9 +6,9 @@ import logging
 import random
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from email.utils import parsedate_to_datetime
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -17,6 +17,7 @@ import orjson
 from .config import ClientConfig
 from .errors import TelnyxAPIError, parse_errors, redact
 from .pacing import Pacer
+from .server_clock import ServerClock
 from .retry import (Failure, RetryBudget, backoff_delay, classify_exception,
                     classify_response)
 
@@ -77,7 +78,7 @@ class Transport:
         self._stats_lock = threading.Lock()
         self.requests_sent = 0
         self.retries = 0
-        self._offset: timedelta | None = None   # server clock minus ours (from Date)
+        self.server_clock = ServerClock()       # Telnyx's clock, from Date headers
         base = config.connect_url.rstrip("/")
         self._http = httpx.Client(
             base_url=base + "/",
@@ -100,12 +101,22 @@ class Transport:
     # -- sending once ---------------------------------------------------------------------
 
     def send(self, method: str, path: str, *, params: dict | None = None,
-             json_body: Any = None) -> Attempt:
-        """Send once (paced, bounded); never raises for HTTP or transport failures."""
+             json_body: Any = None, before: Callable[[], None] | None = None) -> Attempt:
+        """Send once (paced, bounded); never raises for HTTP or transport failures.
+
+        `before` runs after the pacing waits, as the last thing before the request goes out
+        (the lease's fence for a job POST): whatever it raises stops the send."""
         with self._slots:
             self.pacer.acquire()
+            if before is not None:
+                try:
+                    before()
+                except BaseException:
+                    self.pacer.release(None)
+                    raise
             with self._stats_lock:
                 self.requests_sent += 1
+            sent = time.time()
             try:
                 response = self._http.request(method, path.lstrip("/"), params=params,
                                               json=json_body)
@@ -116,7 +127,7 @@ class Transport:
                 return Attempt(None, None,
                                Failure(f"{failure.reason}: {detail}" if detail else failure.reason,
                                        failure.retryable, failure.ambiguous))
-        self._note_server_clock(response.headers.get("date"))
+        self.server_clock.note(response.headers.get("date"), sent, time.time())
         failure = classify_response(response)
         self.pacer.release(response.headers, throttled=response.status_code == 429,
                            retry_after=failure.hint if failure else None)
@@ -137,20 +148,9 @@ class Transport:
         return cls(status, parse_errors(attempt.body, self.config.api_key), method=method,
                    path=path, reason=reason, attempts=attempts, **extra)
 
-    def _note_server_clock(self, date: str | None) -> None:
-        if not date:
-            return
-        try:
-            server = parsedate_to_datetime(date)
-        except (TypeError, ValueError):
-            return
-        if server.tzinfo is None:
-            server = server.replace(tzinfo=timezone.utc)
-        self._offset = server - datetime.now(timezone.utc)
-
     def server_clock_offset(self) -> timedelta | None:
-        """How far the server's clock is ahead of ours (Date header; about 1s resolution)."""
-        return self._offset
+        """How far the server's clock is ahead of ours (Date headers; see server_clock.py)."""
+        return self.server_clock.offset()
 
     # -- reads, with retries --------------------------------------------------------------
 

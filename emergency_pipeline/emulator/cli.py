@@ -34,6 +34,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                         "unowned_numbers=per_number,unknown_address=refuse_job (DEVELOPERS.md)")
     p.add_argument("--api-key-file", metavar="PATH",
                    help="file holding the bearer key to accept (surrounding whitespace ignored)")
+    p.add_argument("--extra-api-key-file", metavar="PATH", action="append", default=[],
+                   help="a file holding one more key of the same account (repeatable): a "
+                        "Telnyx account can hold several keys")
+    p.add_argument("--users-forbidden", action="store_true",
+                   help="answer GET /v2/organizations/users with 403, as Telnyx may for a key "
+                        "not allowed to list the organization's users")
     # Kept only to refuse it with a clear message (argparse would echo an unknown one's value).
     p.add_argument("--api-key", help=argparse.SUPPRESS)
     p.add_argument("--job-seconds", type=float, default=2.0, help="how long a job takes")
@@ -56,6 +62,11 @@ def api_key(args: argparse.Namespace) -> str | None:
         or None
 
 
+def _read_key(path: str) -> str:
+    with open(path, encoding="utf-8") as fh:
+        return fh.read().strip()
+
+
 def run(args: argparse.Namespace) -> int:
     from emergency_pipeline.emulator import Emulator, Faults
 
@@ -65,8 +76,9 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         key = api_key(args)
+        extra = [_read_key(path) for path in args.extra_api_key_file]
     except OSError as exc:
-        print(f"emulator: cannot read --api-key-file {args.api_key_file}: {exc.strerror}",
+        print(f"emulator: cannot read the key file {exc.filename}: {exc.strerror}",
               file=sys.stderr)
         return 2
     from emergency_pipeline.emulator.shape import Shape
@@ -82,7 +94,9 @@ def run(args: argparse.Namespace) -> int:
                    job_seconds=args.job_seconds, rate_limit=args.rate_limit,
                    rate_window=args.rate_window, max_jobs_in_flight=args.max_jobs_in_flight,
                    faults=faults, state_file=args.state_file, host=args.host, port=args.port,
-                   settle_seconds=args.settle_seconds, telnyx_shape=args.telnyx_shape)
+                   settle_seconds=args.settle_seconds, telnyx_shape=args.telnyx_shape,
+                   extra_api_keys=[k for k in extra if k],
+                   users_listable=not args.users_forbidden)
     n = len(emu.state.account)
     if args.write_state_file:
         emu.save_state(args.write_state_file)

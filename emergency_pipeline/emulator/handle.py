@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from emergency_pipeline import contract
 from emergency_pipeline.emulator.account import Account
 from emergency_pipeline.emulator.conformance import SpecCheck
 from emergency_pipeline.emulator.faults import FaultInjector, Faults
+from emergency_pipeline.emulator.organization import Organization
 from emergency_pipeline.emulator.server import App, Server
 from emergency_pipeline.emulator.shape import Shape, as_shape
 from emergency_pipeline.emulator.state import RateLimiter, State
@@ -31,10 +32,13 @@ class Emulator:
                  host: str = "127.0.0.1", port: int = 0,
                  settle_seconds: float | None = None, addresses: int | None = None,
                  telnyx_shape: Shape | str | dict | None = None,
-                 spec: str | None = None) -> None:
+                 spec: str | None = None, extra_api_keys: Sequence[str] = (),
+                 users_listable: bool = True) -> None:
         """`telnyx_shape`: the answers the spec leaves open (emulator/shape.py; default the
         spec's examples). `spec`: an OpenAPI file every request is checked against (strict
-        mode, emulator/conformance.py); default $TELNYX_EMULATOR_SPEC, else no check."""
+        mode, emulator/conformance.py); default $TELNYX_EMULATOR_SPEC, else no check.
+        `extra_api_keys`: more keys of the same account (a Telnyx account can hold several);
+        `users_listable=False`: GET /organizations/users answers 403 (emulator/organization.py)."""
         account = (Account.load(state_file) if state_file
                    else Account.generate(numbers, seed=seed, addresses=addresses))
         self._faults = FaultInjector(faults or Faults())
@@ -43,7 +47,10 @@ class Emulator:
             settle_seconds=job_seconds / 2 if settle_seconds is None else settle_seconds,
             max_jobs_in_flight=max_jobs_in_flight, faults=self._faults, seed=seed,
             shape=as_shape(telnyx_shape))
-        self._app = App(self.state, api_key or default_api_key(),
+        self.organization = Organization(seed, users_listable=users_listable)
+        for key in (api_key or default_api_key(), *extra_api_keys):
+            self.organization.add_key(key)
+        self._app = App(self.state, self.organization,
                         RateLimiter(rate_limit, rate_window), self._faults,
                         SpecCheck.from_file(spec) if spec else SpecCheck.from_env())
         self._address = (host, port)

@@ -6,7 +6,6 @@ state lock is taken, so added latency never blocks other requests.
 
 from __future__ import annotations
 
-import hmac
 import json
 import math
 import re
@@ -23,6 +22,7 @@ from emergency_pipeline.emulator.conformance import SpecCheck
 from emergency_pipeline.emulator.errors import (
     ApiError, invalid, not_found, rate_limited, server_error, unauthorized, unprocessable)
 from emergency_pipeline.emulator.faults import Faults, FaultInjector
+from emergency_pipeline.emulator.organization import USER_STATUSES, Organization
 from emergency_pipeline.emulator.shape import Shape
 from emergency_pipeline.emulator.state import RateLimiter, State, Stats
 
@@ -40,6 +40,7 @@ _ROUTES: list[tuple[str, re.Pattern[str], str]] = [
         ("POST", r"/addresses", "create_address"),
         ("POST", r"/addresses/actions/validate", "validate_address"),
         ("GET", r"/addresses/(?P<id>[^/]+)", "get_address"),
+        ("GET", r"/organizations/users", "list_users"),
     ]
 ]
 _ROUTE_LABEL = {
@@ -51,6 +52,7 @@ _ROUTE_LABEL = {
     "list_addresses": "GET /v2/addresses", "get_address": "GET /v2/addresses/{id}",
     "create_address": "POST /v2/addresses",
     "validate_address": "POST /v2/addresses/actions/validate",
+    "list_users": "GET /v2/organizations/users",
 }
 # Routes that create something: (the count, the fault that loses the answer, the lost count).
 _CREATIONS = {
@@ -69,25 +71,24 @@ _QUERY_ENUMS: dict[str, dict[str, tuple[str, ...]]] = {
         "filter[voice.usage_payment_method]": ("pay-per-minute", "channel"),
         "filter[without_tags]": _TRUE_FALSE, "handle_messaging_profile_error": _TRUE_FALSE},
     "list_jobs": {"sort": ("created_at",), "filter[type]": contract.JOB_TYPES},
+    "list_users": {"filter[user_status]": USER_STATUSES, "include_groups": _TRUE_FALSE},
 }
 
 
 class App:
     """Everything a request handler needs; owned by the Emulator handle."""
 
-    def __init__(self, state: State, api_key: str, limiter: RateLimiter,
+    def __init__(self, state: State, organization: Organization, limiter: RateLimiter,
                  faults: FaultInjector, spec: SpecCheck | None = None) -> None:
         self.state, self.limiter, self.faults, self.spec = state, limiter, faults, spec
-        self._key = api_key.encode()
+        self.organization = organization   # its users, and every key of the account
         self.stats = Stats()
 
     def __repr__(self) -> str:  # never show the key
         return "App(api_key=[redacted])"
 
     def authorized(self, header: str | None) -> bool:
-        if not header or not header.startswith("Bearer "):
-            return False
-        return hmac.compare_digest(header[7:].strip().encode(), self._key)
+        return self.organization.authorized(header)
 
     # ---- API routes; each runs under the state lock after advance() --------------------
 
@@ -122,6 +123,11 @@ class App:
             return 202, _data(st.create_job(body).to_dict(acc))
         if name == "get_job":
             return 200, _data(st.job(params["id"]).to_dict(acc))
+        if name == "list_users":
+            number, size = _page(query, 400)
+            users = self.organization.list_users(query)
+            data = json.dumps(users[(number - 1) * size: number * size], separators=(",", ":"))
+            return 200, f'{{"data":{data},"meta":{_meta(number, size, len(users))}}}'
         if name == "list_jobs":
             number, size = _page(query)
             jobs = st.list_jobs(query.get("filter[type]"), query.get("sort"))

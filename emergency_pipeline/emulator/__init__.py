@@ -14,6 +14,8 @@ or a ZIP or state that is not a known city's, is invalid); `Faults(lose_address_
 drops the answer of a creation; stats count `addresses_created`, `lost_address_answers`.
 `Emulator(telnyx_shape=..., spec=...)`, `.set_shape()`, `.spec_violations()`: the answer
 shapes the spec leaves open (shape.py) and strict mode (conformance.py); DEVELOPERS.md.
+`Emulator(clock_offset_seconds=...)`, `.set_clock_offset()`, `.advance(seconds)`: the clock
+(clock.py): a skew in every reported time; advance moves jobs on without sleeping.
 """
 
 import importlib

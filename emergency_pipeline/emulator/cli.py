@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import signal
 import sys
@@ -47,6 +48,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                    help="provisioning/deprovisioning time after a change (default job/2)")
     p.add_argument("--rate-limit", type=int, default=1000, help="requests per window")
     p.add_argument("--rate-window", type=float, default=1.0, help="window in seconds")
+    p.add_argument("--clock-offset", type=float, default=0.0, metavar="SECONDS",
+                   help="Telnyx's clock relative to this host's (created_at, updated_at, Date); "
+                        "e.g. -300 for a Telnyx clock five minutes behind")
     p.add_argument("--max-jobs-in-flight", type=int,
                    default=contract.DEFAULT_MAX_JOBS_IN_FLIGHT)
     p.set_defaults(func=run)
@@ -89,12 +93,17 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, TypeError) as exc:
         print(f"emulator: bad --faults or --telnyx-shape: {exc}", file=sys.stderr)
         return 2
+    if not math.isfinite(args.clock_offset):
+        print("emulator: --clock-offset must be a finite number of seconds, e.g. -300",
+              file=sys.stderr)
+        return 2
     started = time.monotonic()
     emu = Emulator(numbers=args.numbers, seed=args.seed, api_key=key,
                    job_seconds=args.job_seconds, rate_limit=args.rate_limit,
                    rate_window=args.rate_window, max_jobs_in_flight=args.max_jobs_in_flight,
                    faults=faults, state_file=args.state_file, host=args.host, port=args.port,
                    settle_seconds=args.settle_seconds, telnyx_shape=args.telnyx_shape,
+                   clock_offset_seconds=args.clock_offset,
                    extra_api_keys=[k for k in extra if k],
                    users_listable=not args.users_forbidden)
     n = len(emu.state.account)

@@ -9,6 +9,7 @@ from typing import Any
 
 from emergency_pipeline import contract
 from emergency_pipeline.emulator.account import Account
+from emergency_pipeline.emulator.clock import EmulatorClock
 from emergency_pipeline.emulator.conformance import SpecCheck
 from emergency_pipeline.emulator.faults import FaultInjector, Faults
 from emergency_pipeline.emulator.organization import Organization
@@ -32,13 +33,15 @@ class Emulator:
                  host: str = "127.0.0.1", port: int = 0,
                  settle_seconds: float | None = None, addresses: int | None = None,
                  telnyx_shape: Shape | str | dict | None = None,
-                 spec: str | None = None, extra_api_keys: Sequence[str] = (),
-                 users_listable: bool = True) -> None:
+                 spec: str | None = None, clock_offset_seconds: float = 0.0,
+                 extra_api_keys: Sequence[str] = (), users_listable: bool = True) -> None:
         """`telnyx_shape`: the answers the spec leaves open (emulator/shape.py; default the
         spec's examples). `spec`: an OpenAPI file every request is checked against (strict
         mode, emulator/conformance.py); default $TELNYX_EMULATOR_SPEC, else no check.
+        `clock_offset_seconds`: Telnyx's clock relative to the host (emulator/clock.py).
         `extra_api_keys`: more keys of the same account (a Telnyx account can hold several);
         `users_listable=False`: GET /organizations/users answers 403 (emulator/organization.py)."""
+        self.clock = EmulatorClock(clock_offset_seconds)
         account = (Account.load(state_file) if state_file
                    else Account.generate(numbers, seed=seed, addresses=addresses))
         self._faults = FaultInjector(faults or Faults())
@@ -46,12 +49,12 @@ class Emulator:
             account, job_seconds=job_seconds,
             settle_seconds=job_seconds / 2 if settle_seconds is None else settle_seconds,
             max_jobs_in_flight=max_jobs_in_flight, faults=self._faults, seed=seed,
-            shape=as_shape(telnyx_shape))
+            shape=as_shape(telnyx_shape), clock=self.clock)
         self.organization = Organization(seed, users_listable=users_listable)
         for key in (api_key or default_api_key(), *extra_api_keys):
             self.organization.add_key(key)
         self._app = App(self.state, self.organization,
-                        RateLimiter(rate_limit, rate_window), self._faults,
+                        RateLimiter(rate_limit, rate_window, self.clock), self._faults,
                         SpecCheck.from_file(spec) if spec else SpecCheck.from_env())
         self._address = (host, port)
         self._server: Server | None = None
@@ -138,6 +141,17 @@ class Emulator:
 
     def reset_stats(self) -> None:
         self._app.stats.reset()
+
+    # ---- the clock ------------------------------------------------------------------
+
+    def set_clock_offset(self, seconds: float) -> None:
+        """Skew: reported timestamps (created_at, updated_at, Date) are host + seconds."""
+        self.clock.set_offset(seconds)
+
+    def advance(self, seconds: float) -> None:
+        """Move the emulator's time forward: jobs, settling numbers and rate-limit windows
+        get `seconds` further along at once (a test need not sleep through a job)."""
+        self.state.move_clock(seconds)
 
     # ---- state ----------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ import re
 import socket
 import threading
 import time
+from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -139,7 +140,7 @@ class App:
         if name == "validate_address":
             return 200, _data(addresses.validate(body))
         if name == "create_address":
-            return 200, _data(addresses.create(acc, body, time.time()))
+            return 200, _data(addresses.create(acc, body, st.clock.wall()))
         if name == "get_address":
             k = acc.address_index(params["id"])
             if k is None:
@@ -215,6 +216,13 @@ def _bad_request(detail: str, pointer: str) -> ApiError:
     return ApiError(400, [invalid(detail, pointer)])
 
 
+def _object(raw: bytes) -> dict[str, Any]:
+    body = json.loads(raw or b"{}")
+    if not isinstance(body, dict):
+        raise ValueError("the body must be a JSON object")
+    return body
+
+
 def _check_enums(enums: dict[str, tuple[str, ...]], query: dict[str, str]) -> None:
     for param, allowed in enums.items():
         value = query.get(param)
@@ -234,6 +242,13 @@ class Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet; and never log headers
         pass
+
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        """The `Date` header (RFC 7231, as Telnyx sends it) from the emulator's clock, so a
+        skewed emulator shows its skew there too."""
+        if timestamp is None:
+            timestamp = self.server.app.state.clock.wall()  # type: ignore[attr-defined]
+        return formatdate(timestamp, usegmt=True)
 
     def do_GET(self) -> None:
         self._handle("GET")
@@ -368,6 +383,16 @@ class Handler(BaseHTTPRequestHandler):
             if path == "/_emulator/stats" and method == "DELETE":
                 app.stats.reset()
                 return self._send(None, 200, "{}")
+            if path == "/_emulator/clock" and method == "GET":
+                return self._send(None, 200, json.dumps(app.state.clock.to_dict()))
+            if path == "/_emulator/clock" and method == "PUT":
+                body = _object(raw)
+                if "offset_seconds" in body:
+                    app.state.clock.set_offset(body["offset_seconds"])
+                return self._send(None, 200, json.dumps(app.state.clock.to_dict()))
+            if path == "/_emulator/advance" and method == "POST":
+                app.state.move_clock(_object(raw).get("seconds"))
+                return self._send(None, 200, json.dumps(app.state.clock.to_dict()))
             if path == "/_emulator/finish_jobs" and method == "POST":
                 app.state.finish_jobs()
                 return self._send(None, 200, "{}")

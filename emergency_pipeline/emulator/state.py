@@ -10,7 +10,6 @@ import heapq
 import math
 import random
 import threading
-import time
 import uuid
 from collections import Counter
 from typing import Any
@@ -18,24 +17,26 @@ from typing import Any
 from emergency_pipeline import contract
 from emergency_pipeline.emulator import job_records as jobs_mod
 from emergency_pipeline.emulator.account import Account
+from emergency_pipeline.emulator.clock import EmulatorClock
 from emergency_pipeline.emulator.errors import ApiError, not_found, unprocessable
 from emergency_pipeline.emulator.faults import FaultInjector
 from emergency_pipeline.emulator.shape import Shape
 
 
 class RateLimiter:
-    """Fixed window: `limit` requests per `window` seconds."""
+    """Fixed window: `limit` requests per `window` seconds (of the emulator's clock)."""
 
-    def __init__(self, limit: int, window: float) -> None:
+    def __init__(self, limit: int, window: float, clock: EmulatorClock | None = None) -> None:
         self.limit, self.window = limit, window
+        self.clock = clock or EmulatorClock()
         self._lock = threading.Lock()
-        self._start = time.monotonic()
+        self._start = self.clock.monotonic()
         self._count = 0
 
     def hit(self) -> tuple[bool, dict[str, str]]:
         """Count one request: (allowed, the x-ratelimit-* headers)."""
         with self._lock:
-            now = time.monotonic()
+            now = self.clock.monotonic()
             if now - self._start >= self.window:
                 self._start += self.window * math.floor((now - self._start) / self.window)
                 self._count = 0
@@ -90,8 +91,9 @@ class Stats:
 class State:
     def __init__(self, account: Account, *, job_seconds: float, settle_seconds: float,
                  max_jobs_in_flight: int, faults: FaultInjector, seed: int,
-                 shape: Shape | None = None) -> None:
+                 shape: Shape | None = None, clock: EmulatorClock | None = None) -> None:
         self.account = account
+        self.clock = clock or EmulatorClock()
         self.shape = shape or Shape()
         self.job_seconds = job_seconds
         self.settle_seconds = settle_seconds
@@ -110,12 +112,18 @@ class State:
 
     def advance(self) -> None:
         """Bring jobs and settling numbers up to now. Caller holds the lock."""
-        now_mono, now_wall = time.monotonic(), time.time()
+        now_mono, now_wall = self.clock.monotonic(), self.clock.wall()
         if self._in_flight:
             for job in self._in_flight:
                 job.advance(now_mono, now_wall, self)
             self._in_flight = [j for j in self._in_flight if j.in_flight]
         self._settle_due(now_mono, now_wall)
+
+    def move_clock(self, seconds: Any) -> None:
+        """Advance the emulator's clock and bring everything up to the new time."""
+        with self.lock:
+            self.clock.advance(seconds)
+            self.advance()
 
     def _settle_due(self, until: float, now_wall: float) -> None:
         heap, acc = self._settle_heap, self.account
@@ -129,7 +137,7 @@ class State:
     def finish_jobs(self, settle: bool = True) -> None:
         """Every in-flight job to its end now; with settle, every number to its end too."""
         with self.lock:
-            now_wall = time.time()
+            now_wall = self.clock.wall()
             for job in self._in_flight:
                 job.finish(now_wall, self)
             self._in_flight = []
@@ -160,7 +168,7 @@ class State:
             return  # already so: Telnyx reports success and changes nothing
         acc.set_emergency(i, enable, address, "provisioning" if enable else "deprovisioning",
                           now_wall)
-        due = time.monotonic() + self.settle_seconds
+        due = self.clock.monotonic() + self.settle_seconds
         self._settle[i] = due
         heapq.heappush(self._settle_heap, (due, i))
 
@@ -188,7 +196,7 @@ class State:
         if err is not None:
             err["source"] = {"pointer": "/base"}
             raise ApiError(422, [err])
-        self._change(i, True, address, time.time())
+        self._change(i, True, address, self.clock.wall())
         return self.account.voice_dict(i)
 
     def filtered(self, **filters: str | None) -> Any:
@@ -209,10 +217,11 @@ class State:
         in_flight = sum(1 for j in self._in_flight if j.in_flight)
         req = jobs_mod.validate(body, self.account, in_flight, self.max_jobs_in_flight,
                                 self.shape)
-        now_wall = time.time()
+        now_wall = self.clock.wall()
         job = jobs_mod.Job(
             id=str(uuid.UUID(int=self._ids.getrandbits(128), version=4)), request=req,
-            created_wall=now_wall, created_mono=time.monotonic(), seconds=self.job_seconds,
+            created_wall=now_wall, created_mono=self.clock.monotonic(),
+            seconds=self.job_seconds,
             fate=self.faults.job_fate(), updated_wall=now_wall)
         self.jobs[job.id] = job
         self.job_order.append(job)

@@ -1,0 +1,67 @@
+"""Which account a key reaches (rule 3: the lease is the account's, not the key's)."""
+
+from __future__ import annotations
+
+import pytest
+
+from emergency_pipeline.account_identity import (
+    AccountUnknown, identify_account, normalise_base_url,
+)
+from emergency_pipeline.client import ClientConfig, TelnyxClient
+
+
+def _identity(emu, key: str, name: str | None = None, url: str | None = None):
+    url = url or emu.base_url
+    with TelnyxClient(ClientConfig(api_key=key, base_url=url)) as client:
+        return identify_account(client, url, name)
+
+
+def test_two_keys_of_one_account_are_one_account(emulator_factory) -> None:
+    emu = emulator_factory(api_key="key-one", extra_api_keys=["key-two"])
+    one, two = _identity(emu, "key-one"), _identity(emu, "key-two")
+    assert one.key == two.key
+    assert "key-one" not in one.key and "key-two" not in two.key
+    assert emu.organization.owner_id in one.key
+
+
+def test_two_accounts_are_two_keys_even_on_one_url_spelling(emulator_factory) -> None:
+    a = emulator_factory(api_key="a", seed=1)
+    b = emulator_factory(api_key="b", seed=2)
+    assert _identity(a, "a").key != _identity(b, "b").key
+
+
+def test_a_key_that_may_not_list_users_needs_the_configured_name(emulator_factory) -> None:
+    emu = emulator_factory(users_listable=False)
+    from tests.conftest import API_KEY
+    with pytest.raises(AccountUnknown, match="TELNYX_ACCOUNT=") as err:
+        _identity(emu, API_KEY)
+    assert API_KEY not in str(err.value)
+    named = _identity(emu, API_KEY, name="acme-east")
+    assert named.key.endswith("#name:acme-east") and named.label == "acme-east"
+
+
+def test_the_configured_name_labels_a_discovered_account(emulator_factory) -> None:
+    emu = emulator_factory()
+    from tests.conftest import API_KEY
+    found = _identity(emu, API_KEY, name="acme")
+    assert found.label == "acme" and "#org:" in found.key
+
+
+@pytest.mark.parametrize("spelling", [
+    "http://localhost:{port}/v2", "http://127.0.0.1:{port}/v2/", "http://127.0.0.1:{port}/v2/.",
+    "http://127.0.0.1:{port}/%76%32", "HTTP://LOCALHOST:{port}/v2/../v2",
+    "http://[::ffff:127.0.0.1]:{port}/v2", "http://[::1]:{port}/v2",
+])
+def test_spellings_of_one_base_url_are_one_url(spelling: str) -> None:
+    assert normalise_base_url(spelling.format(port=8911)) == "http://loopback:8911/v2"
+
+
+def test_spellings_the_server_tells_apart_stay_apart() -> None:
+    assert normalise_base_url("https://api.telnyx.com/v2") == \
+        normalise_base_url("https://API.telnyx.com:443/v2/")
+    assert normalise_base_url("https://api.telnyx.com/v2") != \
+        normalise_base_url("https://api.telnyx.com/v3")
+    assert normalise_base_url("http://127.0.0.1:1/v2") != \
+        normalise_base_url("http://127.0.0.1:2/v2")
+    # An encoded slash is not a path separator: it stays encoded.
+    assert normalise_base_url("https://x.test/a%2Fb") == "https://x.test/a%2Fb"

@@ -10,7 +10,9 @@ and a run's own later outcome rows replace the ones published for it.
 
 from __future__ import annotations
 
+import os
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -47,10 +49,25 @@ def orphan_outcomes(batch: LedgerBatch, results: list[dict[str, Any]], by_run: s
     return frame.assign(target_enabled=frame["target_enabled"].astype("boolean"))
 
 
+def reachable(database: str | None) -> bool:
+    """True when an outcomes file named in the ledger can be written from here: an absolute
+    path whose folder exists and is writable on this host (another machine's path, or a
+    relative one that older runs stored, is not)."""
+    if not database:
+        return False
+    path = Path(database)
+    return path.is_absolute() and os.access(path.parent, os.W_OK | os.X_OK) and (
+        not path.exists() or os.access(path, os.W_OK))
+
+
 def publish_orphans(ledger: Ledger, account: str, run_id: str, log: Any,
-                    store_for_path: Any) -> int:
+                    store_for_path: Any, own_db: str) -> int:
     """Publish the results of other runs' closed batches that never reached their outcomes
-    table; returns how many numbers' results were published."""
+    table; returns how many numbers' results were published.
+
+    Each lands in the outcomes file its run named when that is reachable from here, else in
+    this run's own (`own_db`), still attributed to the run that submitted it; the ledger
+    marks it published, so it lands once."""
     pending = ledger.unpublished(account, exclude_run=run_id)
     if not pending:
         return 0
@@ -59,11 +76,14 @@ def publish_orphans(ledger: Ledger, account: str, run_id: str, log: Any,
     for batch in pending:
         results = ledger.results([batch.key])
         frame = orphan_outcomes(batch, results, run_id, now)
-        if batch.outcomes_db:
-            where = store_for_path(batch.outcomes_db).write(
-                "operation_outcomes", frame, replace_on=("run_id", "batch_id"))
-            log.warning(f"run {batch.run_id} stopped before recording the results of batch "
-                        f"{batch.batch.batch_id}: {len(frame)} recorded for it ({where})")
+        target = batch.outcomes_db if reachable(batch.outcomes_db) else own_db
+        where = store_for_path(target).write(
+            "operation_outcomes", frame, replace_on=("run_id", "batch_id"))
+        moved = "" if target == batch.outcomes_db else (
+            f" into {target}, since its own outcomes file {batch.outcomes_db or '(none)'} "
+            "cannot be written from here")
+        log.warning(f"run {batch.run_id} stopped before recording the results of batch "
+                    f"{batch.batch.batch_id}: {len(frame)} recorded for it{moved} ({where})")
         ledger.mark_published([batch.key])
         published += len(frame)
     return published

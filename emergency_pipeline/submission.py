@@ -158,11 +158,12 @@ class _Run:
         self.out.resumed = len(open_)
         blocked: set[str] = set()
         unanswered = [b for b in open_ if b.job_id is None]
-        skew = timedelta(seconds=self.client.config.clock_skew_seconds)
-        recent = (self.client.list_jobs(created_after=min(b.recorded_at for b in unanswered)
-                                        - skew) if unanswered else [])
+        # Telnyx's created_at against the moment each wave was recorded, on Telnyx's clock.
+        since = {b.key: self._telnyx_since(b) for b in unanswered}
+        recent = (self.client.list_jobs(created_after=min(since.values()))
+                  if unanswered else [])
         window = timedelta(seconds=self.client.config.late_job_window)
-        now = datetime.now(timezone.utc)
+        now = self.ledger.now()
         for item in open_:
             key = item.key
             self.targets[key] = item.batch
@@ -173,8 +174,8 @@ class _Run:
                 continue
             wanted = frozenset(item.batch.identifiers)
             job = next((j for j in recent if job_matches(j, wanted)
-                        and (parse_time(j.get("created_at")) or item.recorded_at)
-                        >= item.recorded_at - skew), None)
+                        and (parse_time(j.get("created_at")) or since[key]) >= since[key]),
+                       None)
             if job is not None:
                 self.ledger.move([key], "submitted", by_run=self.run.run_id, job_id=job["id"],
                                  job_status=job.get("status"), detail="adopted on resume")
@@ -192,6 +193,14 @@ class _Run:
                                  f"{(now - item.recorded_at).seconds}s ago without an answer; "
                                  "its numbers are left alone until its job can appear")
         return blocked
+
+    def _telnyx_since(self, item: LedgerBatch) -> datetime:
+        """The earliest created_at on Telnyx's clock a job of this batch can have: recorded
+        with the batch by its run (that run's measure of the server's clock), else the
+        ledger's time taken as this host's."""
+        if item.telnyx_recorded_at is not None:
+            return item.telnyx_recorded_at
+        return self.client.server_since(item.recorded_at)
 
     # -- submitting ------------------------------------------------------------------------
 
@@ -249,14 +258,16 @@ class _Run:
                aliases: dict[str, str]) -> None:
         queue = list(batches)
         total, sent, stop = len(queue), 0, None
-        skew = timedelta(seconds=self.client.config.clock_margin_seconds)
         with ThreadPoolExecutor(max_workers=self.client.config.max_concurrency,
                                 thread_name_prefix="telnyx-post") as pool:
             while queue and stop is None:
                 room = self._room()
                 wave, queue = queue[:min(room, self.settings.wave_size)], queue[
                     min(room, self.settings.wave_size):]
-                wave = self._take_out(wave, self._foreign_pending(snapshot_at - skew), aliases)
+                # Jobs created since the snapshot, by Telnyx's clock: with Telnyx 30 s behind
+                # the host, the host's snapshot time hid another operator's new job.
+                wave = self._take_out(wave, self._foreign_pending(
+                    self.client.server_since(snapshot_at)), aliases)
                 if not wave:
                     continue
                 self.ensure_lease()   # never send under a lease another run has taken over
@@ -342,7 +353,7 @@ class _Run:
         ids = set(self.job_of.values())
         oldest = min((self.submitted_at.get(k) or datetime.now(timezone.utc)
                       for k in self.job_of), default=datetime.now(timezone.utc))
-        since = oldest - timedelta(seconds=self.client.config.clock_skew_seconds)
+        since = self.client.server_since(oldest)
         latest = {str(j.get("id")): j for j in self.client.list_jobs(created_after=since)
                   if str(j.get("id")) in ids}
         missing = sorted(ids - set(latest))

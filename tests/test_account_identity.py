@@ -32,7 +32,7 @@ def test_two_accounts_are_two_keys_even_on_one_url_spelling(emulator_factory) ->
 
 def test_a_key_that_may_not_list_users_needs_the_configured_name(emulator_factory) -> None:
     emu = emulator_factory(users_listable=False)
-    from tests.conftest import API_KEY
+    from conftest import API_KEY
     with pytest.raises(AccountUnknown, match="TELNYX_ACCOUNT=") as err:
         _identity(emu, API_KEY)
     assert API_KEY not in str(err.value)
@@ -42,7 +42,7 @@ def test_a_key_that_may_not_list_users_needs_the_configured_name(emulator_factor
 
 def test_the_configured_name_labels_a_discovered_account(emulator_factory) -> None:
     emu = emulator_factory()
-    from tests.conftest import API_KEY
+    from conftest import API_KEY
     found = _identity(emu, API_KEY, name="acme")
     assert found.label == "acme" and "#org:" in found.key
 

@@ -9,7 +9,7 @@ import pytest
 
 from emergency_pipeline.client import ClientConfig, TelnyxClient
 from emergency_pipeline.client.server_clock import ServerClock
-from tests.conftest import API_KEY
+from conftest import API_KEY
 
 
 def _date(ts: float) -> str:

@@ -133,6 +133,9 @@ class SpecCheck:
         given: dict[str, Any] = {}
         problems = []
         for key, values in query.items():
+            if key in params:   # a name with brackets in it (organizations/users' page[size])
+                given[key] = values[0] if len(values) == 1 else list(values)
+                continue
             m = _KEY.match(key)
             name, members = (m.group(1), re.findall(r"\[([^\[\]]*)\]", m.group(2))) \
                 if m else (key, [])

@@ -1,0 +1,323 @@
+"""The ledgers: every job batch and address creation, recorded before its POST.
+
+Per account, in the safety store beside the lease (not per DuckDB file): the next apply run on
+the account resumes a killed run wherever that run's outcomes were to go (`outcomes_db`, stored
+exactly as given: callers pass absolute paths). Not in the analytics DuckDB file either: an
+analyst holding that file never blocks a run from recording what it submits (design rule 8).
+
+A batch row moves through states (each move also appended to `batch_events`, the audit):
+  recorded    written before the POST (the job may or may not exist afterwards)
+  unanswered  the POST got no answer and no job was found in the look-up window
+  submitted   the job id is known (created or adopted)
+  rejected    Telnyx answered 422 (its numbers' results are recorded with it)
+  finished    the job reached a terminal status (its numbers' results are recorded with it)
+  abandoned   no job was ever made for it: nothing to follow, its numbers are planned afresh
+`recorded`, `unanswered` and `submitted` are open. A batch is closed only in the same
+transaction that records its numbers' results (`number_results`), so a result is never lost
+between a job's end and its outcome rows (rule 5). `published_at` says when those results
+reached an analytics file's `operation_outcomes`. Times are the store's clock
+(`SafetyStore.now()`), except `telnyx_recorded_at` (Telnyx's clock, as the client estimates it).
+
+`to_verify` holds the numbers whose job succeeded but whose run did not read them back (too
+dear then: see read_back.py), one row per number of an account, the latest run's target; the
+next snapshot verifies them and an apply run deletes the rows it checked. Recording a new
+job for a number deletes its row: the older target is no longer wanted. Its `recorded_at` is
+the caller's epoch seconds.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from emergency_pipeline.batching import Batch
+from emergency_pipeline.safety_store.lease import utc
+
+if TYPE_CHECKING:
+    from emergency_pipeline.safety_store.fence import HeldLease
+
+OPEN_STATES = ("recorded", "unanswered", "submitted")
+RESULT_FIELDS = ("result", "reason", "job_id", "job_status", "error_code", "error_title",
+                 "error_detail", "error_pointer", "finished_at")
+_CHUNK = 500  # values in one IN (...) list: under every SQLite's variable limit
+
+
+@dataclass(frozen=True)
+class LedgerBatch:
+    """A batch as the ledger holds it: what was (or will be) sent, by which run, and where."""
+
+    batch: Batch
+    run_id: str
+    account: str
+    source: str | None
+    outcomes_db: str | None
+    state: str
+    job_id: str | None
+    job_status: str | None
+    recorded_at: datetime
+    submitted_at: datetime | None
+    telnyx_recorded_at: datetime | None = None
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return self.run_id, self.batch.batch_id
+
+
+class Ledger:
+    """The job and address ledgers of one safety store (any backend)."""
+
+    def __init__(self, backend: Any) -> None:
+        self.backend = backend
+
+    def __repr__(self) -> str:
+        return f"Ledger({self.backend.describe()!r})"
+
+    @property
+    def path(self) -> Path | None:
+        """The SQLite file (None on PostgreSQL)."""
+        return getattr(self.backend, "path", None)
+
+    def _now(self, con: Any) -> float:
+        return con.execute(f"SELECT {self.backend.now_sql}").fetchone()[0]
+
+    # -- job batches -----------------------------------------------------------------------
+
+    def record(self, batches: Sequence[Batch], *, run_id: str, account: str,
+               source: str | None, outcomes_db: str | None, detail: str | None = None,
+               fence: HeldLease | None = None,
+               telnyx_recorded_at: datetime | None = None) -> None:
+        """Record a wave of batches, in one transaction, before any of their POSTs. With a
+        fence, the lease token is checked (and renewed) in that transaction: LeaseLost, and
+        nothing written, if it is no longer current."""
+        telnyx_at = None if telnyx_recorded_at is None else telnyx_recorded_at.timestamp()
+        started = None
+        with self.backend.transaction() as con:
+            if fence is not None:
+                started = fence.confirm_in(con)
+            now = self._now(con)
+            con.executemany(
+                "INSERT INTO batches (run_id, batch_id, account, source, outcomes_db, "
+                "emergency_enabled, emergency_address_id, id_kind, identifiers, number_count, "
+                "state, detail, recorded_at, telnyx_recorded_at) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,'recorded',?,?,?) "
+                "ON CONFLICT (run_id, batch_id) DO UPDATE SET state='recorded', "
+                "recorded_at=excluded.recorded_at, detail=excluded.detail, "
+                "telnyx_recorded_at=excluded.telnyx_recorded_at",
+                [(run_id, b.batch_id, account, source, outcomes_db, int(b.emergency_enabled),
+                  b.emergency_address_id, b.id_kind, json.dumps(list(b.identifiers)),
+                  len(b.identifiers), detail, now, telnyx_at) for b in batches])
+            _events(con, [(run_id, b.batch_id) for b in batches], run_id, "recorded",
+                    detail=detail, at=now)
+            _supersede_verification(con, account, batches)
+        if fence is not None and started is not None:
+            fence.confirmed(started)
+
+    def move(self, keys: Iterable[tuple[str, str]], state: str, *, by_run: str,
+             job_id: str | None = None, job_status: str | None = None,
+             detail: str | None = None) -> None:
+        """Move open batches to `state` (submitted, unanswered, abandoned): no results."""
+        keys = list(keys)
+        if state in ("finished", "rejected"):
+            raise ValueError("closing a batch records its results: use close()")
+        with self.backend.transaction() as con:
+            now = self._now(con)
+            submitted_at = now if state == "submitted" else None
+            closed_at = now if state == "abandoned" else None
+            con.executemany(
+                "UPDATE batches SET state=?, job_id=coalesce(?, job_id), "
+                "job_status=coalesce(?, job_status), detail=?, "
+                "submitted_at=coalesce(submitted_at, ?), closed_at=? "
+                "WHERE run_id=? AND batch_id=?",
+                [(state, job_id, job_status, detail, submitted_at, closed_at, r, b)
+                 for r, b in keys])
+            _events(con, keys, by_run, state, job_id=job_id, job_status=job_status,
+                    detail=detail, at=now)
+
+    def submitted(self, items: Sequence[tuple[tuple[str, str], str, str | None, str | None]],
+                  *, by_run: str) -> None:
+        """A wave's job ids, in one transaction: ((run_id, batch_id), job_id, job_status,
+        detail) per batch."""
+        if not items:
+            return
+        with self.backend.transaction() as con:
+            now = self._now(con)
+            con.executemany(
+                "UPDATE batches SET state='submitted', job_id=?, job_status=?, detail=?, "
+                "submitted_at=coalesce(submitted_at, ?) WHERE run_id=? AND batch_id=?",
+                [(job, status, detail, now, r, b) for (r, b), job, status, detail in items])
+            con.executemany(
+                "INSERT INTO batch_events VALUES (?,?,?,?,?,?,?,?)",
+                [(r, b, by_run, "submitted", job, status, detail, now)
+                 for (r, b), job, status, detail in items])
+
+    def close(self, closing: Sequence[tuple[tuple[str, str], str, str | None, str | None,
+                                             list[dict[str, Any]]]], *, by_run: str) -> None:
+        """Close batches together with their numbers' results, in one transaction.
+
+        closing: ((run_id, batch_id), state 'finished' | 'rejected', job_id, job_status,
+        results: [{identifier, result, reason, error_..., finished_at}]).
+        """
+        if not closing:
+            return
+        with self.backend.transaction() as con:
+            now = self._now(con)
+            con.executemany(
+                "INSERT INTO number_results (run_id, batch_id, identifier, "
+                + ", ".join(RESULT_FIELDS) + ") VALUES (?,?,?" + ",?" * len(RESULT_FIELDS)
+                + ") ON CONFLICT (run_id, batch_id, identifier) DO UPDATE SET "
+                + ", ".join(f"{f}=excluded.{f}" for f in RESULT_FIELDS),
+                [(run_id, batch_id, r["identifier"],
+                  *[None if r.get(f) is None else str(r[f]) for f in RESULT_FIELDS])
+                 for (run_id, batch_id), _s, _j, _st, results in closing for r in results])
+            con.executemany(
+                "UPDATE batches SET state=?, job_id=coalesce(?, job_id), "
+                "job_status=coalesce(?, job_status), closed_at=? "
+                "WHERE run_id=? AND batch_id=?",
+                [(state, job_id, job_status, now, run_id, batch_id)
+                 for (run_id, batch_id), state, job_id, job_status, _r in closing])
+            con.executemany(
+                "INSERT INTO batch_events VALUES (?,?,?,?,?,?,?,?)",
+                [(run_id, batch_id, by_run, state, job_id, job_status,
+                  f"{len(results)} results", now)
+                 for (run_id, batch_id), state, job_id, job_status, results in closing])
+
+    def mark_published(self, keys: Iterable[tuple[str, str]]) -> None:
+        keys = list(keys)
+        if not keys:
+            return
+        with self.backend.transaction() as con:
+            now = self._now(con)
+            con.executemany("UPDATE batches SET published_at=? WHERE run_id=? AND batch_id=?",
+                            [(now, r, b) for r, b in keys])
+
+    # -- reads -----------------------------------------------------------------------------
+
+    def _select(self, where: str, params: Sequence[Any]) -> list[LedgerBatch]:
+        with self.backend.transaction(write=False) as con:
+            rows = con.execute(
+                "SELECT run_id, batch_id, account, source, outcomes_db, emergency_enabled, "
+                "emergency_address_id, id_kind, identifiers, state, job_id, job_status, "
+                "recorded_at, submitted_at, telnyx_recorded_at FROM batches WHERE " + where
+                + " ORDER BY recorded_at, batch_id", list(params)).fetchall()
+        return [LedgerBatch(
+            batch=Batch(batch_id=r[1], emergency_enabled=bool(r[5]), emergency_address_id=r[6],
+                        id_kind=r[7], identifiers=tuple(json.loads(r[8]))),
+            run_id=r[0], account=r[2], source=r[3], outcomes_db=r[4], state=r[9],
+            job_id=r[10], job_status=r[11], recorded_at=utc(r[12]),
+            submitted_at=utc(r[13]), telnyx_recorded_at=utc(r[14])) for r in rows]
+
+    def open_batches(self, account: str) -> list[LedgerBatch]:
+        """Batches of this account that no run has seen to the end."""
+        marks = ",".join("?" * len(OPEN_STATES))
+        return self._select(f"account = ? AND state IN ({marks})", [account, *OPEN_STATES])
+
+    def job_ids(self, account: str) -> set[str]:
+        """Every job id the ledger holds for this account (none of them is a new POST's)."""
+        with self.backend.transaction(write=False) as con:
+            return {r[0] for r in con.execute(
+                "SELECT DISTINCT job_id FROM batches WHERE account = ? AND job_id IS NOT NULL",
+                [account]).fetchall()}
+
+    def batches_of_run(self, run_id: str) -> list[LedgerBatch]:
+        return self._select("run_id = ?", [run_id])
+
+    def unpublished(self, account: str, exclude_run: str) -> list[LedgerBatch]:
+        """Closed batches of other runs whose results never reached the outcomes table
+        (their run stopped before its outcomes step)."""
+        return self._select("account = ? AND run_id <> ? AND state IN ('finished', 'rejected') "
+                            "AND published_at IS NULL", [account, exclude_run])
+
+    def results(self, keys: Iterable[tuple[str, str]]) -> list[dict[str, Any]]:
+        """The recorded number results of these batches."""
+        out: list[dict[str, Any]] = []
+        cols = ("run_id", "batch_id", "identifier", *RESULT_FIELDS)
+        with self.backend.transaction(write=False) as con:
+            for run_id, batch_id in keys:
+                out += [dict(zip(cols, row)) for row in con.execute(
+                    f"SELECT {', '.join(cols)} FROM number_results WHERE run_id=? AND "
+                    "batch_id=? ORDER BY identifier", (run_id, batch_id)).fetchall()]
+        return out
+
+    # -- numbers left to verify at the next snapshot --------------------------------------
+
+    def defer_verification(self, account: str, run_id: str, recorded_at: float,
+                           rows: Iterable[tuple[str, str | None, bool, str | None]]) -> int:
+        """(number_id, phone_number, target_enabled, target_address_id) of a run whose
+        outcomes were recorded at `recorded_at` (epoch seconds). A number's row of a newer
+        run replaces an older one, never the other way (a re-executed check of an old run)."""
+        with self.backend.transaction() as con:
+            return con.executemany(
+                "INSERT INTO to_verify VALUES (?,?,?,?,?,?,?) ON CONFLICT (account, number_id) "
+                "DO UPDATE SET phone_number=excluded.phone_number, "
+                "target_enabled=excluded.target_enabled, "
+                "target_address_id=excluded.target_address_id, run_id=excluded.run_id, "
+                "recorded_at=excluded.recorded_at "
+                "WHERE excluded.recorded_at >= to_verify.recorded_at",
+                [(account, str(i), phone, int(bool(on)), address, run_id, recorded_at)
+                 for i, phone, on, address in rows]).rowcount
+
+    def to_verify(self, account: str, recorded_before: float) -> list[dict[str, Any]]:
+        """This account's numbers left to verify, of runs recorded before a time (a snapshot
+        taken earlier cannot show them)."""
+        cols = ("number_id", "phone_number", "target_enabled", "target_address_id", "run_id",
+                "recorded_at")
+        with self.backend.transaction(write=False) as con:
+            rows = con.execute(f"SELECT {', '.join(cols)} FROM to_verify WHERE account = ? "
+                               "AND recorded_at < ? ORDER BY recorded_at, number_id",
+                               (account, recorded_before)).fetchall()
+        return [{**dict(zip(cols, r)), "target_enabled": bool(r[2])} for r in rows]
+
+    def verified(self, account: str, rows: Iterable[tuple[str, float]]) -> int:
+        """Forget (number_id, recorded_at) rows, checked: a row a newer run replaced stays."""
+        with self.backend.transaction() as con:
+            return con.executemany(
+                "DELETE FROM to_verify WHERE account = ? AND number_id = ? AND recorded_at <= ?",
+                [(account, str(i), at) for i, at in rows]).rowcount
+
+    # -- addresses -------------------------------------------------------------------------
+
+    def record_address(self, key: str, run_id: str, event: str, fields: dict,
+                       address_id: str | None = None, detail: str | None = None, *,
+                       account: str) -> None:
+        with self.backend.transaction() as con:
+            con.execute("INSERT INTO address_events (account, address_key, run_id, event, "
+                        f"address_id, fields, detail, at) VALUES (?,?,?,?,?,?,?,"
+                        f"{self.backend.now_sql})",
+                        (account, key, run_id, event, address_id,
+                         json.dumps(fields, sort_keys=True), detail))
+
+    def open_address_intents(self, account: str) -> set[str]:
+        """This account's place keys whose latest event is `recorded` (a creation that may
+        have happened)."""
+        with self.backend.transaction(write=False) as con:
+            rows = con.execute(
+                "SELECT address_key, event FROM address_events AS e WHERE account = ? AND "
+                "seq = (SELECT max(seq) FROM address_events WHERE account = e.account AND "
+                "address_key = e.address_key)", (account,)).fetchall()
+        return {k for k, event in rows if event == "recorded"}
+
+
+def _events(con: Any, keys: Iterable[tuple[str, str]], by_run: str, event: str, *,
+            job_id: str | None = None, job_status: str | None = None,
+            detail: str | None = None, at: float) -> None:
+    con.executemany("INSERT INTO batch_events VALUES (?,?,?,?,?,?,?,?)",
+                    [(r, b, by_run, event, job_id, job_status, detail, at) for r, b in keys])
+
+
+def _supersede_verification(con: Any, account: str, batches: Sequence[Batch]) -> None:
+    """A new job for a number supersedes the target an earlier run left it to verify: that
+    target is no longer wanted, and the new job's success is its own run's to verify. Kept, the
+    row would warn once the new job lands (a job still in flight when its run ended)."""
+    if not batches or con.execute("SELECT 1 FROM to_verify WHERE account = ? LIMIT 1",
+                                  (account,)).fetchone() is None:
+        return
+    for kind, column in (("id", "number_id"), ("e164", "phone_number")):
+        values = [i for b in batches if b.id_kind == kind for i in b.identifiers]
+        for start in range(0, len(values), _CHUNK):
+            chunk = values[start:start + _CHUNK]
+            con.execute(f"DELETE FROM to_verify WHERE account = ? AND {column} IN ("
+                        + ",".join("?" * len(chunk)) + ")", (account, *chunk))

@@ -1,0 +1,190 @@
+"""The safety store in PostgreSQL (psycopg 3): several machines or users share one store.
+
+Leases are rows with tokens, taken with `SELECT ... FOR UPDATE` in a transaction, not session
+advisory locks: a session lock lives exactly as long as one connection, so a pooled connection
+handed to other work, or one dropped by a proxy or a network blip, releases it silently while
+the run goes on posting; a lock carries no fencing token that a paused process could be
+checked against before each POST; and heartbeats and checks would all depend on one
+long-lived connection. A row survives any connection, its token only grows, and its
+heartbeat is the server's clock, so no host's clock matters.
+
+Connections are pooled (connecting to loopback costs 3-5 ms, more than a ledger write): a
+transaction borrows one and gives it back. Statements are written once for both stores with
+`?` placeholders, turned into psycopg's `%s` here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from emergency_pipeline.safety_store.location import Location, StoreUnavailable, scrub
+
+try:
+    import psycopg
+except ImportError:  # pragma: no cover - a dependency of the package
+    psycopg = None  # type: ignore[assignment]
+
+_MAX_IDLE = 8
+
+
+class _Conn:
+    """A psycopg connection speaking the SQLite dialect of our statements (`?` marks)."""
+
+    __slots__ = ("raw",)
+    _sql: dict[str, str] = {}
+
+    def __init__(self, raw: Any) -> None:
+        self.raw = raw
+
+    @classmethod
+    def _translate(cls, sql: str) -> str:
+        out = cls._sql.get(sql)
+        if out is None:
+            out = cls._sql[sql] = sql.replace("%", "%%").replace("?", "%s")
+        return out
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        return self.raw.execute(self._translate(sql), params)
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> Any:
+        cur = self.raw.cursor()
+        cur.executemany(self._translate(sql), rows)
+        return cur
+
+
+class PostgresBackend:
+    kind = "postgresql"
+    now_sql = "extract(epoch FROM clock_timestamp())::double precision"
+    for_update = " FOR UPDATE"
+
+    def __init__(self, location: Location, connect_timeout: float = 10.0) -> None:
+        if psycopg is None:
+            raise StoreUnavailable(f"the safety store {location.describe()} needs psycopg 3: "
+                                   "pip install 'psycopg[binary]>=3.2,<4'")
+        self.location = location
+        self.connect_timeout = connect_timeout
+        self._idle: list[Any] = []
+        self._lock = threading.Lock()
+        self._pid = os.getpid()
+        self._orphans: list[Any] = []  # a forked parent's connections: never used, never closed
+
+    def describe(self) -> str:
+        return self.location.describe()
+
+    def _fail(self, exc: BaseException) -> StoreUnavailable:
+        first = scrub(str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc),
+                      self.location)
+        return StoreUnavailable(
+            f"the safety store {self.describe()} cannot be opened ({first}): check that the "
+            "server runs and takes this user, or set EMERGENCY_PIPELINE_STATE_URL to a store "
+            "you can reach")
+
+    def connect(self) -> Any:
+        try:
+            return psycopg.connect(self.location.url, autocommit=True,
+                                   connect_timeout=max(1, int(self.connect_timeout)))
+        except psycopg.Error as exc:
+            raise self._fail(exc) from None
+
+    def _take(self) -> Any:
+        with self._lock:
+            if self._pid != os.getpid():
+                # A forked child shares its parent's sockets: closing them would end the
+                # parent's sessions, using them would interleave two processes' messages.
+                self._orphans += self._idle
+                self._idle, self._pid = [], os.getpid()
+            while self._idle:
+                raw = self._idle.pop()
+                if not raw.closed and not raw.broken:
+                    return raw
+        return self.connect()
+
+    def _give_back(self, raw: Any) -> None:
+        with self._lock:
+            if (self._pid == os.getpid() and not raw.closed and not raw.broken
+                    and len(self._idle) < _MAX_IDLE):
+                self._idle.append(raw)
+                return
+        raw.close()
+
+    def now(self) -> float:
+        with self.transaction(write=False) as con:
+            return con.execute(f"SELECT {self.now_sql}").fetchone()[0]
+
+    @contextlib.contextmanager
+    def transaction(self, *, write: bool = True, raw: Any = None) -> Iterator[_Conn]:
+        """One transaction on a pooled connection (or `raw`), committed on success."""
+        own = raw is None
+        if own:
+            raw = self._take()
+        con = _Conn(raw)
+        try:
+            try:
+                raw.execute("BEGIN" if write else "BEGIN READ ONLY")
+                yield con
+            except BaseException:
+                if not raw.closed and not raw.broken:
+                    with contextlib.suppress(psycopg.Error):
+                        raw.execute("ROLLBACK")
+                raise
+            try:
+                raw.execute("COMMIT")
+            except psycopg.OperationalError as exc:
+                raise self._fail(exc) from None
+        finally:
+            if own:
+                self._give_back(raw)
+
+    @contextlib.contextmanager
+    def statement(self, raw: Any = None) -> Iterator[_Conn]:
+        """A pooled connection (or `raw`) in autocommit: one statement, one round trip."""
+        own = raw is None
+        if own:
+            raw = self._take()
+        try:
+            yield _Conn(raw)
+        finally:
+            if own:
+                self._give_back(raw)
+
+    def session(self) -> "_Session":
+        return _Session(self)
+
+    def close(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for raw in idle:
+            raw.close()
+
+
+class _Session:
+    """A connection of its own (the heartbeat thread's): no wait behind a busy pool, and
+    reconnected when the server or the network dropped it."""
+
+    def __init__(self, backend: PostgresBackend) -> None:
+        self.backend = backend
+        self.raw: Any = None
+        self.kind, self.now_sql = backend.kind, backend.now_sql
+
+    @contextlib.contextmanager
+    def transaction(self, *, write: bool = True) -> Iterator[_Conn]:
+        if self.raw is None or self.raw.closed or self.raw.broken:
+            self.raw = self.backend.connect()
+        with self.backend.transaction(write=write, raw=self.raw) as con:
+            yield con
+
+    @contextlib.contextmanager
+    def statement(self) -> Iterator[_Conn]:
+        if self.raw is None or self.raw.closed or self.raw.broken:
+            self.raw = self.backend.connect()
+        with self.backend.statement(raw=self.raw) as con:
+            yield con
+
+    def close(self) -> None:
+        if self.raw is not None:
+            self.raw.close()
+            self.raw = None

@@ -14,7 +14,7 @@ For the accepted rows that give an address by its fields (`address_fields`, JSON
   placeholder id (`new-address-...`) that the plan carries and nothing ever submits.
 
 Creation never doubles an address: the intent is recorded in the address ledger
-(state/ledger.py) before the POST; a run that finds an intent still open (its creation was never recorded)
+(safety_store/ledger.py) before the POST; a run that finds an intent still open (its creation was never recorded)
 lists the account's addresses again and matches by fields before creating; after an
 ambiguous failure the client does the same before sending again.
 """
@@ -33,7 +33,7 @@ from emergency_pipeline import addresses as addr
 from emergency_pipeline.client import AddressRejected, TelnyxAPIError
 from emergency_pipeline.desired_state.columns import describe_aliases
 from emergency_pipeline.desired_state.validate import REJECTED_COLUMNS
-from emergency_pipeline.state.ledger import Ledger
+from emergency_pipeline.safety_store import Ledger
 
 PLACEHOLDER_PREFIX = "new-address-"
 RESOLUTION_COLUMNS = ["address_key", "address_given", "status", "address_id", "candidates",
@@ -80,9 +80,13 @@ def _errors_text(errors: list[dict] | tuple) -> str:
 
 def resolve_addresses(accepted: pd.DataFrame, account_addresses: list[dict] | pd.DataFrame,
                       client: Any, ledger: Ledger | None, *, apply: bool, run_id: str,
-                      log: Any, contact: addr.ContactDefaults | None = None) -> Resolution:
+                      log: Any, contact: addr.ContactDefaults | None = None,
+                      account: str = "") -> Resolution:
     """`contact`: names for new addresses whose rows give none (Telnyx requires first name,
-    last name and business name to create one)."""
+    last name and business name to create one). `account`: the account's key in the ledger
+    (account_identity.py), whose creation intents this run sees and adds to."""
+    if ledger is not None and not account:
+        raise ValueError("the address ledger is per account: pass account=")
     acc = accepted.reset_index(drop=True).copy()
     if isinstance(account_addresses, pd.DataFrame):
         known = [{k: (None if pd.isna(v) else v) for k, v in r.items()}
@@ -165,7 +169,8 @@ def resolve_addresses(accepted: pd.DataFrame, account_addresses: list[dict] | pd
         key = addr.address_key(fields)
         groups.setdefault(key.group if key else addr.fields_json(fields), []).append(pos)
 
-    open_intents = (ledger.open_address_intents() if (ledger is not None and apply and groups)
+    open_intents = (ledger.open_address_intents(account)
+                    if (ledger is not None and apply and groups)
                     else set())
     fresh: addr.AddressIndex | None = None
 
@@ -242,7 +247,7 @@ def resolve_addresses(accepted: pd.DataFrame, account_addresses: list[dict] | pd
             for p in positions:
                 ids[p] = placeholder
             continue
-        created = _create(client, ledger, key, fields, run_id, log)
+        created = _create(client, ledger, account, key, fields, run_id, log)
         if isinstance(created, str):    # an error text
             rejected_now = created.startswith("rejected:")
             text = created.split(":", 1)[1].strip()
@@ -293,8 +298,8 @@ def _table(rows: list[dict]) -> pd.DataFrame:
     return grouped[RESOLUTION_COLUMNS]
 
 
-def _create(client: Any, ledger: Ledger | None, key: str, fields: dict, run_id: str,
-            log: Any) -> tuple[dict, bool] | str:
+def _create(client: Any, ledger: Ledger | None, account: str, key: str, fields: dict,
+            run_id: str, log: Any) -> tuple[dict, bool] | str:
     """(address, adopted), or 'rejected: ...' / 'failed: ...'."""
     def find_existing() -> dict | None:
         found = addr.AddressIndex(client.list_addresses())
@@ -302,13 +307,14 @@ def _create(client: Any, ledger: Ledger | None, key: str, fields: dict, run_id: 
         return dict(found.by_id[match.ids[0]]) if match.ids else None
 
     if ledger is not None:
-        ledger.record_address(key, run_id, "recorded", fields)   # before the POST (docstring)
+        ledger.record_address(key, run_id, "recorded", fields,   # before the POST (docstring)
+                              account=account)
     try:
         made = client.create_address(fields, find_existing)
     except AddressRejected as exc:
         text = "; ".join(e.describe() for e in exc.errors) or str(exc)
         if ledger is not None:
-            ledger.record_address(key, run_id, "rejected", fields, detail=text)
+            ledger.record_address(key, run_id, "rejected", fields, detail=text, account=account)
         return f"rejected: {text}"
     except TelnyxAPIError as exc:
         # Left `recorded`: the next run lists the addresses before creating it again.
@@ -316,5 +322,5 @@ def _create(client: Any, ledger: Ledger | None, key: str, fields: dict, run_id: 
         return f"failed: {exc}"
     if ledger is not None:
         ledger.record_address(key, run_id, "adopted" if made.adopted else "created", fields,
-                              address_id=made.address_id)
+                              address_id=made.address_id, account=account)
     return made.address, made.adopted

@@ -19,7 +19,7 @@ import pandas as pd
 
 from emergency_pipeline.outcomes import COLUMNS
 from emergency_pipeline.run_tables import StageRef
-from emergency_pipeline.state.ledger import Ledger, LedgerBatch
+from emergency_pipeline.safety_store import Ledger, LedgerBatch
 from emergency_pipeline.store import Store
 
 

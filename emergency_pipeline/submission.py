@@ -28,7 +28,7 @@ from emergency_pipeline.client import (
 from emergency_pipeline.client.job_ops import parse_time
 from emergency_pipeline.contract import JOB_IN_FLIGHT_STATUSES, JOB_TERMINAL_STATUSES
 from emergency_pipeline.refusals import MAX_SPLIT_REQUESTS, narrow_refusal
-from emergency_pipeline.state.ledger import Ledger, LedgerBatch
+from emergency_pipeline.safety_store import HeldLease, LeaseLost, Ledger, LedgerBatch
 
 Key = tuple[str, str]   # (run_id, batch_id): a batch as the ledger knows it
 PROGRESS_SECONDS = 30   # while no job finishes, how often following says so
@@ -106,10 +106,10 @@ class _Run:
     """One apply step's work on the account (a class only to keep its many parts together)."""
 
     def __init__(self, client: TelnyxClient, ledger: Ledger, run: RunIdentity,
-                 settings: Settings, log: Any, ensure_lease: Any) -> None:
+                 settings: Settings, log: Any, fence: HeldLease) -> None:
         self.client, self.ledger, self.run, self.settings, self.log = (
             client, ledger, run, settings, log)
-        self.ensure_lease = ensure_lease
+        self.fence = fence                                    # confirmed before every POST
         self.out = Submission()
         self.following: dict[Key, LedgerBatch | Batch] = {}   # open batches with a job
         self.job_of: dict[Key, str] = {}
@@ -182,17 +182,47 @@ class _Run:
                 self.following[key], self.job_of[key] = item, job["id"]
                 self.ours.add(str(job["id"]))
                 self.out.adopted += 1
-            elif now - item.recorded_at > window:
+            elif now - self._sent_by(item) > window:
                 # Older than any server delay the window covers: no job was ever made.
                 self.ledger.move([key], "abandoned", by_run=self.run.run_id,
                                  detail="no job found for this batch on resume")
                 self.out.abandoned += 1
             else:
                 blocked.update(item.batch.identifiers)
-                self.log.warning(f"batch {item.batch.batch_id} of run {item.run_id} was sent "
-                                 f"{(now - item.recorded_at).seconds}s ago without an answer; "
-                                 "its numbers are left alone until its job can appear")
+                self._hold_open(item)
+                ago = (now - self._sent_by(item)).total_seconds()
+                self.log.warning(f"batch {item.batch.batch_id} of run {item.run_id} may have "
+                                 f"been sent {max(ago, 0):.0f}s ago without an answer; its "
+                                 "numbers are left alone until its job can appear "
+                                 f"({window.total_seconds():.0f}s after)")
         return blocked
+
+    def _taken_from(self, item: LedgerBatch) -> datetime | None:
+        """When our lease was taken over from this batch's run, if its process was not
+        proven dead: it may have sent the batch's POST up to that moment, never after (its
+        fence stops it)."""
+        took = self.fence.holder.took_over
+        if took is None or took.proven_dead or took.run_id != item.run_id:
+            return None
+        return took.at
+
+    def _sent_by(self, item: LedgerBatch) -> datetime:
+        """The latest moment the batch's POST may have been sent (store clock): when it was
+        recorded, or, for a holder taken over alive, the takeover (or what a run that took it
+        over earlier wrote down: `sent_by`)."""
+        moments = [item.recorded_at, item.sent_by, self._taken_from(item)]
+        return max(m for m in moments if m is not None)
+
+    def _hold_open(self, item: LedgerBatch) -> None:
+        """Write down that a holder taken over alive may have sent this batch until the
+        takeover, so that a later run (this one may end before the window does) waits the
+        same window."""
+        taken = self._taken_from(item)
+        if taken is not None and (item.sent_by is None or item.sent_by < taken):
+            self.ledger.move([item.key], "unanswered", by_run=self.run.run_id, sent_by=taken,
+                             detail=f"run {item.run_id} was taken over at {taken.isoformat()} "
+                                    "while possibly alive: its POST may have gone out until "
+                                    "then")
 
     def _telnyx_since(self, item: LedgerBatch) -> datetime:
         """The earliest created_at on Telnyx's clock a job of this batch can have: recorded
@@ -246,7 +276,10 @@ class _Run:
         try:
             return "ok", self.client.submit_update_emergency_settings(
                 list(batch.identifiers), batch.emergency_enabled, batch.emergency_address_id,
-                existing=frozenset(self.existing | self.ours | self.ledger_jobs))
+                existing=frozenset(self.existing | self.ours | self.ledger_jobs),
+                before_post=self.fence.confirm)
+        except LeaseLost as exc:
+            return "lost", exc
         except JobRejected as exc:
             return "rejected", exc
         except JobUnanswered as exc:
@@ -270,17 +303,24 @@ class _Run:
                     self.client.server_since(snapshot_at)), aliases)
                 if not wave:
                     continue
-                self.ensure_lease()   # never send under a lease another run has taken over
                 keys = [(self.run.run_id, b.batch_id) for b in wave]
                 self.targets.update(zip(keys, wave))
-                self.ledger.record(wave, run_id=self.run.run_id, account=self.run.account,
-                                   source=self.run.source, outcomes_db=self.run.outcomes_db)
                 now = datetime.now(timezone.utc)
+                # Recorded only while our lease token is current (checked in the same
+                # transaction): a run that lost the lease records nothing more.
+                self.ledger.record(wave, run_id=self.run.run_id, account=self.run.account,
+                                   source=self.run.source, outcomes_db=self.run.outcomes_db,
+                                   fence=self.fence,
+                                   telnyx_recorded_at=self.client.server_since(now))
                 answers = list(pool.map(self._post, wave))
                 submitted, closing = [], []
+                lost: LeaseLost | None = None
                 for key, batch, (kind, value) in zip(keys, wave, answers):
                     self.submitted_at[key] = now
-                    if kind == "ok":
+                    if kind == "lost":
+                        # Never sent: the batch stays recorded, open, for the lease's holder.
+                        lost = value
+                    elif kind == "ok":
                         job = value.job
                         submitted.append((key, batch, job, value.adopted))
                     elif kind == "rejected":
@@ -310,6 +350,10 @@ class _Run:
                     self.following[key], self.job_of[key] = batch, str(job["id"])
                     self.ours.add(str(job["id"]))
                     self.out.adopted += int(adopted)
+                if lost is not None:
+                    # The jobs this wave made are in the ledger (the holder follows them);
+                    # nothing more is sent, followed or closed by this run.
+                    raise lost
                 sent += len(wave)
                 self.log.info(f"batches submitted: {sent}/{total} "
                               f"({len(submitted)} jobs created in this wave)")
@@ -429,6 +473,8 @@ class _Run:
             time.sleep(max(0.0, min(wait, half)))
         while True:
             began = time.monotonic()
+            if self.fence.lost is not None:
+                raise self.fence.lost   # the holder follows and closes these jobs now
             self._poll_once()
             if not self.job_of:
                 break
@@ -462,9 +508,10 @@ def _plain(batch: LedgerBatch | Batch) -> Batch:
 def submit_and_follow(client: TelnyxClient, ledger: Ledger, run: RunIdentity,
                       batches: Sequence[Batch], *, snapshot_at: datetime,
                       aliases: dict[str, str], settings: Settings, log: Any,
-                      ensure_lease: Any, apply: bool = True) -> Submission:
-    """The apply step: resume, submit in waves (if `apply`), follow, and close with results."""
-    work = _Run(client, ledger, run, settings, log, ensure_lease)
+                      fence: HeldLease, apply: bool = True) -> Submission:
+    """The apply step: resume, submit in waves (if `apply`), follow, and close with results.
+    `fence`: the account lease this run holds; LeaseLost when another run took it over."""
+    work = _Run(client, ledger, run, settings, log, fence)
     blocked = work.resume()
     if apply:
         todo = []

@@ -12,6 +12,7 @@ An apply run holds the account lease from the snapshot to the outcomes (run_scop
 # No `from __future__ import annotations` in Dagster modules: Dagster reads the annotations
 # (config classes, inputs) at definition time.
 from datetime import datetime, timezone
+from pathlib import Path
 
 import pandas as pd
 from dagster import AssetExecutionContext, Config, Failure, asset
@@ -40,7 +41,7 @@ from emergency_pipeline.read_back import resumed_successes
 from emergency_pipeline.run_tables import StageRef, attach, attached, prune
 from emergency_pipeline.safety import SafetyGuardError, check_disable_guard
 from emergency_pipeline.snapshot import list_numbers_into
-from emergency_pipeline.state.ledger import Ledger
+from emergency_pipeline.safety_store import Ledger
 from emergency_pipeline.submission import RunIdentity, Settings, Submission, submit_and_follow
 
 GROUP = "emergency"
@@ -214,6 +215,7 @@ def emergency_address_resolution(context: AssetExecutionContext, config: Address
             todo, con.execute("SELECT * FROM s.addresses").df(), client,
             state.ledger() if config.apply else None, apply=config.apply,
             run_id=context.run.run_id, log=context.log,
+            account=telnyx.account() if config.apply else "",
             contact=ContactDefaults(config.default_first_name, config.default_last_name,
                                     config.default_business_name))
         if len(todo):   # the resolved rows go back to their places
@@ -348,19 +350,21 @@ def emergency_update_jobs(context: AssetExecutionContext, config: ApplyConfig,
             "batches": md.batches_table(batches),
         })
         return ref
-    run = RunIdentity(context.run.run_id, telnyx.account(), context.partition_key,
-                      str(duckdb.database))
-    ledger = state.ledger()
     with account_lease(context, telnyx, state) as hold, \
             failures_explained(telnyx.base_url), telnyx.client(context.log) as client:
+        # Absolute: a run that resumes this one from another working folder must find it.
+        run = RunIdentity(context.run.run_id, hold.holder.account, context.partition_key,
+                          str(Path(duckdb.database).resolve()))
+        ledger = state.ledger()
         done = submit_and_follow(
             client, ledger, run, batches,
             snapshot_at=datetime.fromisoformat(emergency_account_snapshot.info["taken_at"]),
-            aliases=aliases, log=context.log, ensure_lease=hold.ensure_held,
+            aliases=aliases, log=context.log, fence=hold,
             settings=Settings(max_jobs_in_flight=config.max_jobs_in_flight,
                               wave_size=config.wave_size,
                               follow_timeout_seconds=config.follow_timeout_seconds))
-        publish_orphans(ledger, run.account, run.run_id, context.log, store_at)
+        publish_orphans(ledger, run.account, run.run_id, context.log, store_at,
+                        own_db=run.outcomes_db)
         _defer_resumed_successes(context, ledger, run, done, emergency_account_snapshot)
     results = pd.DataFrame(list(done.results.values()), columns=RESULT_COLUMNS)
     jobs = pd.DataFrame(done.batches, columns=["batch_id", "job_id", "state", "job_status",

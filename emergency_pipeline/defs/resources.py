@@ -3,10 +3,13 @@ and the pipeline's state (the account lease, the ledgers, the runs' working tabl
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import os
 from pathlib import Path
 from typing import Any
 
+import httpx
 from dagster import ConfigurableResource, EnvVar
 from dagster_duckdb import DuckDBResource
 from pydantic import Field
@@ -14,8 +17,12 @@ from pydantic import Field
 from emergency_pipeline.client import ClientConfig, TelnyxClient
 from emergency_pipeline.contract import DEFAULT_BASE_URL, DEFAULT_MAX_CONCURRENCY
 from emergency_pipeline.run_tables import RunTables
-from emergency_pipeline.state.lease import SqliteLease, account_key, default_lease_path
-from emergency_pipeline.state.ledger import Ledger
+from emergency_pipeline.account_identity import (
+    AccountIdentity, identify_account, normalise_base_url,
+)
+from emergency_pipeline.safety_store import (
+    LEASE_DIR_ENV, STATE_URL_ENV, AccountLease, Ledger, SafetyStore, open_safety_store,
+)
 from emergency_pipeline.store import Store
 
 DEFAULT_DATABASE = "data/emergency.duckdb"
@@ -37,9 +44,31 @@ class TelnyxResource(ConfigurableResource):
         default=None, description="After a job POST with no answer, how long its job may still "
         "appear (default: twice the read timeout, at least 60 s).")
 
+    account_name: str | None = Field(
+        default=None, description="The account's name, for people (history, logs) and for "
+        "the lease where the key may not list the organization's users (TELNYX_ACCOUNT).")
+
+    def identity(self) -> AccountIdentity:
+        """The account behind the key (account_identity.py): one request, once a process."""
+        cache_key = (normalise_base_url(self.base_url), _digest(self.api_key),
+                     self.account_name)
+        found = _IDENTITIES.get(cache_key)
+        if found is None:
+            with self.client(logging.getLogger("emergency_pipeline.account")) as client:
+                found = identify_account(client, self.base_url, self.account_name)
+            _IDENTITIES[cache_key] = found
+        return found
+
     def account(self) -> str:
-        """The lease's key for this account: the base URL and a hash of the key."""
-        return account_key(self.base_url, self.api_key)
+        """What the lease and the ledger are keyed by: the account, never the key (rule 3)."""
+        return self.identity().key
+
+    def account_label(self) -> str:
+        """The account for people: its configured name, else the base URL's host[:port]."""
+        if self.account_name:
+            return self.account_name
+        url = httpx.URL(self.base_url)
+        return url.host + (f":{url.port}" if url.port else "")
 
     def client(self, log: Any) -> TelnyxClient:
         return TelnyxClient(
@@ -53,6 +82,17 @@ class TelnyxResource(ConfigurableResource):
         )
 
 
+# One store per setting and process.
+_STORES: dict[tuple[Any, ...], SafetyStore] = {}
+# One identity per (URL, key, name) and process: every step asks for it.
+_IDENTITIES: dict[tuple[str, str, str | None], AccountIdentity] = {}
+
+
+def _digest(key: str) -> str:
+    return hashlib.sha256(b"emergency_pipeline/identity-cache\0" + key.strip().encode()
+                          ).hexdigest()
+
+
 def state_dir_for(database: str) -> str:
     """Default state folder: beside the analytics file (data/emergency.duckdb ->
     data/emergency.state/), so each deployment has its own ledger and run tables."""
@@ -61,29 +101,44 @@ def state_dir_for(database: str) -> str:
 
 
 class PipelineState(ConfigurableResource):
-    """Where the run's state lives: the ledger and the runs' working tables (`directory`),
-    and the machine-wide account lease (`lease_path`)."""
+    """Where the run's state lives: the runs' working tables (`directory`, beside the
+    analytics file) and the deployment's safety store (the account lease and the ledgers,
+    `store_url`: one per deployment, shared by every run of every account on it)."""
 
-    directory: str = Field(description="Ledger (ledger.sqlite) and runs/<run_id>/ tables.")
-    lease_path: str | None = Field(default=None, description="SQLite file of the account "
-                                   "lease (default: $EMERGENCY_PIPELINE_LEASE_DIR or the "
-                                   "machine's temp folder, shared by every user of it).")
+    directory: str = Field(description="The runs' working tables: runs/<run_id>/.")
+    store_url: str | None = Field(default=None, description="The safety store: a PostgreSQL "
+                                  "URL (several machines or users) or a SQLite file. Default "
+                                  "$EMERGENCY_PIPELINE_STATE_URL, else "
+                                  "$DAGSTER_HOME/emergency_pipeline/safety.sqlite.")
     lease_wait_seconds: float = Field(default=600.0, description="How long an apply run "
                                       "waits for another run's lease before it fails.")
     lease_stale_seconds: float = Field(default=120.0, description="A lease whose heartbeat "
-                                       "is older than this is free.")
+                                       "is older than this may be taken over.")
+    fence_seconds: float = Field(default=20.0, description="A run sends a job only if it "
+                                 "confirmed its lease in the store less than this long ago; "
+                                 "at most a third of lease_stale_seconds.")
     keep_run_tables_days: float = Field(default=7.0, description="Runs' working tables are "
                                         "dropped after this many days.")
 
     def tables(self, run_id: str) -> RunTables:
         return RunTables(self.directory, run_id)
 
-    def ledger(self) -> Ledger:
-        return Ledger(Path(self.directory) / "ledger.sqlite")
+    def safety_store(self) -> SafetyStore:
+        """The deployment's safety store (StoreUnavailable names the path and the fix), opened
+        once a process: every step and check asks for it, and PostgreSQL keeps connections."""
+        key = (self.store_url, self.lease_stale_seconds,
+               *(os.environ.get(v) for v in (STATE_URL_ENV, LEASE_DIR_ENV, "DAGSTER_HOME")))
+        store = _STORES.get(key)
+        if store is None:
+            store = _STORES[key] = open_safety_store(self.store_url,
+                                                     stale_after=self.lease_stale_seconds)
+        return store
 
-    def lease(self) -> SqliteLease:
-        return SqliteLease(self.lease_path or default_lease_path(),
-                           stale_after=self.lease_stale_seconds)
+    def ledger(self) -> Ledger:
+        return self.safety_store().ledger
+
+    def lease(self) -> AccountLease:
+        return self.safety_store().lease
 
 
 def store_for(duckdb: DuckDBResource) -> Store:
@@ -108,6 +163,7 @@ def default_resources() -> dict[str, Any]:
             api_key=EnvVar("TELNYX_API_KEY"),
             base_url=os.environ.get("TELNYX_BASE_URL", DEFAULT_BASE_URL),
             read_timeout=float(os.environ.get("TELNYX_READ_TIMEOUT_SECONDS", "30")),
+            account_name=os.environ.get("TELNYX_ACCOUNT") or None,
         ),
         "duckdb": DuckDBResource(database=database),
         "state": PipelineState(

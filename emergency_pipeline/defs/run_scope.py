@@ -18,7 +18,8 @@ from dagster import AssetExecutionContext, Failure
 
 from emergency_pipeline.defs.resources import PipelineState, TelnyxResource
 from emergency_pipeline.run_tables import RunTables
-from emergency_pipeline.state.lease import LeaseLost, LeaseUnavailable, held
+from emergency_pipeline.account_identity import AccountUnknown
+from emergency_pipeline.safety_store import LeaseLost, LeaseUnavailable, StoreUnavailable, held
 
 
 def applies(context: AssetExecutionContext) -> bool:
@@ -48,9 +49,11 @@ def stamp(frame: pd.DataFrame, context: AssetExecutionContext) -> pd.DataFrame:
 
 
 class _NoLease:
-    """What a plan-only step holds: nothing to lose."""
+    """What a plan-only step holds: nothing to lose (it never posts a job)."""
 
-    def ensure_held(self) -> None:
+    took_over = None
+
+    def confirm(self) -> None:
         return None
 
 
@@ -61,8 +64,9 @@ def account_lease(context: AssetExecutionContext, telnyx: TelnyxResource,
     """Hold the account's lease for this step of an apply run (no-op when plan-only).
 
     `first`: the step that takes it, waiting up to lease_wait_seconds for another run's;
-    later steps only re-enter it and fail if another run holds it now. `last`: released
-    when the step ends."""
+    later steps re-enter it with the token the first took, and fail if another run has held
+    it since (never a fresh token behind a stale snapshot). `last`: released when the step
+    ends. The hold's `confirm()` is the fence each job POST passes right before it is sent."""
     if not applies(context):
         yield _NoLease()
         return
@@ -78,12 +82,30 @@ def account_lease(context: AssetExecutionContext, telnyx: TelnyxResource,
                             f"lease, held by {holder.describe()}")
 
     try:
-        with held(state.lease(), telnyx.account(), run_id,
+        identity = telnyx.identity()
+        with held(state.lease(), identity.key, run_id,
                   wait_seconds=state.lease_wait_seconds if first else 0.0,
-                  on_wait=waiting, is_run_finished=finished, release_on_exit=last) as hold:
+                  fence_seconds=state.fence_seconds, on_wait=waiting,
+                  is_run_finished=finished, reenter=not first,
+                  release_on_exit=last) as hold:
             if first:
-                context.log.info(f"holding the account lease for {telnyx.base_url}")
+                took = hold.holder.took_over
+                context.log.info(f"holding the account lease of {identity.label} (token "
+                                 f"{hold.token}; the account told by {identity.how})")
+                if took is not None:
+                    context.log.warning(
+                        f"took the lease over from run {took.run_id} on {took.host} "
+                        f"({took.why}); " + ("its process is gone" if took.proven_dead else
+                                             "it may still be alive: its open batches count "
+                                             "as in flight until their jobs can no longer "
+                                             "appear"))
             yield hold
-    except (LeaseUnavailable, LeaseLost) as exc:
-        # Nothing has been submitted by this step: fail with the holder named.
+    except LeaseLost as exc:
+        # Another run holds the account now: send nothing more, leave the recorded batches
+        # open for it, and end failed (rule 3).
+        context.log.error(f"lost the account lease: {exc}")
+        raise Failure(description=f"stopped: {exc}") from None
+    except LeaseUnavailable as exc:
+        raise Failure(description=f"not applying: {exc}") from None
+    except (AccountUnknown, StoreUnavailable) as exc:
         raise Failure(description=f"not applying: {exc}") from None

@@ -22,6 +22,7 @@ PostgreSQL (`SELECT ... FOR UPDATE` on the account's row, created first if missi
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import time
@@ -31,7 +32,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 _NOTICE_EVERY = 10.0  # seconds between two on_wait calls for one acquire
-_COLUMNS = "run_id, host, pid, token, acquired_at, heartbeat_at, released_at"
+_COLUMNS = "run_id, host, pid, token, acquired_at, heartbeat_at, released_at, took_over"
 
 OnWait = Callable[["LeaseHolder"], None]
 IsRunFinished = Callable[[str], bool]
@@ -91,6 +92,23 @@ class LeaseHolder:
                 f"since {since}{beat}")
 
 
+def _took_over_text(took: TakeOver | None) -> str | None:
+    if took is None:
+        return None
+    return json.dumps({"run_id": took.run_id, "host": took.host, "pid": took.pid,
+                       "token": took.token, "heartbeat_at": took.heartbeat_at.timestamp(),
+                       "at": took.at.timestamp(), "proven_dead": took.proven_dead,
+                       "why": took.why})
+
+
+def _took_over(text: str | None) -> TakeOver | None:
+    if not text:
+        return None
+    d = json.loads(text)
+    return TakeOver(d["run_id"], d["host"], d["pid"], d["token"], utc(d["heartbeat_at"]),
+                    utc(d["at"]), d["proven_dead"], d["why"])
+
+
 class LeaseUnavailable(RuntimeError):
     """Another run held the account's lease for longer than we could wait."""
 
@@ -143,9 +161,9 @@ class AccountLease:
 
     @staticmethod
     def _holder(account: str, row: tuple) -> LeaseHolder:
-        run_id, host, pid, token, acquired, beat, _released, now = row
+        run_id, host, pid, token, acquired, beat, _released, took, now = row
         return LeaseHolder(account, run_id, host, pid, token, utc(acquired), utc(beat),
-                           seen_at=utc(now))
+                           took_over=_took_over(took), seen_at=utc(now))
 
     def holder(self, account: str) -> LeaseHolder | None:
         """The current holder, None when the lease is free (released, or never taken)."""
@@ -180,12 +198,15 @@ class AccountLease:
                         (account,))
             row = self._read(con, account, lock=True)
             current = self._holder(account, row)
-            now, live = row[7], row[6] is None
+            now, live = row[8], row[6] is None
             if live and current.run_id == run_id:  # re-entry: same token, our host and pid
                 con.execute("UPDATE lease SET host = ?, pid = ?, heartbeat_at = ? "
                             "WHERE account = ?", (host, pid, now, account))
+                # The takeover the first take made is the re-entering step's to know too
+                # (the update step waits out a live holder's late POSTs).
                 return True, LeaseHolder(account, run_id, host, pid, current.token,
-                                         current.acquired_at, utc(now), seen_at=utc(now))
+                                         current.acquired_at, utc(now),
+                                         took_over=current.took_over, seen_at=utc(now))
             if reenter:
                 raise self.lost(account, run_id, current.token,
                                 current if live else None, None if live else "it was released")
@@ -198,8 +219,9 @@ class AccountLease:
                                      current.heartbeat_at, utc(now), dead, why)
             token = current.token + 1
             con.execute("UPDATE lease SET run_id = ?, host = ?, pid = ?, token = ?, "
-                        "acquired_at = ?, heartbeat_at = ?, released_at = NULL "
-                        "WHERE account = ?", (run_id, host, pid, token, now, now, account))
+                        "acquired_at = ?, heartbeat_at = ?, released_at = NULL, took_over = ? "
+                        "WHERE account = ?", (run_id, host, pid, token, now, now,
+                                              _took_over_text(took_over), account))
         return True, LeaseHolder(account, run_id, host, pid, token, utc(now), utc(now),
                                  took_over=took_over, seen_at=utc(now))
 

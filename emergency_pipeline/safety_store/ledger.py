@@ -61,6 +61,10 @@ class LedgerBatch:
     recorded_at: datetime
     submitted_at: datetime | None
     telnyx_recorded_at: datetime | None = None
+    # The latest moment its POST may have gone out, when later than recorded_at: a run that
+    # took the lease over from this batch's run while it was possibly alive writes down the
+    # takeover (that run's fence stopped it sending after it).
+    sent_by: datetime | None = None
 
     @property
     def key(self) -> tuple[str, str]:
@@ -83,6 +87,11 @@ class Ledger:
 
     def _now(self, con: Any) -> float:
         return con.execute(f"SELECT {self.backend.now_sql}").fetchone()[0]
+
+    def now(self) -> datetime:
+        """The store's clock, the one recorded_at and sent_by are on."""
+        with self.backend.transaction(write=False) as con:
+            return utc(self._now(con))
 
     # -- job batches -----------------------------------------------------------------------
 
@@ -118,8 +127,9 @@ class Ledger:
 
     def move(self, keys: Iterable[tuple[str, str]], state: str, *, by_run: str,
              job_id: str | None = None, job_status: str | None = None,
-             detail: str | None = None) -> None:
-        """Move open batches to `state` (submitted, unanswered, abandoned): no results."""
+             detail: str | None = None, sent_by: datetime | None = None) -> None:
+        """Move open batches to `state` (submitted, unanswered, abandoned): no results.
+        `sent_by` (store clock): their POST may have gone out until then."""
         keys = list(keys)
         if state in ("finished", "rejected"):
             raise ValueError("closing a batch records its results: use close()")
@@ -130,9 +140,10 @@ class Ledger:
             con.executemany(
                 "UPDATE batches SET state=?, job_id=coalesce(?, job_id), "
                 "job_status=coalesce(?, job_status), detail=?, "
-                "submitted_at=coalesce(submitted_at, ?), closed_at=? "
-                "WHERE run_id=? AND batch_id=?",
-                [(state, job_id, job_status, detail, submitted_at, closed_at, r, b)
+                "submitted_at=coalesce(submitted_at, ?), closed_at=?, "
+                "sent_by=coalesce(?, sent_by) WHERE run_id=? AND batch_id=?",
+                [(state, job_id, job_status, detail, submitted_at, closed_at,
+                  None if sent_by is None else sent_by.timestamp(), r, b)
                  for r, b in keys])
             _events(con, keys, by_run, state, job_id=job_id, job_status=job_status,
                     detail=detail, at=now)
@@ -201,14 +212,16 @@ class Ledger:
             rows = con.execute(
                 "SELECT run_id, batch_id, account, source, outcomes_db, emergency_enabled, "
                 "emergency_address_id, id_kind, identifiers, state, job_id, job_status, "
-                "recorded_at, submitted_at, telnyx_recorded_at FROM batches WHERE " + where
+                "recorded_at, submitted_at, telnyx_recorded_at, sent_by FROM batches WHERE "
+                + where
                 + " ORDER BY recorded_at, batch_id", list(params)).fetchall()
         return [LedgerBatch(
             batch=Batch(batch_id=r[1], emergency_enabled=bool(r[5]), emergency_address_id=r[6],
                         id_kind=r[7], identifiers=tuple(json.loads(r[8]))),
             run_id=r[0], account=r[2], source=r[3], outcomes_db=r[4], state=r[9],
             job_id=r[10], job_status=r[11], recorded_at=utc(r[12]),
-            submitted_at=utc(r[13]), telnyx_recorded_at=utc(r[14])) for r in rows]
+            submitted_at=utc(r[13]), telnyx_recorded_at=utc(r[14]), sent_by=utc(r[15]))
+            for r in rows]
 
     def open_batches(self, account: str) -> list[LedgerBatch]:
         """Batches of this account that no run has seen to the end."""

@@ -22,7 +22,7 @@ CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS lease (
     account TEXT PRIMARY KEY, run_id TEXT NOT NULL, host TEXT NOT NULL, pid INTEGER NOT NULL,
     token BIGINT NOT NULL, acquired_at DOUBLE PRECISION NOT NULL,
-    heartbeat_at DOUBLE PRECISION NOT NULL, released_at DOUBLE PRECISION
+    heartbeat_at DOUBLE PRECISION NOT NULL, released_at DOUBLE PRECISION, took_over TEXT
 );
 CREATE TABLE IF NOT EXISTS batches (
     run_id TEXT NOT NULL, batch_id TEXT NOT NULL, account TEXT NOT NULL, source TEXT,
@@ -31,7 +31,7 @@ CREATE TABLE IF NOT EXISTS batches (
     job_status TEXT, detail TEXT, recorded_at DOUBLE PRECISION,
     submitted_at DOUBLE PRECISION, closed_at DOUBLE PRECISION,
     published_at DOUBLE PRECISION, telnyx_recorded_at DOUBLE PRECISION,
-    PRIMARY KEY (run_id, batch_id)
+    sent_by DOUBLE PRECISION, PRIMARY KEY (run_id, batch_id)
 );
 CREATE INDEX IF NOT EXISTS batches_open ON batches (account, state);
 CREATE TABLE IF NOT EXISTS batch_events (

@@ -21,8 +21,7 @@ from emergency_pipeline.definitions import build_definitions
 from emergency_pipeline.defs.reconcile_job import apply_run_config, run_job
 from emergency_pipeline.defs.resources import TelnyxResource
 from emergency_pipeline.emulator import Emulator, Faults
-from emergency_pipeline.defs.resources import state_dir_for
-from emergency_pipeline.state.ledger import Ledger
+from emergency_pipeline.defs.resources import PipelineState, state_dir_for
 from emergency_pipeline.store import Store
 
 NEW = {"street_address": "1 Main Street", "locality": "Springfield",
@@ -126,11 +125,14 @@ class Setup:
         self.database = str(tmp_path / "outcomes.duckdb")
         self.desired = str(tmp_path / "desired.csv")
         self.instance = DagsterInstance.ephemeral()
+        state = PipelineState(directory=state_dir_for(self.database),
+                              store_url=str(tmp_path / "safety.sqlite"))
         self.defs = build_definitions({
             "telnyx": TelnyxResource(api_key=KEY, base_url=emu.base_url),
-            "duckdb": DuckDBResource(database=self.database)})
+            "duckdb": DuckDBResource(database=self.database), "state": state})
         self.store = Store(self.database)
-        self.ledger = Ledger(Path(state_dir_for(self.database)) / "ledger.sqlite")
+        self.ledger = state.ledger()
+        self.account = TelnyxResource(api_key=KEY, base_url=emu.base_url).account()
         numbers = allowing(emu, 9, emergency_status="disabled")
         self.numbers = [n["phone_number"] for n in numbers]
         have = emu.addresses()[0]
@@ -252,7 +254,7 @@ def test_rerun_after_a_crash_between_recording_and_the_answer_does_not_create_tw
         setup: Setup) -> None:
     key = addr.address_key({**NEW, "country_code": "US"}).group
     # The crashed run recorded its intent; its POST reached Telnyx but the answer was lost.
-    setup.ledger.record_address(key, "crashed", "recorded", {})
+    setup.ledger.record_address(key, "crashed", "recorded", {}, account=setup.account)
     assert _post(setup.emu, "/addresses", NEW).status_code == 200
     (lost,) = _created(setup)
     result = setup.run(apply=True)
@@ -264,7 +266,7 @@ def test_rerun_after_a_crash_between_recording_and_the_answer_does_not_create_tw
 
 def test_rerun_after_a_crash_before_the_post_creates_it_once(setup: Setup) -> None:
     key = addr.address_key({**NEW, "country_code": "US"}).group
-    setup.ledger.record_address(key, "crashed", "recorded", {})
+    setup.ledger.record_address(key, "crashed", "recorded", {}, account=setup.account)
     setup.run(apply=True)
     assert setup.emu.stats()["addresses_created"] == 1
     con = sqlite3.connect(setup.ledger.path)

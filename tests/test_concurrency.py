@@ -22,6 +22,7 @@ from dagster import AssetSelection, DagsterInstance
 from dagster_duckdb import DuckDBResource
 
 from _emulator_support import allowing
+from _safety_support import fenced
 from emergency_pipeline.batching import batch_of
 from emergency_pipeline.client import ClientConfig, TelnyxClient
 from emergency_pipeline.definitions import build_definitions
@@ -29,8 +30,7 @@ from emergency_pipeline.defs.reconcile_job import JOB_NAME, apply_run_config, ru
 from emergency_pipeline.defs.partitions import ensure_partition
 from emergency_pipeline.defs.resources import PipelineState, TelnyxResource, state_dir_for
 from emergency_pipeline.emulator import Emulator, Faults
-from emergency_pipeline.state.lease import SqliteLease
-from emergency_pipeline.state.ledger import Ledger
+from emergency_pipeline.safety_store import open_safety_store
 from emergency_pipeline.store import Store
 from emergency_pipeline.submission import RunIdentity, Settings, submit_and_follow
 
@@ -108,7 +108,8 @@ def test_a_plan_only_run_never_waits_and_an_apply_run_gives_up_naming_the_holder
         targets = allowing(emu, 10, emergency_status="disabled")
         sheet = _sheet(tmp_path / "sheet.csv", targets, emu.addresses()[0]["id"])
         env = _env(emu, tmp_path, "op", EMERGENCY_PIPELINE_LEASE_WAIT_SECONDS="2")
-        lease = SqliteLease(Path(env["EMERGENCY_PIPELINE_LEASE_DIR"]) / "leases.sqlite")
+        lease = open_safety_store(
+            str(Path(env["EMERGENCY_PIPELINE_LEASE_DIR"]) / "safety.sqlite")).lease
         account = TelnyxResource(api_key=KEY, base_url=emu.base_url).account()
         lease.acquire(account, "someone-elses-run", wait_seconds=0)   # held by this process
         plan = _start([sheet], env)
@@ -169,13 +170,14 @@ def test_the_pre_wave_check_leaves_numbers_in_someone_elses_new_job_alone(
                                   "emergency_address_id": emu.addresses()[1]["id"]})
         their_job = theirs.json()["data"]["id"]
         config = ClientConfig(api_key=KEY, base_url=emu.base_url, poll_interval=0.1)
-        with TelnyxClient(config, log=log) as client:
+        with TelnyxClient(config, log=log) as client, \
+                fenced(tmp_path / "safety.sqlite") as (ledger, hold):
             done = submit_and_follow(
-                client, Ledger(tmp_path / "ledger.sqlite"),
+                client, ledger,
                 RunIdentity("ours", "acct", "sheet.csv", str(tmp_path / "o.duckdb")),
                 [batch_of(numbers, True, address, "e164")], snapshot_at=snapshot_at,
                 aliases={}, settings=Settings(follow_timeout_seconds=0), log=log,
-                ensure_lease=lambda: None)
+                fence=hold)
         assert done.taken_out == 5
         for n in numbers[:5]:
             assert done.results[n]["result"] == "skipped"
@@ -192,14 +194,14 @@ def test_a_job_post_answered_after_the_read_timeout_is_adopted_not_sent_again(
         config = ClientConfig(api_key=KEY, base_url=emu.base_url, read_timeout=0.5,
                               late_job_window_seconds=4.0, adopt_wait_seconds=0.2,
                               poll_interval=0.1)
-        ledger = Ledger(tmp_path / "ledger.sqlite")
-        with TelnyxClient(config, log=log) as client:
+        with TelnyxClient(config, log=log) as client, \
+                fenced(tmp_path / "safety.sqlite") as (ledger, hold):
             done = submit_and_follow(
                 client, ledger, RunIdentity("ours", "acct", "s.csv", str(tmp_path / "o.duckdb")),
                 [batch_of(numbers, True, emu.addresses()[0]["id"], "e164")],
                 snapshot_at=datetime.now(timezone.utc), aliases={}, log=log,
                 settings=Settings(follow_timeout_seconds=20, poll_seconds=0.1),
-                ensure_lease=lambda: None)
+                fence=hold)
         assert emu.stats()["jobs_created"] == 1
         assert done.adopted == 1
         assert {done.results[n]["result"] for n in numbers} == {"succeeded"}
@@ -208,6 +210,7 @@ def test_a_job_post_answered_after_the_read_timeout_is_adopted_not_sent_again(
 
 
 def _setup_defs(emu: Emulator, database: str, **state):
+    state.setdefault("store_url", str(Path(database).parent / "safety.sqlite"))
     return build_definitions({
         "telnyx": TelnyxResource(api_key=KEY, base_url=emu.base_url),
         "duckdb": DuckDBResource(database=database),
@@ -265,8 +268,8 @@ def test_the_ledger_is_resumed_while_an_analyst_holds_the_analytics_file(
         numbers = allowing(emu, 10, emergency_status="disabled")
         address = emu.addresses()[0]["id"]
         sheet = _sheet(tmp_path / "s.csv", numbers, address)
-        defs = _setup_defs(emu, database)
-        ledger = Ledger(Path(state_dir_for(database)) / "ledger.sqlite")
+        defs = _setup_defs(emu, database, store_url=str(tmp_path / "safety.sqlite"))
+        ledger = open_safety_store(str(tmp_path / "safety.sqlite")).ledger
         account = TelnyxResource(api_key=KEY, base_url=emu.base_url).account()
         batch = batch_of([n["phone_number"] for n in numbers], True, address, "e164")
         ledger.record([batch], run_id="crashed", account=account, source=sheet,
@@ -319,10 +322,11 @@ def test_a_run_launched_any_way_fails_a_dead_run_and_takes_its_lease(tmp_path: P
     with Emulator(numbers=300, seed=38, api_key=KEY, job_seconds=0.2) as emu:
         numbers = allowing(emu, 5, emergency_status="disabled")
         sheet = _sheet(tmp_path / "s.csv", numbers, emu.addresses()[0]["id"])
-        lease_path = tmp_path / "leases.sqlite"
+        store_path = tmp_path / "safety.sqlite"
         account = TelnyxResource(api_key=KEY, base_url=emu.base_url).account()
-        SqliteLease(lease_path, stale_after=3600).acquire(account, "dead-run", wait_seconds=0)
-        defs = _setup_defs(emu, database, lease_path=str(lease_path), lease_wait_seconds=5.0)
+        open_safety_store(str(store_path), stale_after=3600).lease.acquire(
+            account, "dead-run", wait_seconds=0)
+        defs = _setup_defs(emu, database, store_url=str(store_path), lease_wait_seconds=5.0)
         result = run_job(sheet, True, defs=defs, instance=instance)
         assert result.success
         assert instance.get_run_by_id("dead-run").status == DagsterRunStatus.FAILURE

@@ -17,7 +17,6 @@ from emergency_pipeline.defs.resources import PipelineState, TelnyxResource, sta
 from emergency_pipeline.emulator import Emulator
 from emergency_pipeline.run_tables import RunTables
 from emergency_pipeline.sample import write_sample
-from emergency_pipeline.state.ledger import Ledger
 from emergency_pipeline.store import Store
 
 KEY = "KEY_pipeline_test_not_secret"
@@ -30,12 +29,14 @@ class Setup:
         self.database = str(tmp_path / "outcomes.duckdb")
         self.desired = str(write_sample(tmp_path / "desired.csv", NUMBERS, SEED, rows=150))
         self.instance = DagsterInstance.ephemeral()
+        state = PipelineState(directory=state_dir_for(self.database),
+                              store_url=str(tmp_path / "safety.sqlite"))
         self.defs = build_definitions({
             "telnyx": TelnyxResource(api_key=KEY, base_url=emu.base_url),
-            "duckdb": DuckDBResource(database=self.database),
+            "duckdb": DuckDBResource(database=self.database), "state": state,
         })
         self.store = Store(self.database)
-        self.ledger = Ledger(Path(state_dir_for(self.database)) / "ledger.sqlite")
+        self.ledger = state.ledger()
         self.account = TelnyxResource(api_key=KEY, base_url=emu.base_url).account()
 
     def run(self, apply: bool = True, **jobs_config):

@@ -29,7 +29,7 @@ from emergency_pipeline.read_back import (
     judge_at_snapshot, plan_reads, snapshot_pages, target_counts, within_budget,
 )
 from emergency_pipeline.run_tables import RunTables
-from emergency_pipeline.state.ledger import Ledger
+from emergency_pipeline.safety_store import open_safety_store
 from emergency_pipeline.store import Store
 
 SHARE = "EMERGENCY_PIPELINE_READ_BACK_MAX_SHARE"
@@ -126,7 +126,7 @@ def test_judged_with_nothing_pending_or_in_flight(tmp_path: Path) -> None:
 
 
 def test_the_ledger_keeps_the_newest_target_per_number(tmp_path: Path) -> None:
-    ledger = Ledger(tmp_path / "ledger.sqlite")
+    ledger = open_safety_store(str(tmp_path / "safety.sqlite")).ledger
     ledger.defer_verification("acct", "run-1", 100.0, [("1", "+1", True, "A"),
                                                        ("2", "+2", False, None)])
     ledger.defer_verification("other", "run-x", 100.0, [("1", "+1", True, "Z")])
@@ -148,7 +148,7 @@ def test_the_ledger_keeps_the_newest_target_per_number(tmp_path: Path) -> None:
 def test_a_new_job_for_a_number_supersedes_its_pending_verification(tmp_path: Path) -> None:
     """A job still in flight when its run ended would land a new target: the older target
     left to verify must not then be reported as disagreeing."""
-    ledger = Ledger(tmp_path / "ledger.sqlite")
+    ledger = open_safety_store(str(tmp_path / "safety.sqlite")).ledger
     ledger.defer_verification("acct", "run-1", 100.0, [(str(i), f"+{i}", True, "A")
                                                        for i in range(1, 5)])
     ledger.defer_verification("other", "run-x", 100.0, [("2", "+2", True, "Z")])
@@ -178,10 +178,11 @@ class Account:
         self.emu, self.tmp_path = emu, tmp_path
         self.telnyx = TelnyxResource(api_key=KEY, base_url=emu.base_url)
         self.database = str(tmp_path / "outcomes.duckdb")
-        self.defs = build_definitions({"telnyx": self.telnyx,
+        self.state = PipelineState(directory=state_dir_for(self.database),
+                                   store_url=str(tmp_path / "safety.sqlite"))
+        self.defs = build_definitions({"telnyx": self.telnyx, "state": self.state,
                                        "duckdb": DuckDBResource(database=self.database)})
         self.instance = DagsterInstance.ephemeral()
-        self.state = PipelineState(directory=state_dir_for(self.database))
         self.ledger = self.state.ledger()
         self.addresses = [a["id"] for a in emu.addresses()]
 

@@ -13,9 +13,9 @@ from emergency_pipeline.batching import batch_of
 from emergency_pipeline.client import TelnyxClient
 from emergency_pipeline.client.errors import ApiError
 from emergency_pipeline.refusals import narrow_refusal
-from emergency_pipeline.state.ledger import Ledger
 from emergency_pipeline.submission import RunIdentity, Settings, Submission, submit_and_follow
 
+from _safety_support import fenced
 from _client_support import fast_config, running_emulator
 from _emulator_support import allowing
 
@@ -63,13 +63,13 @@ def test_what_splitting_cannot_help_fails_whole(size, errors, splits_left):
 # ---- against the emulator, both shapes --------------------------------------------------------
 
 def _apply(emu, tmp_path: Path, batch) -> tuple[dict, Submission]:
-    ledger = Ledger(tmp_path / "ledger.sqlite")
     run = RunIdentity("run-1", "test-account", "sheet.csv", str(tmp_path / "o.duckdb"))
-    with TelnyxClient(fast_config(emu), log=log) as client:
+    with TelnyxClient(fast_config(emu), log=log) as client, \
+            fenced(tmp_path / "safety.sqlite", "test-account", "run-1") as (ledger, hold):
         done = submit_and_follow(client, ledger, run, [batch],
                                  snapshot_at=datetime.now(timezone.utc), aliases={},
                                  settings=Settings(follow_timeout_seconds=10, poll_seconds=0.05),
-                                 log=log, ensure_lease=lambda: None)
+                                 log=log, fence=hold)
     return done.results, done
 
 

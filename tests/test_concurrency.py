@@ -367,3 +367,41 @@ def test_numbers_a_job_in_flight_already_processed_are_still_left_alone(
     out = _outcomes(database)
     assert (out["result"] == "skipped").all()
     assert out["reason"].str.contains("in flight").all()
+
+
+@pytest.mark.parametrize("first_file_there", [True, False])
+def test_a_stopped_runs_results_land_in_its_own_file_from_a_run_on_another_file(
+        tmp_path: Path, first_file_there: bool) -> None:
+    """The ledger is the account's, not a DuckDB file's: a run on another analytics file (another
+    working folder, another operator) resumes the stopped run and records its results in the
+    stopped run's own file; when that file cannot be reached from here (another machine's
+    folder), in its own file, attributed to the stopped run, exactly once (rule 5)."""
+    store = str(tmp_path / "shared-safety.sqlite")
+    first_db = str(tmp_path / "operator-a" / "emergency.duckdb")
+    second_db = str(tmp_path / "operator-b" / "emergency.duckdb")
+    with Emulator(numbers=400, seed=41, api_key=KEY, job_seconds=0.2) as emu:
+        numbers = allowing(emu, 20, emergency_status="disabled")
+        address = emu.addresses()[0]["id"]
+        first = _sheet(tmp_path / "first.csv", numbers[:12], address)
+        second = _sheet(tmp_path / "second.csv", numbers[12:], address)
+        defs_a = _setup_defs(emu, first_db, store_url=store)
+        defs_b = _setup_defs(emu, second_db, store_url=store)
+        instance = DagsterInstance.ephemeral()
+        ensure_partition(instance, first)
+        cut = defs_a.resolve_job_def(JOB_NAME).get_subset(asset_selection=(
+            AssetSelection.groups("emergency") - AssetSelection.assets(
+                "emergency_operation_outcomes")).resolve(defs_a.resolve_asset_graph()))
+        stopped = cut.execute_in_process(run_config=apply_run_config(True), instance=instance,
+                                         partition_key=first)
+        assert stopped.success
+        if not first_file_there:
+            import shutil
+            shutil.rmtree(Path(first_db).parent)     # as if on another machine
+        assert run_job(second, True, defs=defs_b, instance=instance).success
+        theirs_in_a = (_outcomes(first_db).query("run_id == @stopped.run_id")
+                       if first_file_there else pd.DataFrame())
+        theirs_in_b = _outcomes(second_db).query("run_id == @stopped.run_id")
+        landed = theirs_in_a if first_file_there else theirs_in_b
+        assert sorted(landed["phone_number"]) == sorted(n["phone_number"] for n in numbers[:12])
+        assert (landed["source"] == first).all() and set(landed["result"]) == {"succeeded"}
+        assert len(theirs_in_a) + len(theirs_in_b) == 12           # in one file, once

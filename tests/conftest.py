@@ -71,3 +71,24 @@ def emulator_factory():
 def emulator(emulator_factory) -> Emulator:
     """300 numbers, seed 7, jobs of 0.2 s, key API_KEY."""
     return emulator_factory()
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """A real PostgreSQL for the session (tests/pg_server.py); fails, never skips, without
+    the server binaries."""
+    from pg_server import PgServer
+    try:
+        server = PgServer().start()
+    except RuntimeError as exc:
+        pytest.fail(str(exc).splitlines()[0], pytrace=False)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request, tmp_path):
+    """The URL of a fresh, empty safety store: a SQLite file, then a PostgreSQL database."""
+    if request.param == "sqlite":
+        return str(tmp_path / "store" / "safety.sqlite")
+    return request.getfixturevalue("pg_server").new_database()

@@ -38,13 +38,14 @@ def _missing(v: object) -> bool:
 
 
 def address_texts(addresses: pd.DataFrame | None) -> dict[str, str]:
-    """Address id -> "street, city, state postal" as a person reads it."""
+    """Address id -> "name, street, city, state postal, country" as a person reads it: the
+    form the plan gives an address the run would create, so both read alike."""
     if addresses is None or addresses.empty or "id" not in addresses:
         return {}
     out = {}
     for rec in addresses.to_dict("records"):
         fields = {k: v for k, v in rec.items()
-                  if k in addr.PLACE_FIELDS and k != addr.COUNTRY and not _missing(v)}
+                  if k in (addr.NAME, *addr.PLACE_FIELDS) and not _missing(v)}
         if not _missing(rec["id"]):
             out[str(rec["id"])] = addr.describe(fields)
     return out

@@ -48,3 +48,26 @@ def test_plan_limit_zero_gives_counts_and_keeps_the_exit_code(cli: Cli, emulator
     assert "- disable E911: 3 numbers" in out.stdout
     assert off[0]["phone_number"] not in out.stdout          # counts only
     assert "and 3 more" not in out.stdout
+
+
+def test_an_unusable_sheet_names_its_path_once(cli: Cli) -> None:
+    empty = cli.tmp / "header_only.csv"
+    empty.write_text("phone_number,emergency_enabled\n")
+    out = cli("run", str(empty), "--quiet")
+    assert out.returncode == 1
+    line = next(x for x in out.stderr.splitlines() if x.startswith("error: "))
+    assert line.count(str(empty)) == 1, line
+    assert len(line) - len(str(empty)) <= 200, line
+
+
+def test_an_apply_says_what_it_applied_and_the_log_counts_agree(cli: Cli, emulator) -> None:
+    on = allowing(emulator, 2, emergency_enabled=True, emergency_status="active")
+    for n in on:
+        n["emergency_enabled"], n["emergency_address_id"] = False, None
+    sheet = _sheet(cli.tmp / "two.csv", [*on, on[0]], bad=1)    # one exact duplicate
+    out = cli("run", str(sheet), "--apply", EMERGENCY_PIPELINE_MAX_REJECTED_SHARE="0.5")
+    assert out.returncode == 0, out.stdout + out.stderr
+    text = out.stdout + out.stderr
+    assert "1 identical duplicate collapsed" in text
+    assert "Applied: 2 changes submitted (disable 2 " in out.stdout
+    assert "results: " in text and "rejected 1" in text          # the log, as the summary

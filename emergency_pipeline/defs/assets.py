@@ -409,7 +409,8 @@ def emergency_operation_outcomes(context: AssetExecutionContext,
             attach(con, **stages)
             outcome_views(con, "p.plan", "sub.results", ["d.rejected", "r.rejected"],
                           run_id=context.run.run_id, source=context.partition_key,
-                          applied=bool(emergency_update_jobs.info["applied"]))
+                          applied=bool(emergency_update_jobs.info["applied"]),
+                          account=telnyx.account_label())
             con.execute(f"CREATE TABLE outcomes AS {OUTCOMES_SQL}")
             by_result = dict(con.execute("SELECT result, count(*) FROM outcomes GROUP BY ALL "
                                          "ORDER BY ALL").fetchall())

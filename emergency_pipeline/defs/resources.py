@@ -37,6 +37,18 @@ class TelnyxResource(ConfigurableResource):
         default=None, description="After a job POST with no answer, how long its job may still "
         "appear (default: twice the read timeout, at least 60 s).")
 
+    account_name: str | None = Field(default=None, description="A name for the account, "
+                                     "shown in the history and the coverage report (default: "
+                                     "the base URL's host). $TELNYX_ACCOUNT in the code location.")
+
+    def account_label(self) -> str:
+        """The account as people name it: account_name, else the API's host[:port]."""
+        if self.account_name:
+            return self.account_name
+        from urllib.parse import urlsplit
+
+        return urlsplit(self.base_url).netloc.rsplit("@", 1)[-1] or self.base_url
+
     def account(self) -> str:
         """The lease's key for this account: the base URL and a hash of the key."""
         return account_key(self.base_url, self.api_key)
@@ -108,6 +120,7 @@ def default_resources() -> dict[str, Any]:
             api_key=EnvVar("TELNYX_API_KEY"),
             base_url=os.environ.get("TELNYX_BASE_URL", DEFAULT_BASE_URL),
             read_timeout=float(os.environ.get("TELNYX_READ_TIMEOUT_SECONDS", "30")),
+            account_name=os.environ.get("TELNYX_ACCOUNT") or None,
         ),
         "duckdb": DuckDBResource(database=database),
         "state": PipelineState(

@@ -31,7 +31,6 @@ import pandas as pd
 
 from emergency_pipeline import addresses as addr
 from emergency_pipeline.client import AddressRejected, TelnyxAPIError
-from emergency_pipeline.desired_state.columns import describe_aliases
 from emergency_pipeline.desired_state.validate import REJECTED_COLUMNS
 from emergency_pipeline.safety_store import Ledger
 
@@ -237,8 +236,11 @@ def resolve_addresses(accepted: pd.DataFrame, account_addresses: list[dict] | pd
             table.append({**row, "status": "invalid",
                           "errors": "a new address needs " + ", ".join(missing)})
             for p in positions:
-                reject(p, missing[0], "", "the address is not in the account, and creating it "
-                       f"needs {', '.join(missing)}", _missing_fix(missing))
+                columns = acc.at[p, "address_columns"] if "address_columns" in acc else None
+                reject(p, missing[0], "", "not an address of the account; creating it "
+                       f"needs {', '.join(missing)}",
+                       _missing_fix(missing, json.loads(columns) if isinstance(columns, str)
+                                    else {}))
             continue
         if not apply:
             placeholder = PLACEHOLDER_PREFIX + hashlib.sha1(key.encode()).hexdigest()[:10]
@@ -276,11 +278,19 @@ def resolve_addresses(accepted: pd.DataFrame, account_addresses: list[dict] | pd
     return Resolution(out, rejected, all_addresses, _table(table))
 
 
-def _missing_fix(missing: list[str]) -> str:
-    ways = [f"a {f} column (or {describe_aliases(f)})"
-            + (f" or default_{f} in the config of emergency_address_resolution"
-               if f in (addr.FIRST, addr.LAST, addr.NAME) else "") for f in missing]
-    return "add " + "; ".join(ways) + "; or give an address of the account"
+def _missing_fix(missing: list[str], columns: dict[str, str]) -> str:
+    """The fix for a new address that lacks fields: fill the cells when the sheet has the
+    column (they were blank), else add the column; short (one line of the summary)."""
+    blank = [columns[f] for f in missing if columns.get(f)]
+    absent = [f for f in missing if not columns.get(f)]
+    ways = []
+    if blank:
+        ways.append(f"fill the blank {', '.join(blank)} cell{'s' if len(blank) > 1 else ''}")
+    if absent:
+        ways.append(f"add {'a column' if len(absent) == 1 else 'columns'} {', '.join(absent)}")
+    names = any(f in (addr.FIRST, addr.LAST, addr.NAME) for f in missing)
+    return " and ".join(ways) + (", or set default_<name> in the config of "
+                                 "emergency_address_resolution" if names else "")
 
 
 def _table(rows: list[dict]) -> pd.DataFrame:

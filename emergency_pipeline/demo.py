@@ -59,6 +59,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def emulator_state_path(home: Path) -> Path:
+    """The demo's emulator account (numbers, addresses) after its run, in its Dagster home."""
+    return Path(home) / "emulator_state.json"
+
+
 def prepare_dagster_home(path: Path) -> Path:
     path = path.resolve()
     path.mkdir(parents=True, exist_ok=True)
@@ -91,6 +96,10 @@ def run(args: argparse.Namespace) -> int:
         config["loggers"] = {"console": {"config": {"log_level": "INFO"}}}
         result = run_job(str(desired), apply=not args.plan_only, run_config=config)
         stats = emu.stats()
+        # `make dev` serves this account, so the UI starts where the demo left it (issue 27:
+        # a fresh one made the first UI apply redo the demo's changes).
+        emu.finish_jobs()
+        emu.save_state(str(emulator_state_path(home)))
     print(f"run {result.run_id}: {'succeeded' if result.success else 'FAILED'}; "
           f"emulator saw {stats['requests']} requests, {stats['jobs_created']} jobs")
     print_summary(args.database, result.run_id)

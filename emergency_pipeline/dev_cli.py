@@ -3,8 +3,11 @@
 Starts the emulator (the demo's account, on a fixed port) unless --no-emulator, exports
 TELNYX_API_KEY / TELNYX_BASE_URL for it, and runs `dg dev` (webserver + daemon, so that
 launches, schedules, sensors and backfills all run) with the Dagster home of `make demo`
-and its dagster.yaml. Ctrl-C or SIGTERM stops Dagster's whole process group, then the
-emulator. With --no-emulator the key and URL come from the environment (the real API).
+and its dagster.yaml. The emulator serves the account as the demo left it (the demo saves it
+in the Dagster home as emulator_state.json; dev saves it there again when it stops), so the
+first apply from the UI does not redo the demo's changes; --fresh-account starts from the
+generated one. Ctrl-C or SIGTERM stops Dagster's whole process group, then the emulator.
+With --no-emulator the key and URL come from the environment (the real API).
 """
 
 from __future__ import annotations
@@ -37,7 +40,25 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=DEMO_SEED)
     p.add_argument("--job-seconds", type=float, default=2.0)
     p.add_argument("--faults", default=DEMO_FAULTS)
+    p.add_argument("--fresh-account", action="store_true",
+                   help="start from the generated account, not the one the demo left")
     p.set_defaults(func=run)
+
+
+def start_emulator(args: argparse.Namespace, home: Path):
+    """The demo's emulator, serving the account the demo (or the last `dev`) left in `home`
+    when there is one."""
+    from emergency_pipeline.demo import DEMO_KEY, emulator_state_path
+    from emergency_pipeline.emulator import Emulator, Faults
+
+    state = emulator_state_path(home)
+    carried = state.exists() and not args.fresh_account
+    emu = Emulator(numbers=args.numbers, seed=args.seed, api_key=DEMO_KEY,
+                   job_seconds=args.job_seconds, faults=Faults.parse(args.faults),
+                   port=args.emulator_port, state_file=str(state) if carried else None)
+    where = f"the account as the demo left it ({state})" if carried else "a generated account"
+    print(f"emulator: {where}", flush=True)
+    return emu.start()
 
 
 def dagster_command(port: int, host: str) -> list[str]:
@@ -52,14 +73,10 @@ def run(args: argparse.Namespace) -> int:
     home = prepare_dagster_home(Path(args.dagster_home))
     emu = None
     if not args.no_emulator:
-        from emergency_pipeline.emulator import Emulator, Faults
-
-        emu = Emulator(numbers=args.numbers, seed=args.seed, api_key=DEMO_KEY,
-                       job_seconds=args.job_seconds, faults=Faults.parse(args.faults),
-                       port=args.emulator_port).start()
+        emu = start_emulator(args, home)
         os.environ.update({"TELNYX_API_KEY": DEMO_KEY, "TELNYX_BASE_URL": emu.base_url})
-        print(f"emulator: {args.numbers} numbers at {emu.base_url} (TELNYX_API_KEY={DEMO_KEY}, "
-              "the emulator's own key)", flush=True)
+        print(f"emulator: {len(emu.state.account)} numbers at {emu.base_url} "
+              f"(TELNYX_API_KEY={DEMO_KEY}, the emulator's own key)", flush=True)
     elif not os.environ.get("TELNYX_API_KEY"):
         print("error: TELNYX_API_KEY is not set: export it, or drop --no-emulator",
               file=sys.stderr)
@@ -92,6 +109,9 @@ def run(args: argparse.Namespace) -> int:
             signal.signal(s, handler)
         if emu is not None:
             emu.stop()
+            from emergency_pipeline.demo import emulator_state_path
+
+            emu.save_state(str(emulator_state_path(home)))   # the next `make dev` goes on
 
 
 def _signal_group(proc: subprocess.Popen, sig: int) -> None:

@@ -6,7 +6,8 @@ the plan's reason); planned (a plan-only run); rejected (a bad spreadsheet row).
 OUTCOMES_SQL reads four relations: `plan` (the plan stage), `results` (per identifier, what
 its job or the submission said: submission.py), `rejected` (the rows the desired state and
 the address resolution rejected, one row per problem) and `params` (one row: run_id,
-source, applied, recorded_at). A number's result is looked up by the plan's identifier,
+source, applied, account, recorded_at). Each row carries the number's setting before the
+change, as the run's snapshot read it (enabled_before, address_id_before). A number's result is looked up by the plan's identifier,
 then its id, then its E.164.
 """
 
@@ -19,6 +20,7 @@ COLUMNS = [
     "target_enabled", "target_address_id", "address_given", "result", "reason", "batch_id", "job_id",
     "job_status", "error_code", "error_title", "error_detail", "error_pointer", "extras",
     "planned_at", "submitted_at", "finished_at", "recorded_at",
+    "enabled_before", "address_id_before", "applied", "account",
 ]
 RESULT_FIELDS = ["batch_id", "job_id", "job_status", "result", "reason", "error_code",
                  "error_title", "error_detail", "error_pointer", "submitted_at", "finished_at",
@@ -96,12 +98,13 @@ SELECT params.run_id, params.source, source_file, source_row::BIGINT AS source_r
        {_pick("error_pointer")} AS error_pointer, extras, planned_at,
        TRY_CAST({_pick("submitted_at")} AS TIMESTAMPTZ) AS submitted_at,
        TRY_CAST({_pick("finished_at")} AS TIMESTAMPTZ) AS finished_at,
-       params.recorded_at
+       params.recorded_at, current_enabled AS enabled_before,
+       current_address_id AS address_id_before, params.applied, params.account
 FROM planned, params
 UNION ALL BY NAME
 SELECT params.run_id, params.source, source_file, source_row, phone_number,
        'rejected' AS result, reason, extras, params.recorded_at,
-       (SELECT min(planned_at) FROM plan) AS planned_at
+       (SELECT min(planned_at) FROM plan) AS planned_at, params.applied, params.account
 FROM (SELECT * FROM problems ORDER BY first_pos), params
 """
 
@@ -112,7 +115,7 @@ _REJECTED_COLUMNS = {"source_file": "VARCHAR", "source_row": "BIGINT", "column":
 
 
 def outcome_views(con, plan: str, results: str, rejected: list[str], *, run_id: str,
-                  source: str, applied: bool) -> None:
+                  source: str, applied: bool, account: str | None = None) -> None:
     """The relations OUTCOMES_SQL reads, over tables con knows (stage files attached)."""
     con.execute(f"CREATE OR REPLACE TEMP VIEW plan AS SELECT * FROM {plan}")
     # Every result field as text: a column of a frame that held only None arrives untyped.
@@ -129,5 +132,5 @@ def outcome_views(con, plan: str, results: str, rejected: list[str], *, run_id: 
     con.execute("CREATE OR REPLACE TEMP VIEW rejected AS SELECT *, row_number() OVER () AS "
                 "_pos FROM (" + " UNION ALL ".join(parts) + ")")
     con.execute("CREATE OR REPLACE TEMP TABLE params AS SELECT ?::VARCHAR AS run_id, "
-                "?::VARCHAR AS source, ?::BOOLEAN AS applied, now() AS recorded_at",
-                [run_id, source, applied])
+                "?::VARCHAR AS source, ?::BOOLEAN AS applied, ?::VARCHAR AS account, "
+                "now() AS recorded_at", [run_id, source, applied, account])

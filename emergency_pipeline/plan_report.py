@@ -38,13 +38,14 @@ def _missing(v: object) -> bool:
 
 
 def address_texts(addresses: pd.DataFrame | None) -> dict[str, str]:
-    """Address id -> "street, city, state postal" as a person reads it."""
+    """Address id -> "name, street, city, state postal, country" as a person reads it: the
+    form the plan gives an address the run would create, so both read alike."""
     if addresses is None or addresses.empty or "id" not in addresses:
         return {}
     out = {}
     for rec in addresses.to_dict("records"):
         fields = {k: v for k, v in rec.items()
-                  if k in addr.PLACE_FIELDS and k != addr.COUNTRY and not _missing(v)}
+                  if k in (addr.NAME, *addr.PLACE_FIELDS) and not _missing(v)}
         if not _missing(rec["id"]):
             out[str(rec["id"])] = addr.describe(fields)
     return out
@@ -135,21 +136,30 @@ def has_changes(plan: pd.DataFrame, totals: dict[tuple, int] | None = None) -> b
     return bool(_action_counts(plan, totals).reindex(list(CHANGES)).fillna(0).sum())
 
 
-def headline(plan: pd.DataFrame, totals: dict[tuple, int] | None = None) -> str:
+def headline(plan: pd.DataFrame, totals: dict[tuple, int] | None = None,
+             rejected: int = 0) -> str:
+    """`rejected`: the sheet's rows the run rejected (they are not in the plan, but a plan
+    that leaves most of the sheet out must not read as complete)."""
     counts = _action_counts(plan, totals)
     changes = [f"{a} {int(counts[a])}" for a in CHANGES if a in counts]
     total = sum(int(counts.get(a, 0)) for a in CHANGES)
     return (f"Plan: {total} to change" + (f" ({', '.join(changes)})" if changes else "")
-            + f", {int(counts.get('noop', 0))} unchanged, {int(counts.get('skip', 0))} skipped.")
+            + f", {int(counts.get('noop', 0))} unchanged, {int(counts.get('skip', 0))} skipped"
+            + (f", {rejected} rejected" if rejected else "") + ".")
 
 
 def render_plan(plan: pd.DataFrame, addresses: pd.DataFrame | None = None, *, limit: int = 10,
                 full_list_at: str | Path | None = None,
-                totals: dict[tuple, int] | None = None) -> str:
+                totals: dict[tuple, int] | None = None, rejected: int = 0) -> str:
     """The plan as text: a headline, then each change group with its target address and its
-    first `limit` numbers ("and N more"), then the skips by reason, then where the rest is."""
-    lines = [headline(plan, totals)]
-    if not has_changes(plan, totals):
+    first `limit` numbers ("and N more"; limit 0: the counts only), then the skips by
+    reason, then where the rest is."""
+    lines = [headline(plan, totals, rejected)]
+    if not has_changes(plan, totals) and rejected:
+        lines.append(f"No changes for the accepted rows; {rejected} "
+                     f"{'row was' if rejected == 1 else 'rows were'} rejected (reasons below): "
+                     "fix them and run again.")
+    elif not has_changes(plan, totals):
         lines.append("No changes: the account already matches the desired state"
                      + (" (apart from the skipped numbers below)." if
                         (plan["action"] == "skip").any() else "."))
@@ -167,7 +177,7 @@ def render_plan(plan: pd.DataFrame, addresses: pd.DataFrame | None = None, *, li
         else:
             lines.append(f"{title}: {g.numbers} {_plural(g.numbers)}")
         lines += [f"    {n}" for n in g.first_numbers]
-        if g.numbers > len(g.first_numbers):
+        if limit and g.numbers > len(g.first_numbers):
             lines.append(f"    and {g.numbers - len(g.first_numbers)} more")
     if full_list_at is not None:
         lines += ["", f"Full list: {full_list_at}"]

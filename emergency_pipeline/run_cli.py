@@ -5,7 +5,8 @@ TELNYX_BASE_URL, EMERGENCY_PIPELINE_DUCKDB; the run is stored in $DAGSTER_HOME (
 ephemeral instance when it is unset; created when it does not exist). Plans only unless
 --apply; a plan-only run prints the plan like `terraform plan`. Exit status: 0 succeeded
 (nothing to change, or applied), 1 error (one line says why and the fix; the traceback only
-with --log-level DEBUG), 2 a plan-only run with changes planned.
+with --log-level DEBUG), 2 a plan-only run with changes planned, 3 more of the sheet
+rejected than the rejected_rows_share check allows (run_report.py).
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--quiet", action="store_true",
                    help="no Dagster log lines: only the result, the plan and the summary")
     p.add_argument("--plan-limit", type=int, default=10, metavar="N",
-                   help="numbers listed per group of the plan before 'and N more'")
+                   help="numbers listed per group of the plan before 'and N more' "
+                        "(0: the counts only)")
     p.set_defaults(func=run)
 
 

@@ -4,6 +4,8 @@ Exit statuses (as `terraform plan -detailed-exitcode`):
   0  the run succeeded: an apply run, or a plan-only run with nothing to change
   1  error: the run failed, or could not start (the one-line message says why and the fix)
   2  a plan-only run succeeded and changes are planned (run again with --apply)
+  3  the run succeeded but rejected more of the sheet than the rejected_rows_share check
+     allows: the plan covers only the accepted rows; fix the rejected rows first
 """
 
 from __future__ import annotations
@@ -13,15 +15,25 @@ from pathlib import Path
 from emergency_pipeline import plan_report
 from emergency_pipeline.store import Store
 
-EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
+EXIT_OK, EXIT_ERROR, EXIT_CHANGES, EXIT_REJECTED = 0, 1, 2, 3
+# The check whose failure gets EXIT_REJECTED (its own, so a script can tell it apart).
+REJECTED_CHECK = "rejected_rows_share"
+
+
+def rejected_rows(store: Store, run_id: str) -> int:
+    (n,) = store.query("SELECT count(*) AS n FROM operation_outcomes WHERE run_id = ? AND "
+                       "result = 'rejected'", [run_id])["n"]
+    return int(n)
 
 
 def print_plan(database: str, run_id: str, source: str, limit: int = 10) -> bool:
     """Print the plan of a plan-only run and where its full list is (the plan asset wrote the
-    CSV); True if it changes anything. Only each group's first rows leave DuckDB."""
+    CSV); True if it changes anything. Only each group's first rows leave DuckDB; limit 0
+    prints the counts only."""
     store = Store(database)
+    # DuckDB's min_by takes n >= 1: one head is read and none is shown.
     heads = store.query(plan_report.group_sql("emergency_plan WHERE run_id = ?"),
-                        [run_id, limit])
+                        [run_id, max(limit, 1)])
     if heads.empty:
         print(f"\nNo plan rows for run {run_id} in {database} (see: {plan_report.plan_sql(run_id)})")
         return False
@@ -31,7 +43,7 @@ def print_plan(database: str, run_id: str, source: str, limit: int = 10) -> bool
     where: str | Path = csv if csv.exists() else \
         f"{Path(database).resolve()}: {plan_report.plan_sql(run_id)}"
     print("\n" + plan_report.render_plan(plan, addresses, limit=limit, full_list_at=where,
-                                         totals=totals))
+                                         totals=totals, rejected=rejected_rows(store, run_id)))
     changes = plan_report.has_changes(plan, totals)
     if changes:
         print(f"\nThis run only planned; nothing was submitted. To apply: "
@@ -119,7 +131,41 @@ def finish(args, result) -> int:
     try:   # the run's outcome is already decided; a report that fails must not change it
         if not args.apply:
             changes = print_plan(database, result.run_id, args.source, args.plan_limit)
+        else:
+            print_applied(database, result.run_id)
         print_summary(database, result.run_id)
     except Exception as exc:  # noqa: BLE001
         print(f"(no summary: {type(exc).__name__}: {exc})", file=sys.stderr)
+    failed = failed_checks(result)
+    for name, text in failed:
+        print(f"check failed: {name}: {text}")
+    if any(name == REJECTED_CHECK for name, _ in failed):
+        print(f"exit status {EXIT_REJECTED}: too much of the sheet was rejected; the run only "
+              "covered the accepted rows (fix the rows above, then run again)", file=sys.stderr)
+        return EXIT_REJECTED
     return EXIT_CHANGES if changes else EXIT_OK
+
+
+def failed_checks(result) -> list[tuple[str, str]]:
+    """(check name, what it says) of every asset check of the run that did not pass."""
+    out = []
+    for evaluation in result.get_asset_check_evaluations():
+        if evaluation.passed:
+            continue
+        text = evaluation.description or ", ".join(
+            f"{k} {getattr(v, 'value', v)}" for k, v in list(evaluation.metadata.items())[:4])
+        out.append((evaluation.check_name, " ".join(str(text).split())))
+    return out
+
+
+def print_applied(database: str, run_id: str) -> None:
+    """What an apply run did, by action and result (the summary below gives the reasons)."""
+    rows = Store(database).query(
+        "SELECT action, result, count(*) AS numbers FROM operation_outcomes WHERE run_id = ? "
+        "AND action IN ('enable', 'disable', 'change_address') GROUP BY ALL "
+        "ORDER BY action, numbers DESC", [run_id])
+    if rows.empty:
+        print("\nApplied: nothing (the account already matched the accepted rows).")
+        return
+    parts = [f"{r.action} {r.numbers} {r.result}" for r in rows.itertuples()]
+    print(f"\nApplied: {sum(rows['numbers'])} changes submitted ({', '.join(parts)}).")

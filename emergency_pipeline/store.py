@@ -41,10 +41,17 @@ CREATE TABLE IF NOT EXISTS operation_outcomes (
     batch_id VARCHAR, job_id VARCHAR, job_status VARCHAR,
     error_code VARCHAR, error_title VARCHAR, error_detail VARCHAR, error_pointer VARCHAR,
     extras VARCHAR, planned_at TIMESTAMPTZ, submitted_at TIMESTAMPTZ,
-    finished_at TIMESTAMPTZ, recorded_at TIMESTAMPTZ, address_given VARCHAR
+    finished_at TIMESTAMPTZ, recorded_at TIMESTAMPTZ, address_given VARCHAR,
+    enabled_before BOOLEAN, address_id_before VARCHAR, applied BOOLEAN, account VARCHAR
 );
 -- Files made before addresses could be given by their fields (issue 7).
 ALTER TABLE operation_outcomes ADD COLUMN IF NOT EXISTS address_given VARCHAR;
+-- Files made before issue 27: the setting before the change, whether the run applied, the
+-- account (NULL in older rows; the views infer `applied` from the results).
+ALTER TABLE operation_outcomes ADD COLUMN IF NOT EXISTS enabled_before BOOLEAN;
+ALTER TABLE operation_outcomes ADD COLUMN IF NOT EXISTS address_id_before VARCHAR;
+ALTER TABLE operation_outcomes ADD COLUMN IF NOT EXISTS applied BOOLEAN;
+ALTER TABLE operation_outcomes ADD COLUMN IF NOT EXISTS account VARCHAR;
 CREATE TABLE IF NOT EXISTS address_resolutions (
     run_id VARCHAR, source VARCHAR, address_key VARCHAR, address_given VARCHAR,
     status VARCHAR, address_id VARCHAR, candidates VARCHAR, "rows" INTEGER,
@@ -56,12 +63,35 @@ CREATE TABLE IF NOT EXISTS _spool_applied (spool_id VARCHAR PRIMARY KEY, applied
 
 # Views for analysts; the README shows how to query them.
 VIEWS = """
+-- A run applied when it says so, or (rows from before the column, results a later run
+-- published for a stopped one) when any of its numbers has a job's result.
+CREATE OR REPLACE VIEW applied_runs AS
+SELECT run_id FROM operation_outcomes GROUP BY run_id
+HAVING coalesce(bool_or(applied), false)
+    OR bool_or(result IN ('succeeded', 'failed', 'pending', 'expired'));
+
+-- The latest row of every number from any run, plan-only runs included (a plan-only run's
+-- `planned` hides an earlier failure here: see latest_applied_outcome_per_number).
 CREATE OR REPLACE VIEW latest_outcome_per_number AS
 SELECT * FROM operation_outcomes
 WHERE coalesce(phone_number, number_id) IS NOT NULL
 QUALIFY row_number() OVER (
     PARTITION BY coalesce(phone_number, number_id) ORDER BY recorded_at DESC, run_id DESC
 ) = 1;
+
+-- What the account was last told, per number: the latest row from applied runs only,
+-- rejected rows left out (a rejected row never reached the account).
+CREATE OR REPLACE VIEW latest_applied_outcome_per_number AS
+SELECT * FROM operation_outcomes
+WHERE coalesce(phone_number, number_id) IS NOT NULL AND result <> 'rejected'
+  AND run_id IN (SELECT run_id FROM applied_runs)
+QUALIFY row_number() OVER (
+    PARTITION BY coalesce(phone_number, number_id) ORDER BY recorded_at DESC, run_id DESC
+) = 1;
+
+-- What is failing now: numbers whose latest applied result is failed or expired.
+CREATE OR REPLACE VIEW failing_now AS
+SELECT * FROM latest_applied_outcome_per_number WHERE result IN ('failed', 'expired');
 
 CREATE OR REPLACE VIEW failures_by_error_code AS
 SELECT error_code, error_title, count(*) AS failures,
@@ -72,6 +102,8 @@ GROUP BY ALL ORDER BY failures DESC;
 
 CREATE OR REPLACE VIEW run_summary AS
 SELECT run_id, any_value(source) AS source, min(recorded_at) AS recorded_at,
+       run_id IN (SELECT run_id FROM applied_runs) AS applied,
+       any_value(account) AS account,
        count(*) AS desired_rows,
        count(*) FILTER (result = 'succeeded') AS succeeded,
        count(*) FILTER (result = 'failed') AS failed,

@@ -206,7 +206,11 @@ def test_apply_matches_creates_once_and_rejects_with_the_suggestion(setup: Setup
     assert out.loc[n[7], "result"] in ("succeeded", "pending")
     assert out.loc[n[8], "result"] == "rejected"
     assert "needs first_name, last_name, business_name" in out.loc[n[8], "reason"]
-    assert "default_first_name" in out.loc[n[8], "reason"]               # the fix
+    # The fix that applies: the name columns exist and their cells are blank (issue 27).
+    assert "fix: fill the blank " in out.loc[n[8], "reason"]
+    assert "add " not in out.loc[n[8], "reason"]
+    assert "default_<name>" in out.loc[n[8], "reason"]
+    assert len(out.loc[n[8], "reason"]) <= 240
     # Each rejection names the column as the sheet heads it, not the canonical field.
     assert out.loc[n[5], "reason"].startswith("column Street:")
     assert out.loc[n[6], "reason"].startswith("column Address ID:")

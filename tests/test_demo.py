@@ -6,7 +6,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import argparse
+
 import duckdb
+
+from emergency_pipeline.dev_cli import start_emulator
 
 ROOT = Path(__file__).parent.parent
 
@@ -30,3 +34,17 @@ def test_demo_applies_the_sample_and_prints_a_summary(tmp_path: Path) -> None:
     assert results.get("failed", 0) > 0      # the demo's emulator refuses a few numbers
     # The run is in the persistent Dagster home, for `dagster dev` to show.
     assert (home / "dagster.yaml").exists() and any(home.rglob("*.db"))
+    # `make dev` serves the account as the demo left it (issue 27): what the demo changed
+    # is already so there, and the first UI apply does not redo it.
+    succeeded = con.sql("SELECT number_id, phone_number, target_enabled, target_address_id "
+                        "FROM operation_outcomes WHERE result = 'succeeded'").fetchall()
+    args = argparse.Namespace(numbers=3000, seed=2026, job_seconds=0.5, faults="",
+                              emulator_port=0, fresh_account=False)
+    emu = start_emulator(args, home)
+    try:
+        for number_id, phone, enabled, address in succeeded:
+            now = emu.number(number_id or phone)
+            assert now["emergency_enabled"] == enabled
+            assert not enabled or now["emergency_address_id"] == address
+    finally:
+        emu.stop()

@@ -11,7 +11,7 @@ from emergency_pipeline.plan_report import (full_list, group_sql, has_changes, h
                                             plan_groups, render_plan, write_full_list)
 
 ADDRESSES = pd.DataFrame([
-    {"id": "111", "street_address": "1 Main St", "extended_address": None,
+    {"id": "111", "business_name": "Acme HQ", "street_address": "1 Main St", "extended_address": None,
      "locality": "Springfield", "administrative_area": "IL", "postal_code": "62701",
      "country_code": "US"},
     {"id": "222", "street_address": "9 Elm Ave", "locality": "Boston",
@@ -42,11 +42,13 @@ def test_changes_are_grouped_by_action_and_target_with_the_address_as_people_rea
     lines = text.splitlines()
     assert lines[0] == ("Plan: 17 to change (enable 13, change_address 1, disable 3), "
                         "5 unchanged, 1 skipped.")
-    assert ("+ enable E911: 12 numbers -> 1 Main St, Springfield, IL 62701 (address id 111)"
+    assert ("+ enable E911: 12 numbers -> Acme HQ, 1 Main St, Springfield, IL 62701, US "
+            "(address id 111)"
             in lines)
     assert "    +19705550000 (id 9000)" in lines
     assert "    and 2 more" in lines                      # 12 numbers, 10 shown
-    assert "~ change the E911 address: 1 number -> 9 Elm Ave, Boston, MA 02108 (address id 222)" \
+    # An account's address reads as a new one does: name and country too (issue 27).
+    assert "~ change the E911 address: 1 number -> 9 Elm Ave, Boston, MA 02108, US (address id 222)" \
         in lines
     assert "- disable E911: 3 numbers" in lines
     # An address the run would create reads as the sheet gave it.
@@ -77,7 +79,7 @@ def test_groups_and_the_full_list(tmp_path):
     path = write_full_list(_plan(), ADDRESSES, tmp_path / "plans" / "r.csv")
     back = pd.read_csv(path, dtype=str)
     assert len(back) == len(_plan())
-    assert back.loc[0, "target_address"] == "1 Main St, Springfield, IL 62701"
+    assert back.loc[0, "target_address"] == "Acme HQ, 1 Main St, Springfield, IL 62701, US"
     assert full_list(_plan(), ADDRESSES)["action"].iloc[-1] == "noop"
 
 

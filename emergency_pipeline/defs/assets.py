@@ -120,7 +120,9 @@ def desired_emergency_settings(context: AssetExecutionContext, config: DesiredSt
                 "LIMIT 20").df()
     except DesiredStateError as exc:
         # An unreadable or empty source is never an instruction: stop before planning.
-        raise Failure(description=f"desired state {source!r} not usable: {exc}") from None
+        text = str(exc)   # most errors start with the file already: name it once
+        raise Failure(description="desired state not usable: " + (
+            text if text.startswith(source) else f"{source}: {text}")) from None
     counts = desired.counts()
     ref = stage.ref("desired", counts)
     store = store_for(duckdb)
@@ -128,9 +130,11 @@ def desired_emergency_settings(context: AssetExecutionContext, config: DesiredSt
                     rows=counts["accepted"])
     store.copy_from("desired_rejections", ref.path, _stamped("src.rejected", context),
                     rows=counts["rejected_rows"])
+    dups = counts["collapsed_duplicates"]
     context.log.info(f"desired state from {source}: {counts['accepted']} rows accepted, "
-                     f"{counts['rejected_rows']} rejected, "
-                     f"{counts['collapsed_duplicates']} identical duplicates collapsed"
+                     f"{counts['rejected_rows']} rejected by the sheet's checks (the address "
+                     f"step may reject more; the outcomes count all), {dups} identical "
+                     f"duplicate{'' if dups == 1 else 's'} collapsed"
                      + (f"; sheets read: {', '.join(desired.sheets_read)}" if desired.sheets_read
                         else ""))
     context.add_output_metadata({
@@ -409,7 +413,8 @@ def emergency_operation_outcomes(context: AssetExecutionContext,
             attach(con, **stages)
             outcome_views(con, "p.plan", "sub.results", ["d.rejected", "r.rejected"],
                           run_id=context.run.run_id, source=context.partition_key,
-                          applied=bool(emergency_update_jobs.info["applied"]))
+                          applied=bool(emergency_update_jobs.info["applied"]),
+                          account=telnyx.account_label())
             con.execute(f"CREATE TABLE outcomes AS {OUTCOMES_SQL}")
             by_result = dict(con.execute("SELECT result, count(*) FROM outcomes GROUP BY ALL "
                                          "ORDER BY ALL").fetchall())
@@ -421,6 +426,7 @@ def emergency_operation_outcomes(context: AssetExecutionContext,
                 con.execute(f"DETACH {alias}")
         counts = {"rows": sum(by_result.values()),
                   **{f"result_{r}": int(n) for r, n in by_result.items()}}
+        context.log.info("results: " + ", ".join(f"{r} {n}" for r, n in by_result.items()))
         ref = stage.ref("outcomes", counts)
         store = store_for(duckdb)
         where = publish_run(store, ref, state.ledger() if applies(context) else None,

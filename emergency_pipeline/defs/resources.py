@@ -45,8 +45,9 @@ class TelnyxResource(ConfigurableResource):
         "appear (default: twice the read timeout, at least 60 s).")
 
     account_name: str | None = Field(
-        default=None, description="The account's name, for people (history, logs) and for "
-        "the lease where the key may not list the organization's users (TELNYX_ACCOUNT).")
+        default=None, description="The account's name, for people (the history, the coverage "
+        "report, logs) and for the lease where the key may not list the organization's users "
+        "(default: the base URL's host). $TELNYX_ACCOUNT in the code location.")
 
     def identity(self) -> AccountIdentity:
         """The account behind the key (account_identity.py): one request, once a process."""

@@ -92,6 +92,22 @@ def write_desired_state(source: str | Path, con, *, sheet: str | None = None,
         stage.drop()
 
 
+def _with_sheet_hint(exc: DesiredStateError, path: Path, kind: str, counts: Counts,
+                     named: str | None) -> DesiredStateError:
+    """A workbook whose sheet read holds no usable table: say which sheet was read and how to
+    name another (the data is often on a tab that is not the active one)."""
+    if kind != "xlsx" or counts.sheet is None or named is not None:
+        return exc
+    from .workbook import other_sheets
+
+    others = other_sheets(path, counts.sheet)
+    if not others:
+        return exc
+    return DesiredStateError(f"{exc}; read sheet {counts.sheet!r} (the active one): for "
+                             f"another, run with --sheet {others[0]!r} "
+                             f"(sheets: {', '.join(others[:5])})")
+
+
 def _columns_sql(columns: list[str]) -> str:
     return ", ".join(f'"{c}" {_TYPES.get(c, "VARCHAR")}' for c in columns)
 
@@ -126,6 +142,8 @@ class _Stage:
             try:
                 for raw in reader(counts):
                     self._add(raw)
+            except DesiredStateError as exc:
+                raise _with_sheet_hint(exc, path, kind, counts, kw.get("sheet")) from None
             except Reparse:
                 # This parser cannot read the file as the rules say: forget what it gave.
                 self.con.execute(f"DELETE FROM {self.acc} WHERE _ord >= ?", [acc_mark])

@@ -75,6 +75,16 @@ def choose_sheet(path: Path, sheet: str | None) -> str:
         return chosen.name
 
 
+def other_sheets(path: Path, read: str) -> list[str]:
+    """The workbook's other visible sheets (for the hint when the sheet read held no data)."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            sheets, _ = _sheets(path, zf)
+    except (DesiredStateError, zipfile.BadZipFile, OSError, ValueError):
+        return []
+    return [s.name for s in sheets if s.visible and s.name != read]
+
+
 def _check_members(path: Path, zf: zipfile.ZipFile) -> None:
     infos = zf.infolist()
     if len(infos) > MAX_MEMBERS:

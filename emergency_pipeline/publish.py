@@ -24,7 +24,7 @@ from emergency_pipeline.store import Store
 
 
 def orphan_outcomes(batch: LedgerBatch, results: list[dict[str, Any]], by_run: str,
-                    recorded_at: datetime) -> pd.DataFrame:
+                    recorded_at: datetime, account_label: str | None = None) -> pd.DataFrame:
     """Outcome rows of a batch whose run stopped before recording them (pure)."""
     rows = []
     for r in results:
@@ -43,7 +43,7 @@ def orphan_outcomes(batch: LedgerBatch, results: list[dict[str, Any]], by_run: s
             "error_title": r.get("error_title"), "error_detail": r.get("error_detail"),
             "error_pointer": r.get("error_pointer"), "submitted_at": batch.submitted_at,
             "finished_at": pd.to_datetime(r.get("finished_at"), utc=True, errors="coerce"),
-            "recorded_at": recorded_at,
+            "recorded_at": recorded_at, "applied": True, "account": account_label,
         })
     frame = pd.DataFrame(rows, columns=COLUMNS).astype(object)
     return frame.assign(target_enabled=frame["target_enabled"].astype("boolean"))
@@ -61,7 +61,7 @@ def reachable(database: str | None) -> bool:
 
 
 def publish_orphans(ledger: Ledger, account: str, run_id: str, log: Any,
-                    store_for_path: Any, own_db: str) -> int:
+                    store_for_path: Any, own_db: str, account_label: str | None = None) -> int:
     """Publish the results of other runs' closed batches that never reached their outcomes
     table; returns how many numbers' results were published.
 
@@ -75,7 +75,7 @@ def publish_orphans(ledger: Ledger, account: str, run_id: str, log: Any,
     published = 0
     for batch in pending:
         results = ledger.results([batch.key])
-        frame = orphan_outcomes(batch, results, run_id, now)
+        frame = orphan_outcomes(batch, results, run_id, now, account_label)
         target = batch.outcomes_db if reachable(batch.outcomes_db) else own_db
         where = store_for_path(target).write(
             "operation_outcomes", frame, replace_on=("run_id", "batch_id"))

@@ -368,7 +368,7 @@ def emergency_update_jobs(context: AssetExecutionContext, config: ApplyConfig,
                               wave_size=config.wave_size,
                               follow_timeout_seconds=config.follow_timeout_seconds))
         publish_orphans(ledger, run.account, run.run_id, context.log, store_at,
-                        own_db=run.outcomes_db)
+                        own_db=run.outcomes_db, account_label=telnyx.account_label())
         _defer_resumed_successes(context, ledger, run, done, emergency_account_snapshot)
     results = pd.DataFrame(list(done.results.values()), columns=RESULT_COLUMNS)
     jobs = pd.DataFrame(done.batches, columns=["batch_id", "job_id", "state", "job_status",

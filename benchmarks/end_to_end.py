@@ -11,6 +11,13 @@ With --compare N: the same emulator settings, N disabled numbers to enable, the 
 against one POST /phone_numbers/{id}/actions/enable_emergency per number, sequentially.
 
     .venv/bin/python benchmarks/end_to_end.py --sizes 10000 100000 1000000 --compare 10000
+
+With --stores sqlite postgresql (and --repeat N): each size is applied with the safety store
+on SQLite (under the run's DAGSTER_HOME) and on a real PostgreSQL (tests/pg_server.py),
+alternately, N times each, on a fresh emulator each time: the fence's and the ledger's cost.
+
+    .venv/bin/python benchmarks/end_to_end.py --sizes 100000 --compare 0 \
+        --stores sqlite postgresql --repeat 3
 """
 
 from __future__ import annotations
@@ -66,12 +73,17 @@ def write_desired(emu: Emulator, path: Path, share: float, seed: int) -> dict[st
     return per_target
 
 
-def run_child(source: Path, emu: Emulator, workdir: Path, follow: float) -> dict:
+def run_child(source: Path, emu: Emulator, workdir: Path, follow: float,
+              state_url: str | None = None) -> dict:
     home = workdir / "dagster_home"
     home.mkdir(exist_ok=True)
     env = {**os.environ, "TELNYX_API_KEY": KEY, "TELNYX_BASE_URL": emu.base_url,
            "EMERGENCY_PIPELINE_DUCKDB": str(workdir / "outcomes.duckdb"),
            "DAGSTER_HOME": str(home)}
+    env.pop("EMERGENCY_PIPELINE_STATE_URL", None)
+    env.pop("EMERGENCY_PIPELINE_LEASE_DIR", None)
+    if state_url:
+        env["EMERGENCY_PIPELINE_STATE_URL"] = state_url
     cmd = [sys.executable, "-m", "emergency_pipeline.cli", "run", str(source), "--apply",
            "--follow-timeout", str(follow), "--allow-mass-disable", "--quiet",
            "--log-level", "warning"]
@@ -126,7 +138,7 @@ def minimum_requests(numbers: int, per_target: dict[str, int], addresses: int
             pages + sum(math.ceil(c / job) for c in per_target.values()))
 
 
-def end_to_end(size: int, args: argparse.Namespace) -> dict:
+def end_to_end(size: int, args: argparse.Namespace, state_url: str | None = None) -> dict:
     workdir = Path(tempfile.mkdtemp(prefix=f"e2e-{size}-"))
     with Emulator(numbers=size, seed=args.seed, api_key=KEY, job_seconds=args.job_seconds,
                   rate_limit=args.rate_limit, faults=Faults(latency=args.latency)) as emu:
@@ -136,7 +148,7 @@ def end_to_end(size: int, args: argparse.Namespace) -> dict:
         changes = sum(per_target.values())
         prep = time.monotonic() - t
         emu.reset_stats()
-        res = run_child(source, emu, workdir, follow=args.follow)
+        res = run_child(source, emu, workdir, follow=args.follow, state_url=state_url)
         stats = emu.stats()
         n_addr = len(emu.addresses())
     routes = stats["by_route"]
@@ -188,6 +200,41 @@ def compare(n: int, args: argparse.Namespace) -> dict:
     return out
 
 
+def compare_stores(args: argparse.Namespace) -> int:
+    """Each size applied on each safety store, alternately (so a busy moment of the machine
+    falls on both), `repeat` times."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from pg_server import PgServer
+
+    pg = PgServer(fsync=True).start() if "postgresql" in args.stores else None
+    try:
+        for size in args.sizes:
+            walls: dict[str, list[float]] = {s: [] for s in args.stores}
+            steps: dict[str, list[float]] = {s: [] for s in args.stores}
+            for _ in range(args.repeat):
+                for kind in args.stores:
+                    url = pg.new_database() if kind == "postgresql" else None
+                    r = end_to_end(size, args, state_url=url)
+                    assert r["ok"], f"the {kind} run failed"
+                    walls[kind].append(r["wall"])
+                    steps[kind].append(r["steps"].get("emergency_update_jobs", 0.0))
+                    print(f"{size:,} numbers, {r['changes']:,} changes, {kind:10s}: "
+                          f"{r['wall']:.1f}s wall, update step "
+                          f"{steps[kind][-1]:.1f}s, {r['jobs']} jobs", flush=True)
+            for kind in args.stores:
+                w = sorted(walls[kind])
+                print(f"  {kind:10s} median {w[len(w) // 2]:.1f}s (runs: "
+                      + ", ".join(f"{x:.1f}" for x in walls[kind]) + "), update step median "
+                      f"{sorted(steps[kind])[len(w) // 2]:.1f}s")
+            if len(args.stores) == 2:
+                a, b = (sorted(walls[k])[args.repeat // 2] for k in args.stores)
+                print(f"  {args.stores[1]} / {args.stores[0]}: {b / a:.3f}")
+    finally:
+        if pg is not None:
+            pg.stop()
+    return 0
+
+
 def add_settings(p: argparse.ArgumentParser) -> None:
     """The emulator's and the run's settings, shared with versus_sdk.py."""
     p.add_argument("--change-share", type=float, default=0.10)
@@ -202,8 +249,13 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--sizes", type=int, nargs="*", default=[10_000, 100_000, 1_000_000])
     p.add_argument("--compare", type=int, default=10_000, help="0 to skip")
+    p.add_argument("--stores", nargs="*", choices=["sqlite", "postgresql"], default=[],
+                   help="apply each size on these safety stores, alternately")
+    p.add_argument("--repeat", type=int, default=1, help="runs per store (with --stores)")
     add_settings(p)
     args = p.parse_args(argv)
+    if args.stores:
+        return compare_stores(args)
     print(f"settings: latency {args.latency}s, job_seconds {args.job_seconds}, rate limit "
           f"{args.rate_limit}/s, {args.change_share:.0%} to change; {os.cpu_count()} CPUs")
     for size in args.sizes:

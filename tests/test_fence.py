@@ -173,3 +173,25 @@ def test_a_killed_runs_job_is_adopted_on_resume_whatever_telnyx_clock(
         assert done.adopted == 1 and emu.stats()["jobs_created"] == 1
         (resumed,) = ledger.batches_of_run("killed")
         assert resumed.state == "finished"
+
+
+@pytest.mark.parametrize("skew", [-300.0, 300.0])
+def test_a_late_job_is_adopted_not_sent_again_whatever_telnyx_clock(
+        tmp_path: Path, skew: float) -> None:
+    """A job POST answered after the read timeout made its job anyway: the look-up over the
+    late-job window finds it by Telnyx's created_at on Telnyx's clock, 5 minutes off ours."""
+    with Emulator(numbers=300, seed=65, api_key=KEY, job_seconds=0.3, clock_offset_seconds=skew,
+                  faults=Faults(slow_job_post_rate=1.0, slow_job_post_seconds=1.5)) as emu:
+        numbers = [n["phone_number"] for n in allowing(emu, 6, emergency_status="disabled")]
+        config = ClientConfig(api_key=KEY, base_url=emu.base_url, read_timeout=0.5,
+                              late_job_window_seconds=4.0, adopt_wait_seconds=0.2,
+                              poll_interval=0.1)
+        with TelnyxClient(config, log=log) as client, \
+                fenced(tmp_path / "safety.sqlite") as (ledger, hold):
+            done = submit_and_follow(
+                client, ledger, RunIdentity("ours", "acct", "s.csv", str(tmp_path / "o.duckdb")),
+                [batch_of(numbers, True, emu.addresses()[0]["id"], "e164")],
+                snapshot_at=datetime.now(timezone.utc), aliases={}, log=log,
+                settings=Settings(follow_timeout_seconds=20, poll_seconds=0.1), fence=hold)
+        assert emu.stats()["jobs_created"] == 1 and done.adopted == 1
+        assert {done.results[n]["result"] for n in numbers} == {"succeeded"}

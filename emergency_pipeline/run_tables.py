@@ -1,10 +1,10 @@
 """A run's working data: one DuckDB file per stage, in a folder of the run's own.
 
     <state dir>/runs/<run_id>/desired.duckdb      accepted, rejected
-                              snapshot.duckdb     numbers, addresses, jobs_in_flight
+                              snapshot.duckdb     numbers, addresses, in_flight
                               resolution.duckdb   accepted, rejected, addresses, resolutions
                               plan.duckdb         plan
-                              submission.duckdb   jobs, results
+                              submission.duckdb   results, batches
                               outcomes.duckdb     outcomes
 
 Nothing another run writes can be read here (design rule 8): the folder is named by the run

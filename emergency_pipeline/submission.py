@@ -1,6 +1,7 @@
 """Submitting batches as update_emergency_settings jobs, and following them to their end.
 
-Runs only under the account lease (state/lease.py). The safety rules carried out here:
+Runs only under the account lease (safety_store/), its fence confirmed right before every
+job POST. The safety rules carried out here:
 - rule 3: open ledger batches of earlier runs are resumed (followed, adopted, or found never
   made) before anything new is sent; right before each wave, the account's jobs created
   since the snapshot are read once, and a number pending in a job that is not ours is taken
@@ -37,7 +38,7 @@ PROGRESS_SECONDS = 30   # while no job finishes, how often following says so
 @dataclass(frozen=True)
 class RunIdentity:
     run_id: str
-    account: str          # state.lease.account_key(base_url, key)
+    account: str          # the account's key (account_identity.py), never the API key
     source: str
     outcomes_db: str      # where this run's outcome rows go
 

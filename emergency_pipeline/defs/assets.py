@@ -1,4 +1,4 @@
-"""The assets, along the flow of ../shared/design.md:
+"""The assets, along the flow of docs/design.md:
 
 desired_emergency_settings -> emergency_account_snapshot -> emergency_address_resolution
     -> emergency_settings_plan -> emergency_update_jobs -> emergency_operation_outcomes

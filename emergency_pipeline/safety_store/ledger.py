@@ -176,14 +176,13 @@ class Ledger:
             return
         with self.backend.transaction() as con:
             now = self._now(con)
-            con.executemany(
-                "INSERT INTO number_results (run_id, batch_id, identifier, "
-                + ", ".join(RESULT_FIELDS) + ") VALUES (?,?,?" + ",?" * len(RESULT_FIELDS)
-                + ") ON CONFLICT (run_id, batch_id, identifier) DO UPDATE SET "
-                + ", ".join(f"{f}=excluded.{f}" for f in RESULT_FIELDS),
-                [(run_id, batch_id, r["identifier"],
+            self.backend.insert_text_rows(
+                con, "number_results", ("run_id", "batch_id", "identifier", *RESULT_FIELDS),
+                [(run_id, batch_id, str(r["identifier"]),
                   *[None if r.get(f) is None else str(r[f]) for f in RESULT_FIELDS])
-                 for (run_id, batch_id), _s, _j, _st, results in closing for r in results])
+                 for (run_id, batch_id), _s, _j, _st, results in closing for r in results],
+                "ON CONFLICT (run_id, batch_id, identifier) DO UPDATE SET "
+                + ", ".join(f"{f}=excluded.{f}" for f in RESULT_FIELDS))
             con.executemany(
                 "UPDATE batches SET state=?, job_id=coalesce(?, job_id), "
                 "job_status=coalesce(?, job_status), closed_at=? "

@@ -81,12 +81,13 @@ def resolve(url: str | None = None) -> Location:
         if scheme in ("postgresql", "postgres"):
             return Location("postgresql", url=given)
         if scheme == "sqlite":
-            path = given.split("://", 1)[1]
+            path = given.split("://", 1)[1]  # sqlite:///abs/x: an empty host, then /abs/x
             if not path.startswith("/"):
                 raise StoreUnavailable(f"the safety store URL {mask(given)} has no absolute "
-                                       "path: write sqlite:////abs/path.sqlite (three slashes "
-                                       "then the path), or the plain path")
-            return Location("sqlite", path=Path(path))
+                                       "path: write sqlite:///abs/path.sqlite, or the plain "
+                                       f"path, in {STATE_URL_ENV}")
+            # sqlite:////abs/x (SQLAlchemy's spelling) names the same file.
+            return Location("sqlite", path=Path("/" + path.lstrip("/")))
         if scheme and len(scheme) > 1:  # not a Windows drive letter, not a plain path
             raise StoreUnavailable(f"the safety store URL {mask(given)} is neither "
                                    "postgresql://, sqlite:/// nor a path: fix "

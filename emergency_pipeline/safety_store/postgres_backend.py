@@ -67,7 +67,10 @@ class PostgresBackend:
                                    "pip install 'psycopg[binary]>=3.2,<4'")
         self.location = location
         self.connect_timeout = connect_timeout
-        self._idle: list[Any] = []
+        # Two pools: transactions (the ledger), and single statements (heartbeats, the
+        # fence's checks) on sessions with synchronous_commit off: a heartbeat needs no WAL
+        # flush of its own (lost in a server crash, the lease only looks older).
+        self._idle: dict[bool, list[Any]] = {False: [], True: []}
         self._lock = threading.Lock()
         self._pid = os.getpid()
         self._orphans: list[Any] = []  # a forked parent's connections: never used, never closed
@@ -83,31 +86,34 @@ class PostgresBackend:
             "server runs and takes this user, or set EMERGENCY_PIPELINE_STATE_URL to a store "
             "you can reach")
 
-    def connect(self) -> Any:
+    def connect(self, light: bool = False) -> Any:
         try:
             return psycopg.connect(self.location.url, autocommit=True,
-                                   connect_timeout=max(1, int(self.connect_timeout)))
+                                   connect_timeout=max(1, int(self.connect_timeout)),
+                                   options="-c synchronous_commit=off" if light else None)
         except psycopg.Error as exc:
             raise self._fail(exc) from None
 
-    def _take(self) -> Any:
+    def _take(self, light: bool = False) -> Any:
         with self._lock:
             if self._pid != os.getpid():
                 # A forked child shares its parent's sockets: closing them would end the
                 # parent's sessions, using them would interleave two processes' messages.
-                self._orphans += self._idle
-                self._idle, self._pid = [], os.getpid()
-            while self._idle:
-                raw = self._idle.pop()
+                self._orphans += self._idle[False] + self._idle[True]
+                self._idle, self._pid = {False: [], True: []}, os.getpid()
+            idle = self._idle[light]
+            while idle:
+                raw = idle.pop()
                 if not raw.closed and not raw.broken:
                     return raw
-        return self.connect()
+        return self.connect(light)
 
-    def _give_back(self, raw: Any) -> None:
+    def _give_back(self, raw: Any, light: bool = False) -> None:
         with self._lock:
+            idle = self._idle[light]
             if (self._pid == os.getpid() and not raw.closed and not raw.broken
-                    and len(self._idle) < _MAX_IDLE):
-                self._idle.append(raw)
+                    and len(idle) < _MAX_IDLE):
+                idle.append(raw)
                 return
         raw.close()
 
@@ -144,20 +150,31 @@ class PostgresBackend:
         """A pooled connection (or `raw`) in autocommit: one statement, one round trip."""
         own = raw is None
         if own:
-            raw = self._take()
+            raw = self._take(light=True)
         try:
             yield _Conn(raw)
         finally:
             if own:
-                self._give_back(raw)
+                self._give_back(raw, light=True)
+
+    @staticmethod
+    def insert_text_rows(con: _Conn, table: str, columns: Sequence[str],
+                         rows: Sequence[Sequence[str | None]], tail: str = "") -> None:
+        """INSERT many rows of TEXT columns in one statement: a text array per column,
+        unnested by the server (1,000 result rows: ~3 ms, against ~25 ms for executemany)."""
+        if not rows:
+            return
+        arrays = [list(column) for column in zip(*rows)]
+        con.execute(f"INSERT INTO {table} ({', '.join(columns)}) SELECT * FROM unnest("
+                    + ", ".join(["?::text[]"] * len(columns)) + f") {tail}", arrays)
 
     def session(self) -> "_Session":
         return _Session(self)
 
     def close(self) -> None:
         with self._lock:
-            idle, self._idle = self._idle, []
-        for raw in idle:
+            idle, self._idle = self._idle, {False: [], True: []}
+        for raw in idle[False] + idle[True]:
             raw.close()
 
 
@@ -171,16 +188,9 @@ class _Session:
         self.kind, self.now_sql = backend.kind, backend.now_sql
 
     @contextlib.contextmanager
-    def transaction(self, *, write: bool = True) -> Iterator[_Conn]:
-        if self.raw is None or self.raw.closed or self.raw.broken:
-            self.raw = self.backend.connect()
-        with self.backend.transaction(write=write, raw=self.raw) as con:
-            yield con
-
-    @contextlib.contextmanager
     def statement(self) -> Iterator[_Conn]:
         if self.raw is None or self.raw.closed or self.raw.broken:
-            self.raw = self.backend.connect()
+            self.raw = self.backend.connect(light=True)
         with self.backend.statement(raw=self.raw) as con:
             yield con
 

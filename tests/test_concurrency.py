@@ -30,6 +30,7 @@ from emergency_pipeline.defs.partitions import ensure_partition
 from emergency_pipeline.defs.resources import PipelineState, TelnyxResource, state_dir_for
 from emergency_pipeline.emulator import Emulator, Faults
 from emergency_pipeline.state.lease import SqliteLease
+from emergency_pipeline.safety_store import open_safety_store
 from emergency_pipeline.state.ledger import Ledger
 from emergency_pipeline.store import Store
 from emergency_pipeline.submission import RunIdentity, Settings, submit_and_follow
@@ -171,7 +172,7 @@ def test_the_pre_wave_check_leaves_numbers_in_someone_elses_new_job_alone(
         config = ClientConfig(api_key=KEY, base_url=emu.base_url, poll_interval=0.1)
         with TelnyxClient(config, log=log) as client:
             done = submit_and_follow(
-                client, Ledger(tmp_path / "ledger.sqlite"),
+                client, open_safety_store(tmp_path / "safety.sqlite").ledger,
                 RunIdentity("ours", "acct", "sheet.csv", str(tmp_path / "o.duckdb")),
                 [batch_of(numbers, True, address, "e164")], snapshot_at=snapshot_at,
                 aliases={}, settings=Settings(follow_timeout_seconds=0), log=log,
@@ -192,7 +193,7 @@ def test_a_job_post_answered_after_the_read_timeout_is_adopted_not_sent_again(
         config = ClientConfig(api_key=KEY, base_url=emu.base_url, read_timeout=0.5,
                               late_job_window_seconds=4.0, adopt_wait_seconds=0.2,
                               poll_interval=0.1)
-        ledger = Ledger(tmp_path / "ledger.sqlite")
+        ledger = open_safety_store(tmp_path / "safety.sqlite").ledger
         with TelnyxClient(config, log=log) as client:
             done = submit_and_follow(
                 client, ledger, RunIdentity("ours", "acct", "s.csv", str(tmp_path / "o.duckdb")),

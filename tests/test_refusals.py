@@ -13,7 +13,7 @@ from emergency_pipeline.batching import batch_of
 from emergency_pipeline.client import TelnyxClient
 from emergency_pipeline.client.errors import ApiError
 from emergency_pipeline.refusals import narrow_refusal
-from emergency_pipeline.state.ledger import Ledger
+from emergency_pipeline.safety_store import open_safety_store
 from emergency_pipeline.submission import RunIdentity, Settings, Submission, submit_and_follow
 
 from _client_support import fast_config, running_emulator
@@ -63,7 +63,7 @@ def test_what_splitting_cannot_help_fails_whole(size, errors, splits_left):
 # ---- against the emulator, both shapes --------------------------------------------------------
 
 def _apply(emu, tmp_path: Path, batch) -> tuple[dict, Submission]:
-    ledger = Ledger(tmp_path / "ledger.sqlite")
+    ledger = open_safety_store(tmp_path / "safety.sqlite").ledger
     run = RunIdentity("run-1", "test-account", "sheet.csv", str(tmp_path / "o.duckdb"))
     with TelnyxClient(fast_config(emu), log=log) as client:
         done = submit_and_follow(client, ledger, run, [batch],

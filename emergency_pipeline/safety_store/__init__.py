@@ -8,6 +8,7 @@ machine, PostgreSQL for several machines or users. Tables are created on first u
 
 from __future__ import annotations
 
+import os
 from datetime import datetime, timezone
 
 from emergency_pipeline.safety_store.fence import HeldLease, held
@@ -75,7 +76,7 @@ class SafetyStore:
         return f"SafetyStore({self.describe()!r})"
 
 
-def open_safety_store(url: str | None = None, *, stale_after: float = 120.0,
+def open_safety_store(url: str | os.PathLike[str] | None = None, *, stale_after: float = 120.0,
                       dead_pid_grace: float = 10.0, poll_seconds: float = 0.5) -> SafetyStore:
     """Open (creating on first use) the store `url` names, else the default one.
 

@@ -29,6 +29,7 @@ except ImportError:  # pragma: no cover - a dependency of the package
     psycopg = None  # type: ignore[assignment]
 
 _MAX_IDLE = 8
+_IDLE = psycopg.pq.TransactionStatus.IDLE if psycopg is not None else None
 
 
 class _Conn:
@@ -112,7 +113,7 @@ class PostgresBackend:
         with self._lock:
             idle = self._idle[light]
             if (self._pid == os.getpid() and not raw.closed and not raw.broken
-                    and len(idle) < _MAX_IDLE):
+                    and raw.info.transaction_status == _IDLE and len(idle) < _MAX_IDLE):
                 idle.append(raw)
                 return
         raw.close()

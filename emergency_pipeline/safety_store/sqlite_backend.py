@@ -76,15 +76,17 @@ class SqliteBackend:
     def transaction(self, *, write: bool = True) -> Iterator[sqlite3.Connection]:
         """One transaction, committed on success and rolled back on error."""
         con = self._con()
+        if con.in_transaction:  # a COMMIT that failed earlier left it open: start clean
+            con.execute("ROLLBACK")
         con.execute("PRAGMA synchronous=FULL")  # a recorded batch survives a power cut
         con.execute("BEGIN IMMEDIATE" if write else "BEGIN")
         try:
             yield con
+            con.execute("COMMIT")
         except BaseException:
             if con.in_transaction:
                 con.execute("ROLLBACK")
             raise
-        con.execute("COMMIT")
 
     @contextlib.contextmanager
     def statement(self) -> Iterator[sqlite3.Connection]:

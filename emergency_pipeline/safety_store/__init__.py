@@ -9,6 +9,7 @@ machine, PostgreSQL for several machines or users. Tables are created on first u
 from __future__ import annotations
 
 import os
+import threading
 from datetime import datetime, timezone
 
 from emergency_pipeline.safety_store.fence import HeldLease, held
@@ -25,7 +26,7 @@ __all__ = [
     "AccountLease", "HeldLease", "IsRunFinished", "LEASE_DIR_ENV", "LeaseHolder", "LeaseLost",
     "LeaseUnavailable", "Ledger", "LedgerBatch", "OPEN_STATES", "OnWait", "SCHEMA_VERSION",
     "STATE_URL_ENV", "SafetyStore", "StoreUnavailable", "TakeOver", "held",
-    "open_safety_store",
+    "open_safety_store", "shared_safety_store",
 ]
 
 
@@ -86,3 +87,23 @@ def open_safety_store(url: str | os.PathLike[str] | None = None, *, stale_after:
     """
     return SafetyStore(resolve(url), stale_after=stale_after, dead_pid_grace=dead_pid_grace,
                        poll_seconds=poll_seconds)
+
+
+_SHARED: dict[tuple, SafetyStore] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def shared_safety_store(url: str | os.PathLike[str] | None = None, *,
+                        stale_after: float = 120.0, dead_pid_grace: float = 10.0,
+                        poll_seconds: float = 0.5) -> SafetyStore:
+    """open_safety_store(), kept for the process: one pool of connections (PostgreSQL) and
+    one schema check however many steps and resources ask for it. Do not close() it."""
+    location = resolve(url)
+    key = (os.getpid(), location, stale_after, dead_pid_grace, poll_seconds)
+    with _SHARED_LOCK:
+        store = _SHARED.get(key)
+        if store is None:
+            store = _SHARED[key] = SafetyStore(location, stale_after=stale_after,
+                                               dead_pid_grace=dead_pid_grace,
+                                               poll_seconds=poll_seconds)
+        return store

@@ -217,3 +217,27 @@ def test_the_heartbeat_survives_a_dropped_postgres_connection(pg_server):
         assert store.lease.holder(ACCOUNT).heartbeat_at > beat  # the thread reconnected
         fence.confirm()
         assert fence.fresh()
+
+
+def test_a_file_that_is_no_database_gives_one_line(tmp_path):
+    path = tmp_path / "safety.sqlite"
+    path.write_bytes(b"not a database, an operator's notes" * 100)
+    with pytest.raises(StoreUnavailable) as caught:
+        open_safety_store(path)
+    assert str(path) in str(caught.value) and "\n" not in str(caught.value)
+    assert "not a database" in str(caught.value) and "move that file away" in str(caught.value)
+
+
+def test_a_postgres_user_without_create_rights_gives_one_line(pg_server):
+    import psycopg
+    url = pg_server.new_database()
+    database = url.rsplit("/", 1)[1]
+    with psycopg.connect(url, autocommit=True) as admin:
+        admin.execute("CREATE ROLE reader LOGIN PASSWORD 'Reader-Pw-31'")
+        admin.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
+    reader = url.replace("postgres:" + url.split(":")[2].split("@")[0], "reader:Reader-Pw-31")
+    with pytest.raises(StoreUnavailable) as caught:
+        open_safety_store(reader)
+    text = str(caught.value)
+    assert "permission denied" in text and "GRANT CREATE" in text and database in text
+    assert "Reader-Pw-31" not in text and "\n" not in text

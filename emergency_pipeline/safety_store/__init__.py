@@ -18,7 +18,7 @@ from emergency_pipeline.safety_store.lease import (
 )
 from emergency_pipeline.safety_store.ledger import OPEN_STATES, Ledger, LedgerBatch
 from emergency_pipeline.safety_store.location import (
-    LEASE_DIR_ENV, STATE_URL_ENV, Location, StoreUnavailable, resolve,
+    LEASE_DIR_ENV, STATE_URL_ENV, Location, StoreUnavailable, resolve, scrub,
 )
 from emergency_pipeline.safety_store.schema import SCHEMA_VERSION, install
 
@@ -47,6 +47,14 @@ class SafetyStore:
         except StoreUnavailable:
             self.backend.close()
             raise
+        except Exception as exc:  # noqa: BLE001 - not a database, no right to create tables
+            self.backend.close()
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise StoreUnavailable(
+                f"the safety store {self.describe()} cannot be prepared "
+                f"({scrub(first, location)}): point {STATE_URL_ENV} at a store this user "
+                "may create tables in (PostgreSQL: GRANT CREATE ON SCHEMA public), or let "
+                "its owner open it once") from None
         self.lease = AccountLease(self.backend, stale_after=stale_after,
                                   dead_pid_grace=dead_pid_grace, poll_seconds=poll_seconds)
         self.ledger = Ledger(self.backend)

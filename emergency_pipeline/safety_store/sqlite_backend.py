@@ -43,8 +43,12 @@ class SqliteBackend:
                     con.execute("PRAGMA journal_mode=WAL")
             finally:
                 con.close()
-        except sqlite3.DatabaseError as exc:
+        except sqlite3.OperationalError as exc:
             raise StoreUnavailable(explain(self.path, str(exc))) from None
+        except sqlite3.DatabaseError as exc:  # another kind of file where the store should be
+            raise StoreUnavailable(f"the safety store {self.path} cannot be opened ({exc}): "
+                                   "move that file away, or set EMERGENCY_PIPELINE_STATE_URL "
+                                   "to another store") from None
 
     def describe(self) -> str:
         return str(self.path)

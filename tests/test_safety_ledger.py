@@ -161,3 +161,69 @@ def test_times_are_the_store_clock(store):
     (batch,) = ledger.open_batches(ACCOUNT)
     assert abs(store.now() - batch.recorded_at) < timedelta(minutes=1)
     assert batch.recorded_at.tzinfo is not None
+
+
+# The old layout (emergency_pipeline/state/ledger.py before the safety store), as written.
+OLD_SCHEMA = """
+CREATE TABLE batches (run_id TEXT NOT NULL, batch_id TEXT NOT NULL, account TEXT NOT NULL,
+    source TEXT, outcomes_db TEXT, emergency_enabled INTEGER, emergency_address_id TEXT,
+    id_kind TEXT, identifiers TEXT, number_count INTEGER, state TEXT NOT NULL, job_id TEXT,
+    job_status TEXT, detail TEXT, recorded_at REAL, submitted_at REAL, closed_at REAL,
+    published_at REAL, PRIMARY KEY (run_id, batch_id));
+CREATE TABLE batch_events (run_id TEXT, batch_id TEXT, by_run TEXT, event TEXT, job_id TEXT,
+    job_status TEXT, detail TEXT, at REAL);
+CREATE TABLE number_results (run_id TEXT NOT NULL, batch_id TEXT NOT NULL,
+    identifier TEXT NOT NULL, result TEXT, reason TEXT, job_id TEXT, job_status TEXT,
+    error_code TEXT, error_title TEXT, error_detail TEXT, error_pointer TEXT, finished_at TEXT,
+    PRIMARY KEY (run_id, batch_id, identifier));
+CREATE TABLE to_verify (account TEXT NOT NULL, number_id TEXT NOT NULL, phone_number TEXT,
+    target_enabled INTEGER NOT NULL, target_address_id TEXT, run_id TEXT NOT NULL,
+    recorded_at REAL NOT NULL, PRIMARY KEY (account, number_id));
+CREATE TABLE address_events (address_key TEXT, run_id TEXT, event TEXT, address_id TEXT,
+    fields TEXT, detail TEXT, at REAL);
+"""
+
+
+def _old_ledger(path, wave):
+    import json
+    import sqlite3
+    path.parent.mkdir(parents=True)
+    with sqlite3.connect(path) as con:
+        con.executescript(OLD_SCHEMA)
+        con.executemany("INSERT INTO batches (run_id, batch_id, account, source, outcomes_db, "
+                        "emergency_enabled, emergency_address_id, id_kind, identifiers, "
+                        "number_count, state, recorded_at) VALUES (?,?,?,?,?,1,?,?,?,?,?,?)",
+                        [("killed", b.batch_id, ACCOUNT, "s.csv", OUT, b.emergency_address_id,
+                          b.id_kind, json.dumps(list(b.identifiers)), len(b.identifiers),
+                          state, 1.0e9) for b, state in zip(wave, ("finished", "recorded"))])
+        con.execute("INSERT INTO batch_events VALUES ('killed', ?, 'killed', 'recorded', "
+                    "NULL, NULL, NULL, 1.0e9)", (wave[0].batch_id,))
+        con.execute("INSERT INTO number_results (run_id, batch_id, identifier, result) "
+                    "VALUES ('killed', ?, ?, 'applied')",
+                    (wave[0].batch_id, wave[0].identifiers[0]))
+        con.execute("INSERT INTO to_verify VALUES (?, '9', '+9', 1, 'A', 'older', 100.0)",
+                    (ACCOUNT,))
+        con.execute("INSERT INTO address_events VALUES ('place', 'killed', 'recorded', NULL, "
+                    "'{}', NULL, 1.0e9)")
+    return path
+
+
+def test_an_old_ledger_file_is_imported_once(store, tmp_path):
+    wave = _wave(2)
+    old = _old_ledger(tmp_path / "emergency.state" / "ledger.sqlite", wave)
+    ledger = store.ledger
+    assert ledger.import_legacy(old, ACCOUNT) == 2
+    assert ledger.import_legacy(old, ACCOUNT) is None  # once
+    assert ledger.import_legacy(tmp_path / "missing.sqlite", ACCOUNT) is None
+    (still_open,) = ledger.open_batches(ACCOUNT)
+    assert still_open.key == ("killed", wave[1].batch_id) and still_open.outcomes_db == OUT
+    assert still_open.batch == wave[1]
+    assert [r["result"] for r in ledger.results([("killed", wave[0].batch_id)])] == ["applied"]
+    assert [r["number_id"] for r in ledger.to_verify(ACCOUNT, 1e12)] == ["9"]
+    assert ledger.open_address_intents(ACCOUNT) == {"place"}
+    # An old file's batch already in the store (a row written since) is kept as it is.
+    ledger.move([still_open.key], "abandoned", by_run="resumer")
+    with store.backend.transaction() as con:
+        con.execute("DELETE FROM legacy_imports")
+    ledger.import_legacy(old, ACCOUNT)
+    assert ledger.open_batches(ACCOUNT) == []

@@ -9,6 +9,7 @@ import stat
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -187,3 +188,56 @@ def test_a_postgres_password_never_shows(pg_server):
     assert password not in str(unreachable.value) and ":1/" in str(unreachable.value)
     assert mask("postgresql://h/db?user=u&password=s3cr3t") == \
         "postgresql://h/db?user=u&password=***"
+
+
+def test_the_shared_store_is_one_per_process_and_location(store_url, tmp_path):
+    from emergency_pipeline.safety_store import shared_safety_store
+    first = shared_safety_store(store_url)
+    assert shared_safety_store(store_url) is first
+    assert shared_safety_store(store_url, stale_after=30) is not first
+    assert shared_safety_store(tmp_path / "other.sqlite") is not first
+
+
+def test_the_heartbeat_survives_a_dropped_postgres_connection(pg_server):
+    import psycopg
+    from emergency_pipeline.safety_store import held
+    url = pg_server.new_database()
+    store = open_safety_store(url, stale_after=3, dead_pid_grace=1)
+    with held(store.lease, ACCOUNT, "r", wait_seconds=0, heartbeat_seconds=0.1,
+              fence_seconds=1.0) as fence:
+        fence.confirm()
+        with psycopg.connect(pg_server.url(), autocommit=True) as admin:
+            ended = admin.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = %s AND pid <> pg_backend_pid()",
+                (url.rsplit("/", 1)[1],)).fetchone()[0]
+        assert ended >= 1  # the pool's and the heartbeat thread's sessions
+        beat = store.lease.holder(ACCOUNT).heartbeat_at
+        time.sleep(0.5)
+        assert store.lease.holder(ACCOUNT).heartbeat_at > beat  # the thread reconnected
+        fence.confirm()
+        assert fence.fresh()
+
+
+def test_a_file_that_is_no_database_gives_one_line(tmp_path):
+    path = tmp_path / "safety.sqlite"
+    path.write_bytes(b"not a database, an operator's notes" * 100)
+    with pytest.raises(StoreUnavailable) as caught:
+        open_safety_store(path)
+    assert str(path) in str(caught.value) and "\n" not in str(caught.value)
+    assert "not a database" in str(caught.value) and "move that file away" in str(caught.value)
+
+
+def test_a_postgres_user_without_create_rights_gives_one_line(pg_server):
+    import psycopg
+    url = pg_server.new_database()
+    database = url.rsplit("/", 1)[1]
+    with psycopg.connect(url, autocommit=True) as admin:
+        admin.execute("CREATE ROLE reader LOGIN PASSWORD 'Reader-Pw-31'")
+        admin.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
+    reader = url.replace("postgres:" + url.split(":")[2].split("@")[0], "reader:Reader-Pw-31")
+    with pytest.raises(StoreUnavailable) as caught:
+        open_safety_store(reader)
+    text = str(caught.value)
+    assert "permission denied" in text and "GRANT CREATE" in text and database in text
+    assert "Reader-Pw-31" not in text and "\n" not in text

@@ -204,6 +204,12 @@ class Ledger:
             con.executemany("UPDATE batches SET published_at=? WHERE run_id=? AND batch_id=?",
                             [(now, r, b) for r, b in keys])
 
+    def import_legacy(self, path: str | Path, address_account: str) -> int | None:
+        """Bring an old `<database>.state/ledger.sqlite` in, once (legacy.py): its open
+        batches are then resumed like any other. The number of batches, or None."""
+        from emergency_pipeline.safety_store.legacy import import_legacy_ledger
+        return import_legacy_ledger(self.backend, path, address_account)
+
     # -- reads -----------------------------------------------------------------------------
 
     def _select(self, where: str, params: Sequence[Any]) -> list[LedgerBatch]:

@@ -73,9 +73,9 @@ def scrub(text: str, location: Location) -> str:
     return text.replace(secret, "***") if secret else text
 
 
-def resolve(url: str | None = None) -> Location:
-    """The store named by `url`, else by the environment (module docstring)."""
-    given = url if url is not None else os.environ.get(STATE_URL_ENV, "").strip()
+def resolve(url: str | os.PathLike[str] | None = None) -> Location:
+    """The store named by `url` (a URL or a path), else by the environment (docstring)."""
+    given = (os.fspath(url) if url is not None else os.environ.get(STATE_URL_ENV, "")).strip()
     if given:
         scheme = urlsplit(given).scheme.lower()
         if scheme in ("postgresql", "postgres"):

@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from emergency_pipeline.safety_store.location import Location, StoreUnavailable, scrub
@@ -29,16 +29,23 @@ except ImportError:  # pragma: no cover - a dependency of the package
     psycopg = None  # type: ignore[assignment]
 
 _MAX_IDLE = 8
+_IDLE = psycopg.pq.TransactionStatus.IDLE if psycopg is not None else None
 
 
 class _Conn:
-    """A psycopg connection speaking the SQLite dialect of our statements (`?` marks)."""
+    """A psycopg connection speaking the SQLite dialect of our statements (`?` marks).
 
-    __slots__ = ("raw",)
+    A pooled session that the server or the network dropped while idle shows only at its
+    next use: the first statement of a borrow (BEGIN, or a heartbeat's UPDATE, which may
+    safely run twice) is tried once more on a new connection.
+    """
+
+    __slots__ = ("raw", "_reconnect")
     _sql: dict[str, str] = {}
 
-    def __init__(self, raw: Any) -> None:
+    def __init__(self, raw: Any, reconnect: Callable[[], Any] | None = None) -> None:
         self.raw = raw
+        self._reconnect = reconnect
 
     @classmethod
     def _translate(cls, sql: str) -> str:
@@ -48,9 +55,17 @@ class _Conn:
         return out
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
-        return self.raw.execute(self._translate(sql), params)
+        reconnect, self._reconnect = self._reconnect, None
+        try:
+            return self.raw.execute(self._translate(sql), params)
+        except psycopg.OperationalError:
+            if reconnect is None or not (self.raw.closed or self.raw.broken):
+                raise
+            self.raw = reconnect()
+            return self.raw.execute(self._translate(sql), params)
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> Any:
+        self._reconnect = None
         cur = self.raw.cursor()
         cur.executemany(self._translate(sql), rows)
         return cur
@@ -112,50 +127,43 @@ class PostgresBackend:
         with self._lock:
             idle = self._idle[light]
             if (self._pid == os.getpid() and not raw.closed and not raw.broken
-                    and len(idle) < _MAX_IDLE):
+                    and raw.info.transaction_status == _IDLE and len(idle) < _MAX_IDLE):
                 idle.append(raw)
                 return
         raw.close()
 
     def now(self) -> float:
-        with self.transaction(write=False) as con:
+        with self.statement() as con:
             return con.execute(f"SELECT {self.now_sql}").fetchone()[0]
 
     @contextlib.contextmanager
-    def transaction(self, *, write: bool = True, raw: Any = None) -> Iterator[_Conn]:
-        """One transaction on a pooled connection (or `raw`), committed on success."""
-        own = raw is None
-        if own:
-            raw = self._take()
-        con = _Conn(raw)
+    def transaction(self, *, write: bool = True) -> Iterator[_Conn]:
+        """One transaction on a pooled connection, committed on success."""
+        con = _Conn(self._take(), self.connect)
         try:
             try:
-                raw.execute("BEGIN" if write else "BEGIN READ ONLY")
+                con.execute("BEGIN" if write else "BEGIN READ ONLY")
                 yield con
             except BaseException:
-                if not raw.closed and not raw.broken:
+                if not con.raw.closed and not con.raw.broken:
                     with contextlib.suppress(psycopg.Error):
-                        raw.execute("ROLLBACK")
+                        con.raw.execute("ROLLBACK")
                 raise
             try:
-                raw.execute("COMMIT")
+                con.raw.execute("COMMIT")
             except psycopg.OperationalError as exc:
                 raise self._fail(exc) from None
         finally:
-            if own:
-                self._give_back(raw)
+            self._give_back(con.raw)
 
     @contextlib.contextmanager
-    def statement(self, raw: Any = None) -> Iterator[_Conn]:
-        """A pooled connection (or `raw`) in autocommit: one statement, one round trip."""
-        own = raw is None
-        if own:
-            raw = self._take(light=True)
+    def statement(self) -> Iterator[_Conn]:
+        """A pooled connection in autocommit: one statement, one round trip."""
+        con = _Conn(self._take(light=True), lambda: self.connect(light=True))
         try:
-            yield _Conn(raw)
+            yield con
         finally:
-            if own:
-                self._give_back(raw, light=True)
+            self._give_back(con.raw, light=True)
 
     @staticmethod
     def insert_text_rows(con: _Conn, table: str, columns: Sequence[str],
@@ -191,8 +199,11 @@ class _Session:
     def statement(self) -> Iterator[_Conn]:
         if self.raw is None or self.raw.closed or self.raw.broken:
             self.raw = self.backend.connect(light=True)
-        with self.backend.statement(raw=self.raw) as con:
+        con = _Conn(self.raw, lambda: self.backend.connect(light=True))
+        try:
             yield con
+        finally:
+            self.raw = con.raw
 
     def close(self) -> None:
         if self.raw is not None:

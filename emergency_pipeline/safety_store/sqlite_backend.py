@@ -43,8 +43,12 @@ class SqliteBackend:
                     con.execute("PRAGMA journal_mode=WAL")
             finally:
                 con.close()
-        except sqlite3.DatabaseError as exc:
+        except sqlite3.OperationalError as exc:
             raise StoreUnavailable(explain(self.path, str(exc))) from None
+        except sqlite3.DatabaseError as exc:  # another kind of file where the store should be
+            raise StoreUnavailable(f"the safety store {self.path} cannot be opened ({exc}): "
+                                   "move that file away, or set EMERGENCY_PIPELINE_STATE_URL "
+                                   "to another store") from None
 
     def describe(self) -> str:
         return str(self.path)
@@ -76,15 +80,17 @@ class SqliteBackend:
     def transaction(self, *, write: bool = True) -> Iterator[sqlite3.Connection]:
         """One transaction, committed on success and rolled back on error."""
         con = self._con()
+        if con.in_transaction:  # a COMMIT that failed earlier left it open: start clean
+            con.execute("ROLLBACK")
         con.execute("PRAGMA synchronous=FULL")  # a recorded batch survives a power cut
         con.execute("BEGIN IMMEDIATE" if write else "BEGIN")
         try:
             yield con
+            con.execute("COMMIT")
         except BaseException:
             if con.in_transaction:
                 con.execute("ROLLBACK")
             raise
-        con.execute("COMMIT")
 
     @contextlib.contextmanager
     def statement(self) -> Iterator[sqlite3.Connection]:

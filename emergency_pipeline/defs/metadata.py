@@ -151,7 +151,7 @@ def stage(context: AssetExecutionContext, database: str, ref: StageRef, rows: in
     run_id = context.run.run_id
     out: dict[str, Any] = {
         "dagster/row_count": int(rows),
-        "tables": MetadataValue.path(ref.path),
+        "tables": MetadataValue.path(database_path(ref.path)),   # absolute, as duckdb.database
         "duckdb.database": MetadataValue.path(database_path(database)),
         "run": MetadataValue.dagster_run(run_id),
     }

@@ -106,7 +106,9 @@ def test_a_missing_source_fails_first_and_never_becomes_a_partition(cli: Cli, em
 
     # Old partitions can be removed: by key, or every one whose source is gone.
     sheet = cli.tmp / "desired.csv"
-    assert cli("run", str(sheet), "--quiet").returncode == 2
+    # (the sample's few bad rows are 2 of 10 here: past the rejected share, exit 3 otherwise)
+    assert cli("run", str(sheet), "--quiet",
+               EMERGENCY_PIPELINE_MAX_REJECTED_SHARE="1").returncode == 2
     listed = cli("partitions", "list").stdout.splitlines()
     assert listed == [str(sheet)]
     sheet.unlink()

@@ -114,11 +114,12 @@ def desired_state_inbox(context: SensorEvaluationContext) -> SensorResult | Skip
 
     found, cursor = scan(inbox_dir(), seen, log=log)
     if not found:
-        why = f"no new or changed spreadsheet in {inbox_dir()}"
-        if not skipped and cursor == seen:
-            return SkipReason(why)
-        return SensorResult(skip_reason=SkipReason("; ".join([why, *skipped])[:1000]),
-                            cursor=json.dumps(cursor, sort_keys=True))
+        why = SkipReason("; ".join([f"no new or changed spreadsheet in {inbox_dir()}",
+                                    *skipped])[:1000])
+        if cursor == seen:
+            return why
+        # Unusable versions are remembered, so that each is reported once.
+        return SensorResult(skip_reason=why, cursor=json.dumps(cursor, sort_keys=True))
     # A file removed since the scan never becomes a partition (it would stay in the UI).
     found = [(k, v) for k, v in found if Path(k).is_file()]
     new_keys = [k for k, _ in found

@@ -133,3 +133,25 @@ def test_the_coverage_command_prints_the_counts_and_writes_the_report(tmp_path: 
     rows = list(csv.DictReader(next((tmp_path / "filed").glob("*.csv")).open()))
     assert rows and all(r["unmanaged"] == "true" for r in rows)   # no sheet ever ran
     assert emulator.stats()["jobs_created"] == 0                      # read-only
+
+
+def test_the_readme_lists_every_column_of_every_history_table_and_view(account: Account
+                                                                       ) -> None:
+    test_each_category_counts_what_changed_behind_the_pipelines_back(account)
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    rows = {line.split("`")[1]: line for line in readme.splitlines()
+            if line.startswith("| `")}
+    tables = account.store.query(
+        "SELECT table_name FROM information_schema.tables WHERE table_name NOT LIKE '\\_%' "
+        "ESCAPE '\\'")["table_name"]
+    missing = []
+    for table in tables:
+        line = next((v for k, v in rows.items() if table in v.split("|")[1]), None)
+        if line is None:
+            missing.append(table)
+            continue
+        if "the columns of `" in line or table == "account_addresses":   # said once
+            continue
+        cols = account.store.query(f"DESCRIBE {table}")["column_name"]
+        missing += [f"{table}.{c}" for c in cols if f"`{c}`" not in line]
+    assert not missing, missing

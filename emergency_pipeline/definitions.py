@@ -9,6 +9,9 @@ from dagster import Definitions
 from emergency_pipeline import process_memory
 from emergency_pipeline.defs import assets
 from emergency_pipeline.defs.checks import all_checks
+from emergency_pipeline.defs.coverage import (
+    coverage_gaps, daily_e911_coverage, e911_coverage_report, emergency_e911_coverage,
+)
 from emergency_pipeline.defs.reconcile_job import reconcile_emergency_settings
 from emergency_pipeline.defs.io_manager import RunScopedIOManager
 from emergency_pipeline.defs.resources import PipelineState, default_resources, state_dir_for
@@ -30,10 +33,10 @@ def build_definitions(resources: dict[str, Any]) -> Definitions:
     return Definitions(
         assets=[assets.desired_emergency_settings, assets.emergency_account_snapshot,
                 assets.emergency_address_resolution, assets.emergency_settings_plan, assets.emergency_update_jobs,
-                assets.emergency_operation_outcomes],
-        asset_checks=all_checks(),
-        jobs=[reconcile_emergency_settings],
-        schedules=[daily_emergency_reconcile],
+                assets.emergency_operation_outcomes, emergency_e911_coverage],
+        asset_checks=[*all_checks(), coverage_gaps],
+        jobs=[reconcile_emergency_settings, e911_coverage_report],
+        schedules=[daily_emergency_reconcile, daily_e911_coverage],
         sensors=[desired_state_inbox],
         resources=resources,
     )

@@ -66,7 +66,7 @@ def test_definitions_load() -> None:
     keys = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
     assert keys == {"desired_emergency_settings", "emergency_account_snapshot",
                     "emergency_address_resolution", "emergency_settings_plan", "emergency_update_jobs",
-                    "emergency_operation_outcomes"}
+                    "emergency_operation_outcomes", "emergency_e911_coverage"}
 
 
 def test_outcomes_match_the_emulator_number_by_number(setup: Setup) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from emergency_pipeline import contract
-from emergency_pipeline.emulator import addresses
+from emergency_pipeline.emulator import addresses, admin
 from emergency_pipeline.emulator.conformance import SpecCheck
 from emergency_pipeline.emulator.errors import (
     ApiError, invalid, not_found, rate_limited, server_error, unauthorized, unprocessable)
@@ -396,6 +396,14 @@ class Handler(BaseHTTPRequestHandler):
             if path == "/_emulator/finish_jobs" and method == "POST":
                 app.state.finish_jobs()
                 return self._send(None, 200, "{}")
+            for prefix, patch in (("/_emulator/numbers/", admin.patch_number),
+                                  ("/_emulator/addresses/", admin.patch_address)):
+                if path.startswith(prefix) and method == "PATCH":
+                    try:
+                        done = patch(app.state, path[len(prefix):], json.loads(raw or b"{}"))
+                    except KeyError:
+                        break       # 404 below
+                    return self._send(None, 200, json.dumps({"data": done}))
         except (ValueError, TypeError) as exc:
             return self._send(None, 400, json.dumps({"errors": [{"detail": str(exc)}]}))
         self._send(None, 404, json.dumps(not_found().body()))

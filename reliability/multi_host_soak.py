@@ -403,10 +403,12 @@ def soak(pairs: int, *, seed: int = 2026, numbers: int = 600, rows: int = 120,
          kill_points: tuple[str, ...] = KILL_POINT_NAMES,
          pause_points: tuple[str, ...] = PAUSE_POINTS, calm: bool = False,
          workdir: Path | None = None, state_url: str | None = None,
-         echo: Any = print) -> list[Report]:
+         first_pair: int = 1, echo: Any = print) -> list[Report]:
     """Pair i is kinds[i % len]; every `skew_every`-th pair talks to the account whose clock
     is `skew` s off; pause pairs pause at the next pause point, the others kill (a
-    `kill_share` of them) at the next kill point. `calm`: no faults from the emulator."""
+    `kill_share` of them) at the next kill point. `calm`: no faults from the emulator.
+    `first_pair`: number the pairs from there, the kinds and points going on as if the
+    earlier pairs had run (several soak processes at once share out one long run)."""
     if shutil.which("unshare") is None or os.geteuid() != 0:
         raise SystemExit("the multi-host soak needs root and unshare(1) (util-linux): "
                          "it gives each host its own host name with `unshare --uts`")
@@ -437,11 +439,13 @@ def soak(pairs: int, *, seed: int = 2026, numbers: int = 600, rows: int = 120,
         echo(f"multi-host soak: {pairs} pairs, hosts {', '.join(HOSTS)}, {numbers} numbers, "
              f"{rows} rows, takeover {stale:g} s, fence {fence:g} s, seed {seed}, "
              f"work dir {workdir}")
-        for pair, kind in zip(range(1, pairs + 1), itertools.cycle(kinds)):
+        for pair, kind in zip(range(1, first_pair + pairs), itertools.cycle(kinds)):
             if kind == "pause":
                 point = next(next_pause)
             else:
                 point = next(next_kill) if rng.random() < kill_share else None
+            if pair < first_pair:
+                continue
             telnyx = accounts[1 if skew_every and pair % skew_every == 0 else 0]
             report = state.run_pair(pair, kind, point, telnyx, rng.random() < slow_share,
                                     calm)
@@ -485,13 +489,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--numbers", type=int, default=600)
     p.add_argument("--rows", type=int, default=120)
     p.add_argument("--kinds", default=",".join(KINDS), help="pair kinds, cycled through")
+    p.add_argument("--first-pair", type=int, default=1, help="number pairs from here (the "
+                   "kinds and the pause and kill points go on from there)")
     p.add_argument("--workdir", type=Path)
     p.add_argument("--state-url", help="a PostgreSQL database to use (default: a new "
                    "server from Debian's binaries in a temporary folder)")
     args = p.parse_args(argv)
     reports = soak(args.pairs, seed=args.seed, numbers=args.numbers, rows=args.rows,
                    kinds=tuple(args.kinds.split(",")), workdir=args.workdir,
-                   state_url=args.state_url)
+                   state_url=args.state_url, first_pair=args.first_pair)
     return 0 if all(r.ok for r in reports) else 1
 
 

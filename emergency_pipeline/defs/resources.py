@@ -26,6 +26,8 @@ from emergency_pipeline.safety_store import (
 from emergency_pipeline.store import Store
 
 DEFAULT_DATABASE = "data/emergency.duckdb"
+LEASE_STALE_ENV = "EMERGENCY_PIPELINE_LEASE_STALE_SECONDS"
+FENCE_ENV = "EMERGENCY_PIPELINE_FENCE_SECONDS"
 
 
 class TelnyxResource(ConfigurableResource):
@@ -170,5 +172,30 @@ def default_resources() -> dict[str, Any]:
         "state": PipelineState(
             directory=os.environ.get("EMERGENCY_PIPELINE_STATE_DIR", state_dir_for(database)),
             lease_wait_seconds=float(os.environ.get("EMERGENCY_PIPELINE_LEASE_WAIT_SECONDS",
-                                                    "600"))),
+                                                    "600")),
+            **lease_timing_from_env()),
     }
+
+
+def lease_timing_from_env() -> dict[str, float]:
+    """The takeover time and the fence from $EMERGENCY_PIPELINE_LEASE_STALE_SECONDS and
+    $EMERGENCY_PIPELINE_FENCE_SECONDS (a short takeover for soaks and drills; unset: the
+    resource's defaults). The fence defaults to a third of a shorter takeover time."""
+    out: dict[str, float] = {}
+    for name, field in ((LEASE_STALE_ENV, "lease_stale_seconds"),
+                        (FENCE_ENV, "fence_seconds")):
+        raw = os.environ.get(name, "").strip()
+        if not raw:
+            continue
+        try:
+            out[field] = float(raw)
+        except ValueError:
+            raise ValueError(f"{name}={raw!r} is not a number of seconds: set it to e.g. "
+                             f"{120 if field == 'lease_stale_seconds' else 20}, or unset it"
+                             ) from None
+        if not 0 < out[field] < float("inf"):
+            raise ValueError(f"{name}={raw!r} must be a positive number of seconds")
+    if "lease_stale_seconds" in out and "fence_seconds" not in out:
+        out["fence_seconds"] = min(PipelineState.model_fields["fence_seconds"].default,
+                                   out["lease_stale_seconds"] / 3)
+    return out

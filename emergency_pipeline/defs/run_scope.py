@@ -86,8 +86,10 @@ def account_lease(context: AssetExecutionContext, telnyx: TelnyxResource,
         with held(state.lease(), identity.key, run_id,
                   wait_seconds=state.lease_wait_seconds if first else 0.0,
                   fence_seconds=state.fence_seconds, on_wait=waiting,
+                  # Several beats per fence: a short fence (a soak's) stays valid.
+                  heartbeat_seconds=min(5.0, state.fence_seconds / 4),
                   is_run_finished=finished, reenter=not first,
-                  release_on_exit=last) as hold:
+                  release_on_exit=last, confirm_on_exit=True) as hold:
             if first:
                 took = hold.holder.took_over
                 context.log.info(f"holding the account lease of {identity.label} (token "

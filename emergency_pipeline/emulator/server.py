@@ -12,6 +12,7 @@ import re
 import socket
 import threading
 import time
+from dataclasses import dataclass
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -76,6 +77,15 @@ _QUERY_ENUMS: dict[str, dict[str, tuple[str, ...]]] = {
 }
 
 
+@dataclass(frozen=True)
+class JobPost:
+    """A job POST as it arrived, before any fault: the host's clock (time.time(), not the
+    emulator's skewed one) and which of the account's keys sent it (None: no valid key)."""
+
+    received_at: float
+    key: int | None
+
+
 class App:
     """Everything a request handler needs; owned by the Emulator handle."""
 
@@ -84,6 +94,8 @@ class App:
         self.state, self.limiter, self.faults, self.spec = state, limiter, faults, spec
         self.organization = organization   # its users, and every key of the account
         self.stats = Stats()
+        self.job_posts: list[JobPost] = []   # every job POST that arrived, in order
+        self._posts_lock = threading.Lock()
 
     def __repr__(self) -> str:  # never show the key
         return "App(api_key=[redacted])"
@@ -288,6 +300,11 @@ class Handler(BaseHTTPRequestHandler):
                     name, params = route, match.groupdict()
                     break
         app.stats.request(_ROUTE_LABEL.get(name, "other"))
+        if name == "create_job":   # as it arrives: a POST counts as sent, answered or not
+            post = JobPost(time.time(), app.organization.key_number(
+                self.headers.get("Authorization")))
+            with app._posts_lock:
+                app.job_posts.append(post)
 
         decision = app.faults.for_request()
         if decision.latency:

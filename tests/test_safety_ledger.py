@@ -227,3 +227,28 @@ def test_an_old_ledger_file_is_imported_once(store, tmp_path):
         con.execute("DELETE FROM legacy_imports")
     ledger.import_legacy(old, ACCOUNT)
     assert ledger.open_batches(ACCOUNT) == []
+
+
+def test_an_old_ledger_keyed_by_the_api_key_comes_in_under_the_account(store, tmp_path):
+    """The old ledger keyed an account by the base URL and a hash of the API key: its rows of
+    this key take the account's identity, so the next apply run resumes them; an old relative
+    outcomes file is the one beside the old ledger."""
+    from emergency_pipeline.safety_store.legacy import legacy_account_key
+
+    wave = _wave(2)
+    old_key = legacy_account_key("https://api.telnyx.com/v2", "KEY_old_layout")
+    assert "KEY_old_layout" not in old_key
+    old = _old_ledger(tmp_path / "emergency.state" / "ledger.sqlite", wave)
+    import sqlite3
+    with sqlite3.connect(old) as con:
+        con.execute("UPDATE batches SET account = ?, outcomes_db = 'data/emergency.duckdb'",
+                    (old_key,))
+        con.execute("UPDATE to_verify SET account = ?", (old_key,))
+    ledger = store.ledger
+    assert ledger.import_legacy(old, "https://api.telnyx.com/v2#org:x",
+                                legacy_keys={old_key}) == 2
+    (still_open,) = ledger.open_batches("https://api.telnyx.com/v2#org:x")
+    assert still_open.outcomes_db == str(tmp_path / "emergency.duckdb")
+    assert [r["number_id"] for r in ledger.to_verify("https://api.telnyx.com/v2#org:x", 1e12)
+            ] == ["9"]
+    assert ledger.open_batches(old_key) == []

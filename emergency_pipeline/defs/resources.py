@@ -21,7 +21,7 @@ from emergency_pipeline.account_identity import (
     AccountIdentity, identify_account, normalise_base_url,
 )
 from emergency_pipeline.safety_store import (
-    LEASE_DIR_ENV, STATE_URL_ENV, AccountLease, Ledger, SafetyStore, open_safety_store,
+    AccountLease, Ledger, SafetyStore, shared_safety_store,
 )
 from emergency_pipeline.store import Store
 
@@ -85,8 +85,6 @@ class TelnyxResource(ConfigurableResource):
         )
 
 
-# One store per setting and process.
-_STORES: dict[tuple[Any, ...], SafetyStore] = {}
 # One identity per (URL, key, name) and process: every step asks for it.
 _IDENTITIES: dict[tuple[str, str, str | None], AccountIdentity] = {}
 
@@ -129,13 +127,7 @@ class PipelineState(ConfigurableResource):
     def safety_store(self) -> SafetyStore:
         """The deployment's safety store (StoreUnavailable names the path and the fix), opened
         once a process: every step and check asks for it, and PostgreSQL keeps connections."""
-        key = (self.store_url, self.lease_stale_seconds,
-               *(os.environ.get(v) for v in (STATE_URL_ENV, LEASE_DIR_ENV, "DAGSTER_HOME")))
-        store = _STORES.get(key)
-        if store is None:
-            store = _STORES[key] = open_safety_store(self.store_url,
-                                                     stale_after=self.lease_stale_seconds)
-        return store
+        return shared_safety_store(self.store_url, stale_after=self.lease_stale_seconds)
 
     def ledger(self) -> Ledger:
         return self.safety_store().ledger

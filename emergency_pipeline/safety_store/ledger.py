@@ -28,7 +28,7 @@ the caller's epoch seconds.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -204,11 +204,12 @@ class Ledger:
             con.executemany("UPDATE batches SET published_at=? WHERE run_id=? AND batch_id=?",
                             [(now, r, b) for r, b in keys])
 
-    def import_legacy(self, path: str | Path, address_account: str) -> int | None:
+    def import_legacy(self, path: str | Path, address_account: str,
+                      legacy_keys: Collection[str] = ()) -> int | None:
         """Bring an old `<database>.state/ledger.sqlite` in, once (legacy.py): its open
         batches are then resumed like any other. The number of batches, or None."""
         from emergency_pipeline.safety_store.legacy import import_legacy_ledger
-        return import_legacy_ledger(self.backend, path, address_account)
+        return import_legacy_ledger(self.backend, path, address_account, legacy_keys)
 
     # -- reads -----------------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
 
     # Each concern registers its own sub-command, so this file stays a table of contents.
+    from emergency_pipeline.coverage_cli import add_parser as add_coverage
     from emergency_pipeline.emulator.cli import add_parser as add_emulator
     from emergency_pipeline.demo import add_parser as add_demo
     from emergency_pipeline.dev_cli import add_parser as add_dev
@@ -25,6 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     add_partitions(sub)
     add_dev(sub)
     add_history(sub)
+    add_coverage(sub)
     args = parser.parse_args(argv)
     status = int(args.func(args) or 0)
     # Nothing is left to collect that matters at exit; without this the interpreter's last

@@ -18,9 +18,18 @@ import socket
 import sys
 from collections.abc import Callable
 
-HOST_TAG = "emergency_pipeline/host"
-PID_TAG = "emergency_pipeline/pid"
-PID_START_TAG = "emergency_pipeline/pid_start"   # tells a reused pid from the run's process
+# Hidden tags: Dagster's UI leaves out every run tag whose key starts with `.dagster/`
+# (dagster._core.storage.tags.HIDDEN_TAG_PREFIX), so these no longer clutter the Runs list.
+HOST_TAG = ".dagster/emergency_pipeline.host"
+PID_TAG = ".dagster/emergency_pipeline.pid"
+PID_START_TAG = ".dagster/emergency_pipeline.pid_start"   # tells a reused pid from the run's
+# The keys runs were tagged with before (issue 27); still read, for runs left by older versions.
+_OLD_KEYS = {HOST_TAG: "emergency_pipeline/host", PID_TAG: "emergency_pipeline/pid",
+             PID_START_TAG: "emergency_pipeline/pid_start"}
+
+
+def _tag(tags: dict[str, str], key: str) -> str | None:
+    return tags.get(key, tags.get(_OLD_KEYS[key]))
 
 
 def _process_start(pid: int) -> str | None:
@@ -79,10 +88,10 @@ def fail_dead_runs(instance, job_name: str, say: Callable[[str], None] = _to_std
     for record in records:
         run = record.dagster_run
         tags = run.tags
-        if tags.get(HOST_TAG) != host or not (tags.get(PID_TAG) or "").isdigit():
+        if _tag(tags, HOST_TAG) != host or not (_tag(tags, PID_TAG) or "").isdigit():
             continue
-        pid = int(tags[PID_TAG])
-        if pid == os.getpid() or process_alive(pid, tags.get(PID_START_TAG)):
+        pid = int(_tag(tags, PID_TAG))
+        if pid == os.getpid() or process_alive(pid, _tag(tags, PID_START_TAG)):
             continue
         message = (f"marked failed by `emergency-pipeline run`: its process {pid} on {host} "
                    "is gone (killed or crashed) and left the run STARTED")

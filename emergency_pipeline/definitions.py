@@ -22,11 +22,18 @@ from emergency_pipeline.defs.run_tags import DEFAULT_ACCOUNT
 LOCATION_MODULE = "emergency_pipeline.location"
 
 
-def step_templates() -> tuple[list[Any], list[Any]]:
-    """The steps and checks every account gets a copy of (account_defs.py)."""
-    return ([assets.desired_emergency_settings, assets.emergency_account_snapshot,
-             assets.emergency_address_resolution, assets.emergency_settings_plan,
-             assets.emergency_update_jobs, assets.emergency_operation_outcomes], all_checks())
+def step_templates() -> Any:
+    """The steps and checks every account gets a copy of (account_defs.py): the reconcile
+    job's, and the E911 coverage report's (its own job and schedule, no partitions)."""
+    from emergency_pipeline.defs.account_defs import Templates
+    from emergency_pipeline.defs.coverage import coverage_gaps, emergency_e911_coverage
+
+    return Templates(
+        steps=[assets.desired_emergency_settings, assets.emergency_account_snapshot,
+               assets.emergency_address_resolution, assets.emergency_settings_plan,
+               assets.emergency_update_jobs, assets.emergency_operation_outcomes],
+        checks=all_checks(), coverage=[emergency_e911_coverage],
+        coverage_checks=[coverage_gaps])
 
 
 def build_definitions(resources: dict[str, Any], **spec: Any) -> Definitions:
@@ -48,7 +55,7 @@ def build_definitions(resources: dict[str, Any], **spec: Any) -> Definitions:
                 "schedule_sheet": canonical_source(),
                 "inbox_interval_seconds": INTERVAL_SECONDS, **spec}
     return account_definitions(AccountSpec(DEFAULT_ACCOUNT, resources, prefixed=False,
-                                           **settings), *step_templates())
+                                           **settings), step_templates())
 
 
 def location_definitions(module: str = LOCATION_MODULE) -> Definitions:

@@ -16,6 +16,9 @@ from emergency_pipeline.sample import DEMO_NUMBERS, DEMO_SEED
 # The emulator's key for the demo: not a secret, and never a real user's key.
 DEMO_KEY = "KEY_emulator_demo"
 DEMO_FAULTS = "number_fail_rate=0.03,seed=7"
+# The demo's account name in the history: its emulator's port changes from run to run (and
+# `make dev` serves it on 8911), so the default label (the API's host:port) would too.
+DEMO_ACCOUNT = "demo-emulator"
 
 _WRITTEN_BY = "# Written by `emergency-pipeline demo`."
 DAGSTER_YAML = _WRITTEN_BY + """ Apply runs are queued one at a time per account (their
@@ -95,6 +98,7 @@ def run(args: argparse.Namespace) -> int:
                   job_seconds=args.job_seconds, faults=Faults.parse(args.faults)) as emu:
         print(f"emulator: {args.numbers} numbers at {emu.base_url}")
         os.environ.update({"TELNYX_API_KEY": DEMO_KEY, "TELNYX_BASE_URL": emu.base_url,
+                           "TELNYX_ACCOUNT": DEMO_ACCOUNT,
                            "EMERGENCY_PIPELINE_DUCKDB": args.database})
         config = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
         result = run_job(str(desired), apply=not args.plan_only, run_config=config)
@@ -135,7 +139,8 @@ def print_summary(database: str, run_id: str, rows_shown: int = 10, width: int =
     for r in reasons.itertuples():
         print(_reason_lines(r, rows_shown, width))
     print(f"\nOutcomes: {Path(database).resolve()} (table operation_outcomes; views "
-          "latest_outcome_per_number, failures_by_error_code, run_summary)")
+          "failing_now, latest_applied_outcome_per_number, latest_outcome_per_number, "
+          "failures_by_error_code, run_summary: see the README)")
 
 
 def _reason_lines(r, rows_shown: int, width: int) -> str:

@@ -68,13 +68,14 @@ def dagster_command(port: int, host: str) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from emergency_pipeline.demo import DEMO_KEY, prepare_dagster_home
+    from emergency_pipeline.demo import DEMO_ACCOUNT, DEMO_KEY, prepare_dagster_home
 
     home = prepare_dagster_home(Path(args.dagster_home))
     emu = None
     if not args.no_emulator:
         emu = start_emulator(args, home)
-        os.environ.update({"TELNYX_API_KEY": DEMO_KEY, "TELNYX_BASE_URL": emu.base_url})
+        os.environ.update({"TELNYX_API_KEY": DEMO_KEY, "TELNYX_BASE_URL": emu.base_url,
+                           "TELNYX_ACCOUNT": DEMO_ACCOUNT})
         print(f"emulator: {len(emu.state.account)} numbers at {emu.base_url} "
               f"(TELNYX_API_KEY={DEMO_KEY}, the emulator's own key)", flush=True)
     elif not os.environ.get("TELNYX_API_KEY"):

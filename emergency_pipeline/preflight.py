@@ -1,7 +1,8 @@
 """Checks before a run is launched, each failing in one line with the fix.
 
-A source that is missing or unreadable is refused here, before the account is listed and
-before it becomes a partition (a mistyped path must not stay in the UI forever).
+A source that is missing, unreadable or unusable (no bytes, a header alone, no phone or flag
+column) is refused here, before the account is listed and before it becomes a partition (a
+mistyped path or a broken sheet must not stay in the UI forever).
 """
 
 from __future__ import annotations
@@ -16,8 +17,19 @@ class PreflightError(Exception):
     """The run cannot start; the message says why and what to do."""
 
 
-def check_source(source: str) -> Path:
-    """The source path if it exists and can be read (a file, or a folder that can be listed)."""
+def check_source(source: str, sheet: str | None = None) -> Path:
+    """The source path if it exists and can be read (a file, or a folder that can be listed)
+    and is usable as a desired state (desired_state/usable.py)."""
+    path = _readable(source)
+    from emergency_pipeline.desired_state.usable import unusable_reason
+
+    problem = unusable_reason(source, sheet)
+    if problem:
+        raise PreflightError(f"desired state not usable: {problem}")
+    return path
+
+
+def _readable(source: str) -> Path:
     path = Path(source)
     if not path.exists():
         near = _near(path)

@@ -86,7 +86,7 @@ def start(args) -> object | None:
 
     try:
         check_api_key()
-        check_source(args.source)
+        check_source(args.source, args.sheet)
         home = check_dagster_home()
     except PreflightError as exc:
         print(f"error: {exc}", file=sys.stderr)

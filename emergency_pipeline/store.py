@@ -191,6 +191,10 @@ class Store:
             con.execute(SCHEMA)
             con.execute(VIEWS)
             self._apply_spool(con)
+            if _has_table(con, "e911_coverage"):   # the coverage report has run once
+                from emergency_pipeline.coverage import views_sql
+
+                con.execute(views_sql())
             yield con
         finally:
             con.close()

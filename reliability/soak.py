@@ -58,10 +58,7 @@ from typing import Any
 # The helpers sit beside this script, which is run by path (and loaded by path in the tests).
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from soak_checks import (  # noqa: E402
-    LostResults, Sheets, bad_results, crossed, duplicate_in_flight, job_targets,
-    outcome_rows, wrong_state,
-)
+from soak_checks import LostResults, Sheets, check_runs, outcome_rows  # noqa: E402
 from soak_children import KILL_POINT_NAMES, Child, OneKill, kill_point  # noqa: E402
 
 from emergency_pipeline.emulator import Emulator, Faults  # noqa: E402
@@ -263,30 +260,16 @@ def check_pair(soak: Soak, pair: int, kind: str, runs: list[Child], resumes: lis
         if c.proc.returncode not in (0, None) and not c.killed_at:
             soak.echo(f"  run {c.label} ({c.run_id}) exit {c.proc.returncode}: "
                       + "; ".join(c.failure_lines[:3]))
-    jobs = emu.jobs()
-    new_jobs = {j["id"] for j in jobs} - soak.known_jobs
-    soak.known_jobs |= new_jobs
+    found = check_runs(emu, soak.databases, runs, resumes, soak.lost, soak.known_jobs)
     sheets = Sheets(emu)
-    rows = outcome_rows(emu, soak.databases)
-    ours = {c.run_id for c in runs if c.run_id}
-    pair_rows = [r for r in rows if r.run_id in ours]
-    bad = sum(bad_results(rows, c.run_id, sheets.targets(str(c.source)))
-              for c in runs if c.completed and c.run_id)
-    crossings = crossed(pair_rows, sheets, job_targets(emu))
-    wrong = wrong_state(emu, pair_rows, sheets, jobs)
-    lost, _waiting = soak.lost.check(jobs, rows)
-    dups = duplicate_in_flight(jobs, new_jobs)
-    results = Counter(r.result for r in rows if r.run_id in {c.run_id for c in resumes})
-    details = ([f"DUPLICATE number {n}: jobs {j1} and {j2}" for n, j1, j2 in dups]
-               + [f"CROSSED {x}" for x in crossings] + [f"LOST {x}" for x in lost]
-               + [f"WRONG_STATE {x}" for x in wrong])
     return PairReport(pair, kind, killed, first_rcs, resume_rc,
                       desired=sum(len(sheets.targets(str(c.source))) for c in resumes),
                       jobs_created=emu.stats()["jobs_created"] - jobs_before, slow_posts=slow,
-                      results=dict(results), dup_in_flight=len(dups), crossed=len(crossings),
-                      lost=len(lost), bad_results=bad, wrong_state=len(wrong),
+                      results=found.results, dup_in_flight=len(found.dup_in_flight),
+                      crossed=len(found.crossed), lost=len(found.lost),
+                      bad_results=found.bad_results, wrong_state=len(found.wrong_state),
                       seconds=time.monotonic() - began, faults=faults.to_dict(),
-                      resumes=tries, details=details)
+                      resumes=tries, details=found.details())
 
 
 def soak(pairs: int, *, seed: int = 0, numbers: int = 1500, rows: int = 300,

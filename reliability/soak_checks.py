@@ -207,3 +207,45 @@ class LostResults:
             lost += [f"job {job['id']} ({job['status']}) number {n}: {result} never recorded"
                      for n, result in missing]
         return lost, waiting
+
+
+@dataclass(frozen=True)
+class Findings:
+    """What the promise checks found for one pair's runs (one line per finding)."""
+
+    dup_in_flight: list[str]
+    crossed: list[str]
+    lost: list[str]
+    bad_results: int
+    wrong_state: list[str]
+    results: dict[str, int]          # outcome results of the `counted` runs
+
+    def details(self) -> list[str]:
+        return ([f"DUPLICATE {x}" for x in self.dup_in_flight]
+                + [f"CROSSED {x}" for x in self.crossed] + [f"LOST {x}" for x in self.lost]
+                + [f"WRONG_STATE {x}" for x in self.wrong_state])
+
+
+def check_runs(emu: Emulator, databases: Iterable[Path], runs: Iterable[Any],
+               counted: Iterable[Any], lost: LostResults, known_jobs: set[str]) -> Findings:
+    """The five promise checks over a pair's `runs` (soak_children.Child: run_id, source,
+    completed), the jobs the emulator made since `known_jobs` (updated here) and every
+    outcome row of `databases`; `counted`: the runs whose results are tallied."""
+    runs = list(runs)
+    jobs = emu.jobs()
+    new_jobs = {j["id"] for j in jobs} - known_jobs
+    known_jobs |= new_jobs
+    sheets = Sheets(emu)
+    rows = outcome_rows(emu, databases)
+    ours = {c.run_id for c in runs if c.run_id}
+    pair_rows = [r for r in rows if r.run_id in ours]
+    bad = sum(bad_results(rows, c.run_id, sheets.targets(str(c.source)))
+              for c in runs if c.completed and c.run_id)
+    lost_lines, _waiting = lost.check(jobs, rows)
+    counted_ids = {c.run_id for c in counted}
+    return Findings(
+        dup_in_flight=[f"number {n}: jobs {j1} and {j2}"
+                       for n, j1, j2 in duplicate_in_flight(jobs, new_jobs)],
+        crossed=crossed(pair_rows, sheets, job_targets(emu)), lost=lost_lines,
+        bad_results=bad, wrong_state=wrong_state(emu, pair_rows, sheets, jobs),
+        results=dict(Counter(r.result for r in rows if r.run_id in counted_ids)))

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,27 +79,47 @@ class OneKill:
 
 class Child:
     """One `run --apply` child; `kill` (optional) says where to SIGKILL it, `one_kill` (with
-    a marker kill point) that only the first child of its pair to get there is killed."""
+    a marker kill point) that only the first child of its pair to get there is killed.
+
+    `act` replaces the SIGKILL at that point (the multi-host soak pauses a run there);
+    `wrap` goes before the command (`unshare --uts ...`: another host name), `cwd` is the
+    child's working folder."""
 
     def __init__(self, label: str, source: Path, env: dict[str, str], follow: float,
                  log: Path, kill: KillPoint | None = None,
-                 rng: random.Random | None = None, one_kill: OneKill | None = None) -> None:
+                 rng: random.Random | None = None, one_kill: OneKill | None = None, *,
+                 act: Callable[["Child"], None] | None = None, wrap: Sequence[str] = (),
+                 cwd: Path | None = None) -> None:
         self.label, self.source, self.kill, self.one_kill = label, source, kill, one_kill
         self.delay = (rng or random).uniform(*kill.delay) if kill else 0.0
         self.killed_at: str | None = None      # the kill point's name, once killed
         self.run_id: str | None = None         # from the event stream (killed runs too)
         self.failure_lines: list[str] = []     # the CLI's "  step: message" lines
+        self.lease_lost_lines: list[str] = []  # its "lost the account lease" ERROR lines
+        self.ended_at: float | None = None     # time.time() when its stderr closed (exit)
+        self._act = act or Child._sigkill
         self._log = log
         self._lock = threading.Lock()
-        cmd = [sys.executable, "-m", "emergency_pipeline.cli", "run", str(source), "--apply",
-               "--follow-timeout", str(follow), "--log-level", "debug"]
+        cmd = [*wrap, sys.executable, "-m", "emergency_pipeline.cli", "run", str(source),
+               "--apply", "--follow-timeout", str(follow), "--log-level", "debug"]
         self.started = time.monotonic()
-        self.proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE,
+        self.started_at = time.time()
+        self.proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, start_new_session=True)
         self._tail = threading.Thread(target=self._read, daemon=True)
         self._tail.start()
         if kill is not None and not kill.marker:
-            threading.Timer(self.delay, self._sigkill).start()
+            threading.Timer(self.delay, self._act, args=(self,)).start()
+
+    def signal(self, sig: int) -> bool:
+        """Send sig to the child's process group; False when it has ended."""
+        if self.proc.poll() is not None:
+            return False
+        try:
+            os.killpg(self.proc.pid, sig)
+        except ProcessLookupError:
+            return False
+        return True
 
     def _sigkill(self) -> None:
         with self._lock:
@@ -119,12 +140,15 @@ class Child:
                     self.run_id = m.group(1)
                 if line.startswith("  ") and ":" in line:
                     self.failure_lines.append(line.strip())
+                if "lost the account lease" in line:
+                    self.lease_lost_lines.append(line.strip())
                 if self.kill and self.kill.marker and self.killed_at is None \
                         and self.kill.marker in line \
                         and (self.one_kill is None or self.one_kill.take()):
                     if self.delay:
                         time.sleep(self.delay)   # the child runs on meanwhile
-                    self._sigkill()
+                    self._act(self)
+        self.ended_at = time.time()
 
     def wait(self, timeout: float = 900.0) -> int:
         try:

@@ -33,19 +33,19 @@ def history(tmp_path: Path):
             "duckdb": DuckDBResource(database=database)})
         instance = DagsterInstance.ephemeral()
 
-        def run(apply: bool) -> str:
+        def run(apply: bool):
             result = run_job(desired, apply, None, defs=defs,
                              instance=instance)
             assert result.success
-            return result.run_id
+            return result
 
         applied = run(True)
-        planned = run(False)
-        yield Store(database), applied, planned, desired
+        planned = run(False).run_id
+        yield Store(database), applied.run_id, planned, desired, applied
 
 
 def test_failing_now_ignores_later_plan_only_runs(history) -> None:
-    store, applied, planned, _ = history
+    store, applied, planned, _, _ = history
     failed = store.query("SELECT phone_number FROM operation_outcomes WHERE run_id = ? AND "
                          "result IN ('failed', 'expired') ORDER BY 1", [applied])
     assert len(failed) > 0
@@ -60,7 +60,7 @@ def test_failing_now_ignores_later_plan_only_runs(history) -> None:
 
 
 def test_outcomes_carry_the_setting_before_and_the_account(history) -> None:
-    store, applied, _, _ = history
+    store, applied, _, _, _ = history
     changed = store.query(
         "SELECT action, enabled_before, address_id_before, target_enabled, target_address_id, "
         "applied, account FROM operation_outcomes WHERE run_id = ? AND action IN "
@@ -75,7 +75,7 @@ def test_outcomes_carry_the_setting_before_and_the_account(history) -> None:
 
 
 def test_run_summary_says_which_runs_applied_on_which_account(history) -> None:
-    store, applied, planned, desired = history
+    store, applied, planned, desired, _ = history
     runs = store.query("SELECT run_id, applied, account, source FROM run_summary")
     by_run = runs.set_index("run_id")
     assert bool(by_run.loc[applied, "applied"]) and not bool(by_run.loc[planned, "applied"])
@@ -87,3 +87,12 @@ def test_the_account_label_defaults_to_the_api_host() -> None:
         == "127.0.0.1:8911"
     assert TelnyxResource(api_key="k").account_label() == "api.telnyx.com"
     assert TelnyxResource(api_key="k", account_name="ops").account_label() == "ops"
+
+
+def test_the_outcomes_metadata_is_short_and_absolute(history) -> None:
+    *_, result = history
+    meta = {e.asset_key.to_user_string(): e.materialization.metadata
+            for e in result.get_asset_materialization_events()}["emergency_operation_outcomes"]
+    assert Path(meta["tables"].value).is_absolute()
+    sample = meta["failures_sample"].records
+    assert sample and all(len(r.data["error_detail"] or "") <= 60 for r in sample)

@@ -101,11 +101,18 @@ def test_a_missing_source_fails_first_and_never_becomes_a_partition(cli: Cli, em
     assert failed.returncode == 1
     assert "no emergency_enabled column" in failed.stderr
 
+    # ... before it becomes a partition (issue 27: an unusable sheet never does).
+    assert cli("partitions", "list").stdout == ""
+
     # Old partitions can be removed: by key, or every one whose source is gone.
+    sheet = cli.tmp / "desired.csv"
+    # (the sample's few bad rows are 2 of 10 here: past the rejected share, exit 3 otherwise)
+    assert cli("run", str(sheet), "--quiet",
+               EMERGENCY_PIPELINE_MAX_REJECTED_SHARE="1").returncode == 2
     listed = cli("partitions", "list").stdout.splitlines()
-    assert listed == [str(broken)]
-    broken.unlink()
+    assert listed == [str(sheet)]
+    sheet.unlink()
     assert "(missing" in cli("partitions", "list").stdout
-    assert cli("partitions", "remove", "--missing").stdout.strip() == f"removed {broken}"
+    assert cli("partitions", "remove", "--missing").stdout.strip() == f"removed {sheet}"
     assert cli("partitions", "list").stdout == ""
     assert cli("partitions", "remove", "nope").returncode == 1

@@ -91,3 +91,17 @@ def test_demo_dagster_yaml_turns_run_monitoring_on(tmp_path: Path, monkeypatch) 
     (mine / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     prepare_dagster_home(mine)
     assert (mine / "dagster.yaml").read_text() == "telemetry:\n  enabled: false\n"
+
+
+def test_the_process_tags_are_hidden_and_older_runs_still_recognised(tmp_path: Path) -> None:
+    from dagster._core.storage.tags import TagType, get_tag_type
+
+    from emergency_pipeline.dead_runs import process_tags
+
+    # Dagster's UI (GraphQL) leaves out hidden tags: they do not clutter the Runs list.
+    assert {get_tag_type(k) for k in process_tags()} == {TagType.HIDDEN}
+    instance = DagsterInstance.ephemeral()
+    host = socket.gethostname()
+    _started(instance, "f" * 8 + "-old-keys", {"emergency_pipeline/host": host,
+                                               "emergency_pipeline/pid": str(_dead_pid())})
+    assert fail_dead_runs(instance, JOB_NAME, say=lambda _: None) == ["ffffffff-old-keys"]

@@ -215,8 +215,7 @@ def test_a_sheet_without_a_usable_row_is_an_error(tmp_path):
     p = write_csv(tmp_path / "a.csv", [["phone", "enabled"], ["junk", "no"], ["+19705555098", "maybe"],
                                        ["hello", "no"]])
     with pytest.raises(DesiredStateError, match=r"no usable row, all 3 rejected: 2 x not a phone "
-                       r"number.*row 2, column phone.*1 x unreadable emergency_enabled flag "
-                       r"\(e.g. row 3"):
+                       r"number \(row 2, phone; fix: .*\); 1 other reason$"):
         read_desired_state(p)
     assert len(read_desired_state(p, require_rows=False).rejected) == 3
 

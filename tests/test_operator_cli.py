@@ -53,11 +53,14 @@ def test_plan_limit_zero_gives_counts_and_keeps_the_exit_code(cli: Cli, emulator
 def test_an_unusable_sheet_names_its_path_once(cli: Cli) -> None:
     empty = cli.tmp / "header_only.csv"
     empty.write_text("phone_number,emergency_enabled\n")
-    out = cli("run", str(empty), "--quiet")
-    assert out.returncode == 1
-    line = next(x for x in out.stderr.splitlines() if x.startswith("error: "))
-    assert line.count(str(empty)) == 1, line
-    assert len(line) - len(str(empty)) <= 200, line
+    all_bad = _sheet(cli.tmp / "all_bad.csv", [], bad=2)
+    for sheet in (empty, all_bad):   # refused before the run / by its first step
+        out = cli("run", str(sheet), "--quiet")
+        assert out.returncode == 1
+        line = next(x for x in out.stderr.splitlines() if x.startswith("error: "))
+        assert line.count(str(sheet)) == 1, line
+        message = line.split("desired state not usable: ", 1)[1]
+        assert len(message) - len(str(sheet)) <= 210, line
 
 
 def test_an_apply_says_what_it_applied_and_the_log_counts_agree(cli: Cli, emulator) -> None:

@@ -67,7 +67,7 @@ def test_definitions_load() -> None:
     assert keys == {f"telnyx/{k}" for k in (
         "desired_emergency_settings", "emergency_account_snapshot",
         "emergency_address_resolution", "emergency_settings_plan", "emergency_update_jobs",
-        "emergency_operation_outcomes")}
+        "emergency_operation_outcomes", "emergency_e911_coverage")}
 
 
 def test_outcomes_match_the_emulator_number_by_number(setup: Setup) -> None:

@@ -17,7 +17,6 @@ import pytest
 from dagster import DagsterInstance, build_asset_check_context
 from dagster_duckdb import DuckDBResource
 
-from emergency_pipeline.batching import batch_of
 from emergency_pipeline.changed_state import write_changed_state
 from emergency_pipeline.client import ClientConfig, TelnyxClient
 from emergency_pipeline.definitions import build_definitions
@@ -29,7 +28,6 @@ from emergency_pipeline.read_back import (
     judge_at_snapshot, plan_reads, snapshot_pages, target_counts, within_budget,
 )
 from emergency_pipeline.run_tables import RunTables
-from emergency_pipeline.safety_store import open_safety_store
 from emergency_pipeline.store import Store
 
 SHARE = "EMERGENCY_PIPELINE_READ_BACK_MAX_SHARE"
@@ -125,43 +123,7 @@ def test_judged_with_nothing_pending_or_in_flight(tmp_path: Path) -> None:
     assert list(judged["verdict"]) == ["verified"]
 
 
-def test_the_ledger_keeps_the_newest_target_per_number(tmp_path: Path) -> None:
-    ledger = open_safety_store(str(tmp_path / "safety.sqlite")).ledger
-    ledger.defer_verification("acct", "run-1", 100.0, [("1", "+1", True, "A"),
-                                                       ("2", "+2", False, None)])
-    ledger.defer_verification("other", "run-x", 100.0, [("1", "+1", True, "Z")])
-    ledger.defer_verification("acct", "run-2", 200.0, [("1", "+1", True, "B")])
-    # An older run's check evaluated again later never brings back its older target.
-    ledger.defer_verification("acct", "run-1", 100.0, [("1", "+1", True, "A")])
-    rows = {r["number_id"]: r for r in ledger.to_verify("acct", recorded_before=1e12)}
-    assert (rows["1"]["target_address_id"], rows["1"]["run_id"]) == ("B", "run-2")
-    assert rows["2"]["target_enabled"] is False and rows["2"]["target_address_id"] is None
-    # A snapshot taken before run-2 recorded cannot show its target.
-    assert [r["number_id"] for r in ledger.to_verify("acct", recorded_before=150.0)] == ["2"]
-    # Forgetting a checked row leaves a newer one for the same number.
-    assert ledger.verified("acct", [("1", 100.0), ("2", 100.0)]) == 1
-    assert [r["run_id"] for r in ledger.to_verify("acct", 1e12)] == ["run-2"]
-    assert [r["target_address_id"] for r in ledger.to_verify("other", 1e12)] == ["Z"]
-
-
-
-def test_a_new_job_for_a_number_supersedes_its_pending_verification(tmp_path: Path) -> None:
-    """A job still in flight when its run ended would land a new target: the older target
-    left to verify must not then be reported as disagreeing."""
-    ledger = open_safety_store(str(tmp_path / "safety.sqlite")).ledger
-    ledger.defer_verification("acct", "run-1", 100.0, [(str(i), f"+{i}", True, "A")
-                                                       for i in range(1, 5)])
-    ledger.defer_verification("other", "run-x", 100.0, [("2", "+2", True, "Z")])
-    ledger.record([batch_of(["2"], False, None, "id"), batch_of(["+3"], True, "B", "e164")],
-                  run_id="run-2", account="acct", source="s.csv", outcomes_db=None)
-    assert sorted(r["number_id"] for r in ledger.to_verify("acct", 1e12)) == ["1", "4"]
-    # Another account's row for the same id stays.
-    assert [r["number_id"] for r in ledger.to_verify("other", 1e12)] == ["2"]
-    # Nothing pending: recording a wave leaves the table alone.
-    ledger.verified("acct", [("1", 100.0), ("4", 100.0)])
-    ledger.record([batch_of(["1"], False, None, "id")], run_id="run-3", account="acct",
-                  source="s.csv", outcomes_db=None)
-    assert ledger.to_verify("acct", 1e12) == []
+# The ledger's own to_verify semantics: tests/test_safety_ledger.py (both stores).
 
 # -- real runs ---------------------------------------------------------------------------------
 

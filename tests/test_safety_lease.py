@@ -226,8 +226,9 @@ def test_a_dead_pid_on_another_host_means_nothing(store_url):
     gone.start()
     gone.join()
     with store.backend.transaction() as con:
-        con.execute("INSERT INTO lease VALUES (?, 'elsewhere-run', 'another-host', ?, 5, "
-                    f"{store.backend.now_sql} - 5, {store.backend.now_sql} - 5, NULL)",
+        con.execute("INSERT INTO lease (account, run_id, host, pid, token, acquired_at, "
+                    "heartbeat_at, released_at) VALUES (?, 'elsewhere-run', 'another-host', "
+                    f"?, 5, {store.backend.now_sql} - 5, {store.backend.now_sql} - 5, NULL)",
                     (ACCOUNT, gone.pid))
     with pytest.raises(LeaseUnavailable):
         store.lease.acquire(ACCOUNT, "here", wait_seconds=0)

@@ -38,13 +38,44 @@ def _tick(instance: DagsterInstance, cursor: str | None):
     return result
 
 
+def _skipped(result) -> str | None:
+    """The tick's skip reason (a SkipReason, or a SensorResult that carries one)."""
+    if isinstance(result, SkipReason):
+        return result.skip_message
+    if isinstance(result, SensorResult) and not result.run_requests and result.skip_reason:
+        return result.skip_reason.skip_message
+    return None
+
+
+def test_unusable_sheets_never_become_partitions(inbox: Path) -> None:
+    instance = DagsterInstance.ephemeral()
+    _drop(inbox, "zero.csv", "")
+    _drop(inbox, "header_only.csv", "phone_number,enabled\n")
+    _drop(inbox, "no_flag.csv", "phone_number,site\n+12015550100,HQ\n")
+    first = _tick(instance, None)
+    why = _skipped(first)
+    assert why is not None, first
+    for name in ("zero.csv", "header_only.csv", "no_flag.csv"):
+        assert name in why
+    assert "no emergency_enabled column" in why
+    assert instance.get_dynamic_partitions(desired_state_sources.name) == []
+    # Reported once per version: the next tick says nothing new about them.
+    again = _tick(instance, first.cursor)
+    assert "no_flag.csv" not in (_skipped(again) or "")
+    # The fixed sheet runs.
+    fixed = _drop(inbox, "no_flag.csv", "phone_number,enabled\n+12015550100,no\n")
+    later = _tick(instance, first.cursor)
+    assert [r.partition_key for r in later.run_requests] == [str(fixed)]
+
+
 def test_new_changed_and_unchanged_files(inbox: Path) -> None:
     instance = DagsterInstance.ephemeral()
     a = _drop(inbox, "site-a.csv", "phone_number,enabled\n+12015550100,no\n")
-    b = _drop(inbox, "site-b.xlsx", "not really xlsx, but a file version all the same")
+    b = _drop(inbox, "site-b.csv", "number,e911\n+12015550101,no\n")
     _drop(inbox, "~$site-a.xlsx", "office lock file")
     _drop(inbox, "notes.txt", "not a spreadsheet")
-    _drop(inbox, "half-copied.csv", "phone_number", age=0)  # still being written
+    _drop(inbox, "half-copied.csv", "phone_number,enabled\n+12015550102,no\n",
+          age=0)  # still being written
 
     first = _tick(instance, None)
     assert isinstance(first, SensorResult)
@@ -56,7 +87,7 @@ def test_new_changed_and_unchanged_files(inbox: Path) -> None:
 
     # Nothing changed: nothing runs.
     again = _tick(instance, first.cursor)
-    assert isinstance(again, SkipReason)
+    assert _skipped(again)
 
     # A changed file runs again, under the same partition and a new run key.
     old_key = next(r.run_key for r in first.run_requests if r.partition_key == str(a))
@@ -67,7 +98,8 @@ def test_new_changed_and_unchanged_files(inbox: Path) -> None:
     assert not changed.dynamic_partitions_requests  # the partition exists already
 
     # The half-copied file is picked up once it has settled.
-    settled = _drop(inbox, "half-copied.csv", "phone_number", age=60)
+    settled = _drop(inbox, "half-copied.csv", "phone_number,enabled\n+12015550102,no\n",
+                    age=60)
     later = _tick(instance, changed.cursor)
     assert [r.partition_key for r in later.run_requests] == [str(settled)]
 
@@ -76,3 +108,18 @@ def test_missing_inbox_is_a_skip(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("EMERGENCY_PIPELINE_INBOX", str(tmp_path / "nowhere"))
     result = desired_state_inbox(build_sensor_context(instance=DagsterInstance.ephemeral()))
     assert isinstance(result, SkipReason)
+
+
+def test_the_schedule_skips_an_unusable_canonical_sheet(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from dagster import build_schedule_context
+
+    from emergency_pipeline.defs.schedules import daily_emergency_reconcile
+
+    sheet = tmp_path / "canonical.csv"
+    sheet.write_text("phone_number,emergency_enabled\n")
+    monkeypatch.setenv("EMERGENCY_PIPELINE_DESIRED_STATE", str(sheet))
+    instance = DagsterInstance.ephemeral()
+    result = daily_emergency_reconcile(build_schedule_context(instance=instance))
+    assert isinstance(result, SkipReason) and "no data rows" in result.skip_message
+    assert instance.get_dynamic_partitions(desired_state_sources.name) == []

@@ -118,12 +118,15 @@ class EmergencySettingsComponent(dg.Component, dg.Resolvable, dg.Model):
         from emergency_pipeline.defs.account_defs import AccountSpec
         from emergency_pipeline.defs.io_manager import RunScopedIOManager
         from emergency_pipeline.defs.resources import (
-            PipelineState, TelnyxResource, state_dir_for,
+            PipelineState, TelnyxResource, lease_timing_from_env, state_dir_for,
         )
 
         state = PipelineState(directory=self.state_dir or state_dir_for(self.duckdb),
                               lease_wait_seconds=self.lease_wait_seconds,
-                              history_url=self.history_url or None)
+                              history_url=self.history_url or None,
+                              # Soaks and drills shorten the takeover time from the
+                              # environment, as on the single-account path.
+                              **lease_timing_from_env())
         resources = {
             "telnyx": TelnyxResource(api_key=self.api_key, base_url=self.base_url,
                                      read_timeout=self.read_timeout_seconds,
@@ -153,5 +156,4 @@ def account_definitions_of(component: EmergencySettingsComponent) -> dg.Definiti
     from emergency_pipeline.definitions import step_templates
     from emergency_pipeline.defs.account_defs import account_definitions
 
-    assets, checks = step_templates()
-    return account_definitions(component.spec(), assets, checks)
+    return account_definitions(component.spec(), step_templates())

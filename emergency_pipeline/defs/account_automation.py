@@ -16,13 +16,17 @@ from emergency_pipeline.defs.account_defs import AccountSpec
 from emergency_pipeline.defs.partitions import ensure_partition
 from emergency_pipeline.defs.run_tags import apply_tags
 from emergency_pipeline.defs.sensors import scan
+from emergency_pipeline.desired_state.usable import unusable_reason
 
 
 def sheet_schedule(spec: AccountSpec, job: Any,
                    partitions: DynamicPartitionsDefinition) -> ScheduleDefinition:
     sheet = str(spec.schedule_sheet)
 
-    def evaluate(context: ScheduleEvaluationContext) -> RunRequest:
+    def evaluate(context: ScheduleEvaluationContext) -> RunRequest | SkipReason:
+        problem = unusable_reason(sheet)
+        if problem:    # a missing or unusable sheet never becomes a partition
+            return SkipReason(f"not run: desired state not usable: {problem}")
         ensure_partition(context.instance, sheet, partitions.name)
         return RunRequest(partition_key=sheet, tags=apply_tags(spec.name))
 
@@ -34,15 +38,35 @@ def sheet_schedule(spec: AccountSpec, job: Any,
                     f"({spec.schedule_timezone}); stopped until someone starts it.")
 
 
+def coverage_schedule(spec: AccountSpec, job: Any) -> ScheduleDefinition:
+    return ScheduleDefinition(
+        name=spec.named("daily_e911_coverage"), job=job, cron_schedule=str(spec.coverage_cron),
+        execution_timezone=spec.schedule_timezone,
+        default_status=DefaultScheduleStatus.STOPPED,
+        description=f"Account {spec.name}: refresh the E911 coverage report on "
+                    f"'{spec.coverage_cron}', read-only; stopped until someone starts it.")
+
+
 def inbox_sensor(spec: AccountSpec, job: Any,
                  partitions: DynamicPartitionsDefinition) -> SensorDefinition:
     inbox = Path(str(spec.inbox))
 
     def evaluate(context: SensorEvaluationContext) -> SensorResult | SkipReason:
         seen = json.loads(context.cursor) if context.cursor else {}
-        found, cursor = scan(inbox, seen, log=context.log.warning)
+        skipped: list[str] = []
+
+        def log(line: str) -> None:
+            context.log.warning(line)
+            skipped.append(line)
+
+        found, cursor = scan(inbox, seen, log=log)
         if not found:
-            return SkipReason(f"no new or changed spreadsheet in {inbox}")
+            why = SkipReason("; ".join([f"no new or changed spreadsheet in {inbox}",
+                                        *skipped])[:1000])
+            if cursor == seen:
+                return why
+            # Unusable versions are remembered, so that each is reported once.
+            return SensorResult(skip_reason=why, cursor=json.dumps(cursor, sort_keys=True))
         # A file removed since the scan never becomes a partition (it would stay in the UI).
         found = [(k, v) for k, v in found if Path(k).is_file()]
         new = [k for k, _ in found

@@ -43,6 +43,17 @@ def account_name_problem(name: str) -> str | None:
 
 
 @dataclass(frozen=True)
+class Templates:
+    """The definitions each account gets a copy of: the reconcile job's steps and checks, and
+    the E911 coverage report's asset and check (its own job and schedule)."""
+
+    steps: Sequence[AssetsDefinition]
+    checks: Sequence[AssetChecksDefinition]
+    coverage: Sequence[AssetsDefinition] = ()
+    coverage_checks: Sequence[AssetChecksDefinition] = ()
+
+
+@dataclass(frozen=True)
 class AccountSpec:
     """What one account's definitions are built from (the component, or the environment)."""
 
@@ -58,6 +69,7 @@ class AccountSpec:
     config_defaults: dict[str, dict[str, Any]] = field(default_factory=dict, compare=False)
     executor: str | None = None
     inbox_interval_seconds: int = 30
+    coverage_cron: str | None = "0 7 * * *"   # its coverage report's refresh (stopped)
 
     def __post_init__(self) -> None:
         problem = account_name_problem(self.name)
@@ -138,7 +150,8 @@ def derive_asset(template: AssetsDefinition, spec: AccountSpec,
     kinds = set(tspec.kinds)
     return asset(
         name=name, key_prefix=[spec.name] if spec.prefixed else None, ins=ins,
-        partitions_def=partitions, group_name=spec.named("emergency") if spec.prefixed
+        partitions_def=partitions if template.partitions_def else None,
+        group_name=spec.named(tspec.group_name or "emergency") if spec.prefixed
         else tspec.group_name, description=tspec.description, metadata=dict(tspec.metadata),
         kinds=kinds, owners=list(tspec.owners),
         tags={k: v for k, v in tspec.tags.items() if not k.startswith("dagster/kind/")},
@@ -158,21 +171,25 @@ def derive_check(template: AssetChecksDefinition, spec: AccountSpec,
                   for arg, key in template.keys_by_input_name.items() if arg != asset_arg}
     return asset_check(
         asset=spec.key(cspec.asset_key.path[-1]), name=cspec.name,
-        partitions_def=partitions, blocking=cspec.blocking, description=cspec.description,
+        partitions_def=partitions if cspec.partitions_def else None, blocking=cspec.blocking,
+        description=cspec.description,
         additional_ins=additional or None,
         required_resource_keys={spec.resource_key(r) for r in resources},
         op_tags={ACCOUNT_TAG: spec.name},
     )(_calling(fn, spec, resources, {}))
 
 
-def account_definitions(spec: AccountSpec, assets: Sequence[AssetsDefinition],
-                        checks: Sequence[AssetChecksDefinition]) -> Definitions:
-    """The account's Definitions, built from the step templates `assets` and `checks`."""
-    from emergency_pipeline.defs.account_automation import inbox_sensor, sheet_schedule
+def account_definitions(spec: AccountSpec, templates: Templates) -> Definitions:
+    """The account's Definitions, built from the templates."""
+    from emergency_pipeline.defs.account_automation import (
+        coverage_schedule, inbox_sensor, sheet_schedule,
+    )
+    from emergency_pipeline.defs.coverage import COVERAGE_JOB
 
     partitions = (DynamicPartitionsDefinition(name=spec.named(desired_state_sources.name))
                   if spec.prefixed else desired_state_sources)
-    derived = [derive_asset(a, spec, partitions) for a in assets]
+    derived = [derive_asset(a, spec, partitions) for a in templates.steps]
+    coverage = [derive_asset(a, spec, partitions) for a in templates.coverage]
     selection = AssetSelection.assets(*[a.key for a in derived])
     executor = executor_named(spec.executor) if spec.executor else executor_named()
     tags = {ACCOUNT_TAG: spec.name}
@@ -187,15 +204,28 @@ def account_definitions(spec: AccountSpec, assets: Sequence[AssetsDefinition],
         spec.named(APPLY_JOB_NAME), selection=selection,
         tags={**tags, **apply_tags(spec.name)}, executor_def=executor,
         description=f"Account {spec.name}: {spec.named(JOB_NAME)} with the apply tag set.")
+    jobs = [reconcile, applying]
     schedules: list[ScheduleDefinition] = []
     sensors: list[SensorDefinition] = []
     if spec.schedule_cron and spec.schedule_sheet:
         schedules.append(sheet_schedule(spec, applying, partitions))
     if spec.inbox:
         sensors.append(inbox_sensor(spec, applying, partitions))
+    if coverage:
+        # Read-only and unpartitioned: no lease, no apply tag, never queued behind an apply.
+        report = define_asset_job(
+            spec.named(COVERAGE_JOB), selection=AssetSelection.assets(*[a.key for a in coverage]),
+            tags=tags, executor_def=executor,
+            description=f"Account {spec.name}: read the account (read-only, no lease, no "
+                        "sheet) and refresh its E911 coverage report.")
+        jobs.append(report)
+        if spec.coverage_cron:
+            schedules.append(coverage_schedule(spec, report))
+    checks = [derive_check(c, spec, partitions)
+              for c in (*templates.checks, *templates.coverage_checks)]
     return Definitions(
-        assets=derived, asset_checks=[derive_check(c, spec, partitions) for c in checks],
-        jobs=[reconcile, applying], schedules=schedules, sensors=sensors,
+        assets=[*derived, *coverage], asset_checks=checks,
+        jobs=jobs, schedules=schedules, sensors=sensors,
         resources={spec.resource_key(k): v for k, v in spec.resources.items()},
         executor=in_process_executor,
     )

@@ -432,9 +432,12 @@ def emergency_operation_outcomes(context: AssetExecutionContext,
             by_result = dict(con.execute("SELECT result, count(*) FROM outcomes GROUP BY ALL "
                                          "ORDER BY ALL").fetchall())
             failures = con.execute(
-                "SELECT phone_number, result, error_code, error_title, error_detail, "
-                "error_pointer FROM outcomes WHERE result IN ('failed', 'expired') "
-                "LIMIT 20").df()
+                # error_detail cut short: a long one made each row of the UI's table tall
+                # (the SQL in the metadata gives it whole).
+                "SELECT phone_number, result, error_code, error_title, "
+                "CASE WHEN length(error_detail) > 60 THEN left(error_detail, 59) || '…' "
+                "ELSE error_detail END AS error_detail, error_pointer FROM outcomes "
+                "WHERE result IN ('failed', 'expired') LIMIT 20").df()
             for alias in stages:
                 con.execute(f"DETACH {alias}")
         counts = {"rows": sum(by_result.values()),

@@ -114,7 +114,35 @@ COLUMNS = {
         ("submitted_at", "datetime", "when its job was submitted"),
         ("finished_at", "datetime", "when its job ended"),
         ("recorded_at", "datetime", "when the row was recorded"),
-        ("address_given", "string", "the address as the sheet gave it")],
+        ("address_given", "string", "the address as the sheet gave it"),
+        ("enabled_before", "bool", "E911 on before the change (the run's snapshot)"),
+        ("address_id_before", "string", "its address id before the change"),
+        ("applied", "bool", "the run applied (false: it only planned)"),
+        ("account", "string", "the account (TELNYX_ACCOUNT, else the API's host)")],
+    "e911_coverage": [
+        ("account", "string", "the account (TELNYX_ACCOUNT, else the API's host)"),
+        ("run_id", "string", "the coverage run that read the account"),
+        ("taken_at", "datetime", "when the account was read"),
+        ("number_id", "string", "Telnyx number id"),
+        ("phone_number", "string", "E.164"),
+        ("status", "string", "the number's status (active, port-pending, ...)"),
+        ("emergency_enabled", "bool", "E911 on now"),
+        ("emergency_status", "string", "active, provisioning, deprovisioning, disabled, ..."),
+        ("emergency_address_id", "string", "its E911 address now"),
+        ("address", "string", "that address as text"),
+        ("address_validated", "bool", "the address's validate_address (false: created "
+                                      "without validation for emergency use; NULL: not said)"),
+        ("managed_by", "string", "the desired-state sources whose latest run has the number"),
+        ("last_applied_enabled", "bool", "the target an applied run last set or found so"),
+        ("last_applied_address_id", "string", "... its address"),
+        ("last_applied_at", "datetime", "when that result was recorded"),
+        ("last_applied_run", "string", "the run that applied it"),
+        ("last_result", "string", "its latest result in an applied run"),
+        ("last_result_at", "datetime", "when that result was recorded"),
+        ("active_without_e911", "bool", "status active and E911 off"),
+        ("unmanaged", "bool", "no desired-state source has it"),
+        ("drift", "bool", "E911 or its address differs from the last applied target"),
+        ("address_not_validated", "bool", "its E911 address says validate_address false")],
 }
 
 
@@ -151,7 +179,7 @@ def stage(context: AssetExecutionContext, database: str, ref: StageRef, rows: in
     run_id = context.run.run_id
     out: dict[str, Any] = {
         "dagster/row_count": int(rows),
-        "tables": MetadataValue.path(ref.path),
+        "tables": MetadataValue.path(database_path(ref.path)),   # absolute, as duckdb.database
         "duckdb.database": MetadataValue.path(database_path(database)),
         "run": MetadataValue.dagster_run(run_id),
     }

@@ -21,11 +21,13 @@ from emergency_pipeline.account_identity import (
     AccountIdentity, identify_account, normalise_base_url,
 )
 from emergency_pipeline.safety_store import (
-    LEASE_DIR_ENV, STATE_URL_ENV, AccountLease, Ledger, SafetyStore, open_safety_store,
+    AccountLease, Ledger, SafetyStore, shared_safety_store,
 )
 from emergency_pipeline.store import Store
 
 DEFAULT_DATABASE = "data/emergency.duckdb"
+LEASE_STALE_ENV = "EMERGENCY_PIPELINE_LEASE_STALE_SECONDS"
+FENCE_ENV = "EMERGENCY_PIPELINE_FENCE_SECONDS"
 
 
 class TelnyxResource(ConfigurableResource):
@@ -83,8 +85,6 @@ class TelnyxResource(ConfigurableResource):
         )
 
 
-# One store per setting and process.
-_STORES: dict[tuple[Any, ...], SafetyStore] = {}
 # One identity per (URL, key, name) and process: every step asks for it.
 _IDENTITIES: dict[tuple[str, str, str | None], AccountIdentity] = {}
 
@@ -131,13 +131,7 @@ class PipelineState(ConfigurableResource):
     def safety_store(self) -> SafetyStore:
         """The deployment's safety store (StoreUnavailable names the path and the fix), opened
         once a process: every step and check asks for it, and PostgreSQL keeps connections."""
-        key = (self.store_url, self.lease_stale_seconds,
-               *(os.environ.get(v) for v in (STATE_URL_ENV, LEASE_DIR_ENV, "DAGSTER_HOME")))
-        store = _STORES.get(key)
-        if store is None:
-            store = _STORES[key] = open_safety_store(self.store_url,
-                                                     stale_after=self.lease_stale_seconds)
-        return store
+        return shared_safety_store(self.store_url, stale_after=self.lease_stale_seconds)
 
     def ledger(self) -> Ledger:
         return self.safety_store().ledger
@@ -174,5 +168,30 @@ def default_resources() -> dict[str, Any]:
         "state": PipelineState(
             directory=os.environ.get("EMERGENCY_PIPELINE_STATE_DIR", state_dir_for(database)),
             lease_wait_seconds=float(os.environ.get("EMERGENCY_PIPELINE_LEASE_WAIT_SECONDS",
-                                                    "600"))),
+                                                    "600")),
+            **lease_timing_from_env()),
     }
+
+
+def lease_timing_from_env() -> dict[str, float]:
+    """The takeover time and the fence from $EMERGENCY_PIPELINE_LEASE_STALE_SECONDS and
+    $EMERGENCY_PIPELINE_FENCE_SECONDS (a short takeover for soaks and drills; unset: the
+    resource's defaults). The fence defaults to a third of a shorter takeover time."""
+    out: dict[str, float] = {}
+    for name, field in ((LEASE_STALE_ENV, "lease_stale_seconds"),
+                        (FENCE_ENV, "fence_seconds")):
+        raw = os.environ.get(name, "").strip()
+        if not raw:
+            continue
+        try:
+            out[field] = float(raw)
+        except ValueError:
+            raise ValueError(f"{name}={raw!r} is not a number of seconds: set it to e.g. "
+                             f"{120 if field == 'lease_stale_seconds' else 20}, or unset it"
+                             ) from None
+        if not 0 < out[field] < float("inf"):
+            raise ValueError(f"{name}={raw!r} must be a positive number of seconds")
+    if "lease_stale_seconds" in out and "fence_seconds" not in out:
+        out["fence_seconds"] = min(PipelineState.model_fields["fence_seconds"].default,
+                                   out["lease_stale_seconds"] / 3)
+    return out

@@ -11,6 +11,7 @@ Plan-only runs never take it, so they never wait.
 
 import contextlib
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -21,6 +22,7 @@ from emergency_pipeline.defs.resources import PipelineState, TelnyxResource
 from emergency_pipeline.run_tables import RunTables
 from emergency_pipeline.account_identity import AccountUnknown
 from emergency_pipeline.safety_store import LeaseLost, LeaseUnavailable, StoreUnavailable, held
+from emergency_pipeline.safety_store.legacy import legacy_account_key
 
 
 def account_of(context: AssetExecutionContext | AssetCheckExecutionContext) -> str:
@@ -71,6 +73,20 @@ class _NoLease:
         return None
 
 
+def _import_legacy_ledger(context: AssetExecutionContext, telnyx: TelnyxResource,
+                          state: PipelineState, account: str) -> None:
+    """A ledger of the layout before the safety store (<database>.state/ledger.sqlite, keyed by
+    the API key's hash), brought in once under the lease, so that its open batches are
+    resumed like any other."""
+    old = Path(state.directory) / "ledger.sqlite"
+    if old.is_file():
+        moved = state.ledger().import_legacy(
+            old, account, legacy_keys={legacy_account_key(telnyx.base_url, telnyx.api_key)})
+        if moved:
+            context.log.info(f"brought {moved} batch(es) of the old ledger {old} into the "
+                             "safety store")
+
+
 @contextlib.contextmanager
 def account_lease(context: AssetExecutionContext, telnyx: TelnyxResource,
                   state: PipelineState, *, first: bool = False,
@@ -100,9 +116,12 @@ def account_lease(context: AssetExecutionContext, telnyx: TelnyxResource,
         with held(state.lease(), identity.key, run_id,
                   wait_seconds=state.lease_wait_seconds if first else 0.0,
                   fence_seconds=state.fence_seconds, on_wait=waiting,
+                  # Several beats per fence: a short fence (a soak's) stays valid.
+                  heartbeat_seconds=min(5.0, state.fence_seconds / 4),
                   is_run_finished=finished, reenter=not first,
-                  release_on_exit=last) as hold:
+                  release_on_exit=last, confirm_on_exit=True) as hold:
             if first:
+                _import_legacy_ledger(context, telnyx, state, identity.key)
                 took = hold.holder.took_over
                 context.log.info(f"holding the account lease of {identity.label} (token "
                                  f"{hold.token}; the account told by {identity.how})")

@@ -5,7 +5,10 @@ that hash, so each file version runs exactly once, even if the cursor were lost.
 
 Only regular files inside the inbox run: a symlink that resolves outside it (to another
 folder, to /etc/passwd) is skipped, and so is a name that cannot be a safe partition key
-(a newline, `,`, `...`: see partition_keys.py). Each skip is logged."""
+(a newline, `,`, `...`: see partition_keys.py). Each skip is logged. A sheet that cannot be
+a desired state at all (no bytes, a header alone, no phone or flag column) never becomes a
+partition either: it is logged once per file version and shown as the tick's skip reason;
+dropping a fixed version runs it."""
 
 import hashlib
 import json
@@ -22,6 +25,7 @@ from dagster import (
 from emergency_pipeline.defs.reconcile_job import apply_emergency_settings, apply_tags
 from emergency_pipeline.defs.partition_keys import partition_key_problem
 from emergency_pipeline.defs.partitions import desired_state_sources
+from emergency_pipeline.desired_state.usable import unusable_reason
 
 DEFAULT_INBOX = "data/inbox"
 SPREADSHEETS = {".csv", ".xlsx"}
@@ -81,8 +85,14 @@ def scan(inbox: Path, seen: dict[str, str], now: float | None = None,
             continue
         key = str(path)
         if seen.get(key) != version:
+            cursor[key] = version       # an unusable version is reported once, not each tick
+            problem = unusable_reason(path)
+            if problem:
+                if log:
+                    log(f"inbox: skipped {str(path)!r}: not usable as a desired state "
+                        f"({problem}); fix it and drop it again")
+                continue
             found.append((key, version))
-            cursor[key] = version
     return found, cursor
 
 
@@ -96,9 +106,20 @@ INTERVAL_SECONDS = int(os.environ.get("EMERGENCY_PIPELINE_INBOX_INTERVAL_SECONDS
                     "$EMERGENCY_PIPELINE_INBOX (default data/inbox/).")
 def desired_state_inbox(context: SensorEvaluationContext) -> SensorResult | SkipReason:
     seen = json.loads(context.cursor) if context.cursor else {}
-    found, cursor = scan(inbox_dir(), seen, log=context.log.warning)
+    skipped: list[str] = []
+
+    def log(line: str) -> None:
+        context.log.warning(line)
+        skipped.append(line)
+
+    found, cursor = scan(inbox_dir(), seen, log=log)
     if not found:
-        return SkipReason(f"no new or changed spreadsheet in {inbox_dir()}")
+        why = SkipReason("; ".join([f"no new or changed spreadsheet in {inbox_dir()}",
+                                    *skipped])[:1000])
+        if cursor == seen:
+            return why
+        # Unusable versions are remembered, so that each is reported once.
+        return SensorResult(skip_reason=why, cursor=json.dumps(cursor, sort_keys=True))
     # A file removed since the scan never becomes a partition (it would stay in the UI).
     found = [(k, v) for k, v in found if Path(k).is_file()]
     new_keys = [k for k, _ in found

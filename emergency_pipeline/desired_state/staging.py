@@ -255,15 +255,18 @@ class _Stage:
         return summary
 
     def _no_usable_row(self, files: pd.DataFrame, summary: DesiredSummary) -> str:
-        """Why a sheet gave nothing to plan: the reasons by count, the first row of each."""
+        """Why a sheet gave nothing to plan: the first reason, its row and fix."""
         reasons = self.con.execute(f"""
             SELECT reason, count(*), arg_min(source_row, k), arg_min("column", k),
                    arg_min(fix, k)
             FROM (SELECT *, row_number() OVER (ORDER BY source_file, source_row, _ord) AS k
                   FROM {self.rej})
             GROUP BY reason ORDER BY min(k)""").fetchall()
-        shown = "; ".join(f"{n} x {reason} (e.g. row {row}, column {column}; fix: {fix})"
-                          for reason, n, row, column, fix in reasons[:3])
-        more = len(reasons) - 3
+        # Short (about 200 characters): the first reason with its fix; the others are
+        # counted (the run's rejections list them). A reason's parenthesised detail (the
+        # parser's) is left out.
+        reason, n, row, column, fix = reasons[0]
+        more = len(reasons) - 1
         return (f"{', '.join(files['source_file'])}: no usable row, all {summary.rejected_rows} "
-                f"rejected: {shown}" + (f"; and {more} other reasons" if more > 0 else ""))
+                f"rejected: {n} x {reason.split(' (')[0]} (row {row}, {column}; fix: {fix})"
+                + (f"; {more} other reason{'s' if more > 1 else ''}" if more > 0 else ""))

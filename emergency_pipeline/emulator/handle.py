@@ -13,7 +13,7 @@ from emergency_pipeline.emulator.clock import EmulatorClock
 from emergency_pipeline.emulator.conformance import SpecCheck
 from emergency_pipeline.emulator.faults import FaultInjector, Faults
 from emergency_pipeline.emulator.organization import Organization
-from emergency_pipeline.emulator.server import App, Server
+from emergency_pipeline.emulator.server import App, JobPost, Server
 from emergency_pipeline.emulator.shape import Shape, as_shape
 from emergency_pipeline.emulator.state import RateLimiter, State
 
@@ -141,6 +141,11 @@ class Emulator:
 
     def reset_stats(self) -> None:
         self._app.stats.reset()
+
+    def job_posts(self) -> list[JobPost]:
+        """Every job POST that arrived so far (host clock, key number), in arrival order."""
+        with self._app._posts_lock:
+            return list(self._app.job_posts)
 
     # ---- the clock ------------------------------------------------------------------
 

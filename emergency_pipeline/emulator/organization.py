@@ -43,6 +43,13 @@ class Organization:
         # compare_digest with every key, not stopping at a match: no timing hint of which.
         return sum(hmac.compare_digest(given, k) for k in self.keys) > 0
 
+    def key_number(self, header: str | None) -> int | None:
+        """Which of the account's keys a request's Authorization header carries (0: the first
+        key given), None for none of them: who sent what, for a soak's checks."""
+        given = header[7:].strip().encode() if header and header.startswith("Bearer ") else b""
+        found = [i for i, k in enumerate(self.keys) if hmac.compare_digest(given, k)]
+        return found[0] if found else None
+
     def users(self) -> list[dict]:
         created = "2024-01-02T03:04:05.000Z"
         out = [{"id": self.owner_id, "email": "owner@emulated.example",

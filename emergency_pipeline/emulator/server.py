@@ -12,13 +12,14 @@ import re
 import socket
 import threading
 import time
+from dataclasses import dataclass
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from emergency_pipeline import contract
-from emergency_pipeline.emulator import addresses
+from emergency_pipeline.emulator import addresses, admin
 from emergency_pipeline.emulator.conformance import SpecCheck
 from emergency_pipeline.emulator.errors import (
     ApiError, invalid, not_found, rate_limited, server_error, unauthorized, unprocessable)
@@ -76,6 +77,15 @@ _QUERY_ENUMS: dict[str, dict[str, tuple[str, ...]]] = {
 }
 
 
+@dataclass(frozen=True)
+class JobPost:
+    """A job POST as it arrived, before any fault: the host's clock (time.time(), not the
+    emulator's skewed one) and which of the account's keys sent it (None: no valid key)."""
+
+    received_at: float
+    key: int | None
+
+
 class App:
     """Everything a request handler needs; owned by the Emulator handle."""
 
@@ -84,6 +94,8 @@ class App:
         self.state, self.limiter, self.faults, self.spec = state, limiter, faults, spec
         self.organization = organization   # its users, and every key of the account
         self.stats = Stats()
+        self.job_posts: list[JobPost] = []   # every job POST that arrived, in order
+        self._posts_lock = threading.Lock()
 
     def __repr__(self) -> str:  # never show the key
         return "App(api_key=[redacted])"
@@ -288,6 +300,11 @@ class Handler(BaseHTTPRequestHandler):
                     name, params = route, match.groupdict()
                     break
         app.stats.request(_ROUTE_LABEL.get(name, "other"))
+        if name == "create_job":   # as it arrives: a POST counts as sent, answered or not
+            post = JobPost(time.time(), app.organization.key_number(
+                self.headers.get("Authorization")))
+            with app._posts_lock:
+                app.job_posts.append(post)
 
         decision = app.faults.for_request()
         if decision.latency:
@@ -396,6 +413,14 @@ class Handler(BaseHTTPRequestHandler):
             if path == "/_emulator/finish_jobs" and method == "POST":
                 app.state.finish_jobs()
                 return self._send(None, 200, "{}")
+            for prefix, patch in (("/_emulator/numbers/", admin.patch_number),
+                                  ("/_emulator/addresses/", admin.patch_address)):
+                if path.startswith(prefix) and method == "PATCH":
+                    try:
+                        done = patch(app.state, path[len(prefix):], json.loads(raw or b"{}"))
+                    except KeyError:
+                        break       # 404 below
+                    return self._send(None, 200, json.dumps({"data": done}))
         except (ValueError, TypeError) as exc:
             return self._send(None, 400, json.dumps({"errors": [{"detail": str(exc)}]}))
         self._send(None, 404, json.dumps(not_found().body()))

@@ -8,6 +8,8 @@ machine, PostgreSQL for several machines or users. Tables are created on first u
 
 from __future__ import annotations
 
+import os
+import threading
 from datetime import datetime, timezone
 
 from emergency_pipeline.safety_store.fence import HeldLease, held
@@ -16,7 +18,7 @@ from emergency_pipeline.safety_store.lease import (
 )
 from emergency_pipeline.safety_store.ledger import OPEN_STATES, Ledger, LedgerBatch
 from emergency_pipeline.safety_store.location import (
-    LEASE_DIR_ENV, STATE_URL_ENV, Location, StoreUnavailable, resolve,
+    LEASE_DIR_ENV, STATE_URL_ENV, Location, StoreUnavailable, resolve, scrub,
 )
 from emergency_pipeline.safety_store.schema import SCHEMA_VERSION, install
 
@@ -24,7 +26,7 @@ __all__ = [
     "AccountLease", "HeldLease", "IsRunFinished", "LEASE_DIR_ENV", "LeaseHolder", "LeaseLost",
     "LeaseUnavailable", "Ledger", "LedgerBatch", "OPEN_STATES", "OnWait", "SCHEMA_VERSION",
     "STATE_URL_ENV", "SafetyStore", "StoreUnavailable", "TakeOver", "held",
-    "open_safety_store",
+    "open_safety_store", "shared_safety_store",
 ]
 
 
@@ -45,6 +47,14 @@ class SafetyStore:
         except StoreUnavailable:
             self.backend.close()
             raise
+        except Exception as exc:  # noqa: BLE001 - not a database, no right to create tables
+            self.backend.close()
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise StoreUnavailable(
+                f"the safety store {self.describe()} cannot be prepared "
+                f"({scrub(first, location)}): point {STATE_URL_ENV} at a store this user "
+                "may create tables in (PostgreSQL: GRANT CREATE ON SCHEMA public), or let "
+                "its owner open it once") from None
         self.lease = AccountLease(self.backend, stale_after=stale_after,
                                   dead_pid_grace=dead_pid_grace, poll_seconds=poll_seconds)
         self.ledger = Ledger(self.backend)
@@ -75,7 +85,7 @@ class SafetyStore:
         return f"SafetyStore({self.describe()!r})"
 
 
-def open_safety_store(url: str | None = None, *, stale_after: float = 120.0,
+def open_safety_store(url: str | os.PathLike[str] | None = None, *, stale_after: float = 120.0,
                       dead_pid_grace: float = 10.0, poll_seconds: float = 0.5) -> SafetyStore:
     """Open (creating on first use) the store `url` names, else the default one.
 
@@ -85,3 +95,23 @@ def open_safety_store(url: str | None = None, *, stale_after: float = 120.0,
     """
     return SafetyStore(resolve(url), stale_after=stale_after, dead_pid_grace=dead_pid_grace,
                        poll_seconds=poll_seconds)
+
+
+_SHARED: dict[tuple, SafetyStore] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def shared_safety_store(url: str | os.PathLike[str] | None = None, *,
+                        stale_after: float = 120.0, dead_pid_grace: float = 10.0,
+                        poll_seconds: float = 0.5) -> SafetyStore:
+    """open_safety_store(), kept for the process: one pool of connections (PostgreSQL) and
+    one schema check however many steps and resources ask for it. Do not close() it."""
+    location = resolve(url)
+    key = (os.getpid(), location, stale_after, dead_pid_grace, poll_seconds)
+    with _SHARED_LOCK:
+        store = _SHARED.get(key)
+        if store is None:
+            store = _SHARED[key] = SafetyStore(location, stale_after=stale_after,
+                                               dead_pid_grace=dead_pid_grace,
+                                               poll_seconds=poll_seconds)
+        return store

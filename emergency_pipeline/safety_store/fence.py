@@ -132,8 +132,11 @@ def held(lease: AccountLease, account: str, run_id: str, *, wait_seconds: float,
          heartbeat_seconds: float = 5.0, fence_seconds: float = 20.0,
          on_wait: OnWait | None = None, is_run_finished: IsRunFinished | None = None,
          reenter: bool = False, release_on_exit: bool = False,
-         release_on_error: bool = True) -> Iterator[HeldLease]:
+         release_on_error: bool = True, confirm_on_exit: bool = False
+         ) -> Iterator[HeldLease]:
     """Acquire, heartbeat in a daemon thread while inside, release on error (or always).
+    `confirm_on_exit`: a clean exit confirms the hold (LeaseLost if another run took it over
+    meanwhile), so that a step which lost its lease never ends as if it had not.
 
     Kept on a clean exit by default: a later step of the same run re-enters it
     (reenter=True keeps the token, or fails if another run held it meanwhile) and the run's
@@ -153,6 +156,10 @@ def held(lease: AccountLease, account: str, run_id: str, *, wait_seconds: float,
     failed = True
     try:
         yield kept
+        if confirm_on_exit:
+            # A step ends well only while it still holds the lease: one that lost it meanwhile
+            # (paused past the takeover, nothing left to send) fails, naming the holder.
+            kept.confirm()
         failed = False
     finally:
         kept._stop.set()

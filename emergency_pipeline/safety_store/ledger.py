@@ -28,7 +28,7 @@ the caller's epoch seconds.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -176,14 +176,13 @@ class Ledger:
             return
         with self.backend.transaction() as con:
             now = self._now(con)
-            con.executemany(
-                "INSERT INTO number_results (run_id, batch_id, identifier, "
-                + ", ".join(RESULT_FIELDS) + ") VALUES (?,?,?" + ",?" * len(RESULT_FIELDS)
-                + ") ON CONFLICT (run_id, batch_id, identifier) DO UPDATE SET "
-                + ", ".join(f"{f}=excluded.{f}" for f in RESULT_FIELDS),
-                [(run_id, batch_id, r["identifier"],
+            self.backend.insert_text_rows(
+                con, "number_results", ("run_id", "batch_id", "identifier", *RESULT_FIELDS),
+                [(run_id, batch_id, str(r["identifier"]),
                   *[None if r.get(f) is None else str(r[f]) for f in RESULT_FIELDS])
-                 for (run_id, batch_id), _s, _j, _st, results in closing for r in results])
+                 for (run_id, batch_id), _s, _j, _st, results in closing for r in results],
+                "ON CONFLICT (run_id, batch_id, identifier) DO UPDATE SET "
+                + ", ".join(f"{f}=excluded.{f}" for f in RESULT_FIELDS))
             con.executemany(
                 "UPDATE batches SET state=?, job_id=coalesce(?, job_id), "
                 "job_status=coalesce(?, job_status), closed_at=? "
@@ -204,6 +203,13 @@ class Ledger:
             now = self._now(con)
             con.executemany("UPDATE batches SET published_at=? WHERE run_id=? AND batch_id=?",
                             [(now, r, b) for r, b in keys])
+
+    def import_legacy(self, path: str | Path, address_account: str,
+                      legacy_keys: Collection[str] = ()) -> int | None:
+        """Bring an old `<database>.state/ledger.sqlite` in, once (legacy.py): its open
+        batches are then resumed like any other. The number of batches, or None."""
+        from emergency_pipeline.safety_store.legacy import import_legacy_ledger
+        return import_legacy_ledger(self.backend, path, address_account, legacy_keys)
 
     # -- reads -----------------------------------------------------------------------------
 

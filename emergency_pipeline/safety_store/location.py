@@ -73,20 +73,21 @@ def scrub(text: str, location: Location) -> str:
     return text.replace(secret, "***") if secret else text
 
 
-def resolve(url: str | None = None) -> Location:
-    """The store named by `url`, else by the environment (module docstring)."""
-    given = url if url is not None else os.environ.get(STATE_URL_ENV, "").strip()
+def resolve(url: str | os.PathLike[str] | None = None) -> Location:
+    """The store named by `url` (a URL or a path), else by the environment (docstring)."""
+    given = (os.fspath(url) if url is not None else os.environ.get(STATE_URL_ENV, "")).strip()
     if given:
         scheme = urlsplit(given).scheme.lower()
         if scheme in ("postgresql", "postgres"):
             return Location("postgresql", url=given)
         if scheme == "sqlite":
-            path = given.split("://", 1)[1]
+            path = given.split("://", 1)[1]  # sqlite:///abs/x: an empty host, then /abs/x
             if not path.startswith("/"):
                 raise StoreUnavailable(f"the safety store URL {mask(given)} has no absolute "
-                                       "path: write sqlite:////abs/path.sqlite (three slashes "
-                                       "then the path), or the plain path")
-            return Location("sqlite", path=Path(path))
+                                       "path: write sqlite:///abs/path.sqlite, or the plain "
+                                       f"path, in {STATE_URL_ENV}")
+            # sqlite:////abs/x (SQLAlchemy's spelling) names the same file.
+            return Location("sqlite", path=Path("/" + path.lstrip("/")))
         if scheme and len(scheme) > 1:  # not a Windows drive letter, not a plain path
             raise StoreUnavailable(f"the safety store URL {mask(given)} is neither "
                                    "postgresql://, sqlite:/// nor a path: fix "

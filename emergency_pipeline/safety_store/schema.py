@@ -53,7 +53,10 @@ CREATE TABLE IF NOT EXISTS address_events (
     seq {serial}, account TEXT NOT NULL, address_key TEXT NOT NULL, run_id TEXT,
     event TEXT, address_id TEXT, fields TEXT, detail TEXT, at DOUBLE PRECISION
 );
-CREATE INDEX IF NOT EXISTS address_events_key ON address_events (account, address_key, seq)
+CREATE INDEX IF NOT EXISTS address_events_key ON address_events (account, address_key, seq);
+CREATE TABLE IF NOT EXISTS legacy_imports (
+    path TEXT PRIMARY KEY, batches INTEGER, at DOUBLE PRECISION
+)
 """
 
 SERIAL = {"sqlite": "INTEGER PRIMARY KEY AUTOINCREMENT", "postgresql": "BIGSERIAL PRIMARY KEY"}

@@ -1,1 +1,0 @@
-"""Safety state that outlives a run: the account lease and the job and address ledgers."""

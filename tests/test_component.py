@@ -26,7 +26,7 @@ from emergency_pipeline.store import Store
 DG = str(Path(sys.executable).parent / "dg")
 STEPS = ("desired_emergency_settings", "emergency_account_snapshot",
          "emergency_address_resolution", "emergency_settings_plan", "emergency_update_jobs",
-         "emergency_operation_outcomes")
+         "emergency_operation_outcomes", "emergency_e911_coverage")
 
 
 def _account(sandbox, name: str, tmp: Path, **attributes) -> Path:
@@ -73,6 +73,9 @@ def test_each_account_gets_its_own_prefixed_definitions(tmp_path: Path) -> None:
                 assert applying.tags[APPLY_TAG] == account
                 assert defs.resolve_schedule_def(f"{account}__scheduled_reconcile")
                 assert defs.resolve_sensor_def(f"{account}__desired_state_inbox")
+                assert defs.resolve_schedule_def(f"{account}__daily_e911_coverage")
+                coverage = defs.resolve_job_def(f"{account}__e911_coverage_report")
+                assert coverage.tags[ACCOUNT_TAG] == account and APPLY_TAG not in coverage.tags
                 assert job.partitions_def.name == f"{account}__desired_state_sources"
                 # The key is an environment variable's name, read when a run starts.
                 assert defs.resources[f"{account}_telnyx"].api_key == \
@@ -140,9 +143,10 @@ def _project(tmp_path: Path, accounts: list[str]) -> Path:
 
 def _dg(root: Path, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(root), "VIRTUAL_ENV": sys.prefix}
-    done = subprocess.run([DG, *args, "--use-active-venv"] if args[0] != "scaffold" else
-                          [DG, *args], cwd=root, env=env, capture_output=True, text=True,
-                          timeout=300)
+    # `dg check defs` loads the code in this venv (the project itself is not installed).
+    extra = ["--use-active-venv"] if args[0] == "check" else []
+    done = subprocess.run([DG, *args, *extra], cwd=root, env=env, capture_output=True,
+                          text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     return done
 

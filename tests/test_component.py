@@ -163,3 +163,17 @@ def test_dg_scaffold_list_and_check_with_two_accounts(tmp_path: Path) -> None:
     for account in ("acme", "globex"):
         assert f"{account}/emergency_update_jobs" in listed
         assert f"{account}__reconcile_emergency_settings" in listed
+
+
+def test_an_accounts_defaults_keep_the_settings_checks() -> None:
+    from pydantic import ValidationError
+
+    from emergency_pipeline.defs.account_defs import _config_class
+    from emergency_pipeline.defs.assets import ApplyConfig
+
+    config = _config_class(ApplyConfig, {"max_batch_size": 500, "max_disable_count": 7}, "acme")
+    assert (config().max_batch_size, config().max_disable_count) == (500, 7)
+    with pytest.raises(ValidationError):
+        config(max_batch_size=5000)          # le=1000, as the step's own setting
+    with pytest.raises(ValueError, match="no setting wave"):
+        _config_class(ApplyConfig, {"wave": 3}, "acme")

@@ -24,6 +24,7 @@ from dagster import (
     asset_check, define_asset_job, in_process_executor,
 )
 from pydantic import create_model
+from pydantic.fields import FieldInfo
 
 from emergency_pipeline.defs.partitions import desired_state_sources
 from emergency_pipeline.defs.reconcile_job import APPLY_JOB_NAME, JOB_NAME, executor_named
@@ -106,9 +107,8 @@ def _config_class(annotation: Any, defaults: dict[str, Any], account: str) -> An
     overrides = {}
     for name, value in defaults.items():
         info = fields[name]
-        overrides[name] = (info.annotation, type(info)(default=value,
-                                                       description=info.description,
-                                                       metadata=info.metadata))
+        # The same field (its checks: ge, le, ...) with another default.
+        overrides[name] = (info.annotation, FieldInfo.merge_field_infos(info, default=value))
     return create_model(f"{annotation.__name__}_{account}", __base__=annotation, **overrides)
 
 

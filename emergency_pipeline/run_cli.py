@@ -92,8 +92,9 @@ def run(args: argparse.Namespace) -> int:
     except AccountNotChosen as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_ERROR
-    for job in jobs:
-        fail_dead_runs(instance, job)   # runs left STARTED by a killed `run` (issue 14)
+    # Runs left STARTED by a killed `run` (issue 14); JOB_NAME: those of before components.
+    for job in dict.fromkeys([*jobs, JOB_NAME]):
+        fail_dead_runs(instance, job)
     result = run_job(args.source, args.apply, run_config(args), defs=defs, instance=instance,
                      loggers={"console": cli_console}, tags=process_tags(),
                      account=args.account)

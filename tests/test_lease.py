@@ -115,7 +115,9 @@ def test_wait_exceeded_names_the_holder_not_the_key(path, children):
     holder = caught.value.holder
     assert (holder.run_id, holder.pid) == ("run-holding-1a2b", child.pid)
     for part in ("run-holding-1a2b", socket.gethostname(), f"pid {child.pid}",
-                 holder.acquired_at.isoformat(timespec="seconds"), "waited 0.5 s", "expires"):
+                 holder.acquired_at.isoformat(timespec="seconds"),
+                 # the wait as measured: 0.5 s, or more on a loaded machine
+                 f"waited {caught.value.waited:.1f} s", "expires"):
         assert part in message
     assert API_KEY not in message and "KEY0123" not in message
     assert caught.value.waited >= 0.5

@@ -219,7 +219,7 @@ def emergency_address_resolution(context: AssetExecutionContext, config: Address
             todo, con.execute("SELECT * FROM s.addresses").df(), client,
             state.ledger() if config.apply else None, apply=config.apply,
             run_id=context.run.run_id, log=context.log,
-            account=telnyx.account() if config.apply else "",
+            account=telnyx.account(state.safety_store().names) if config.apply else "",
             contact=ContactDefaults(config.default_first_name, config.default_last_name,
                                     config.default_business_name))
         if len(todo):   # the resolved rows go back to their places

@@ -27,11 +27,11 @@ demo: $(STAMP)
 
 # Two workers (this machine's two cores), each with its own lease, state and temp folders
 # (tests/conftest.py); the fixed-seed Hypothesis profile; the soak tier is `make soak`.
-# Tests that must share one worker carry @pytest.mark.xdist_group (--dist loadgroup).
+# worksteal: an idle worker takes queued tests from a busy one (a few tests take minutes).
 # tests/README.md says how the suite is organised.
 TEST_WORKERS ?= 2
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup --hypothesis-profile ci \
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist worksteal --hypothesis-profile ci \
 		-m "not soak"
 
 # The long soaks: real processes in pairs, killed and resumed (at most 25 min).

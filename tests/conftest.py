@@ -13,9 +13,11 @@ needs its own still sets them itself. Hypothesis profiles: `ci` (fixed seed, `ma
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import pathlib
+import shutil
 import tempfile
 
 import pytest
@@ -27,9 +29,13 @@ from emergency_pipeline.emulator.conformance import LOG_ENV, SPEC_ENV
 API_KEY = "test-key-not-secret"
 SPEC_PATH = pathlib.Path(__file__).with_name("openapi-subset.json")
 
-# This process's own folders (xdist: one set per worker), before anything reads them.
+# This process's own folders (xdist: one set per worker), before anything reads them;
+# removed at exit. tmp_path stays where pytest keeps it (its last three runs, for a look
+# after a failure): its root is pinned before TMPDIR moves.
 WORKER = os.environ.get("PYTEST_XDIST_WORKER", "main")
+os.environ.setdefault("PYTEST_DEBUG_TEMPROOT", tempfile.gettempdir())
 WORKER_DIR = pathlib.Path(tempfile.mkdtemp(prefix=f"emergency-pipeline-tests-{WORKER}-"))
+atexit.register(shutil.rmtree, WORKER_DIR, ignore_errors=True)
 for _var, _name in (("TMPDIR", "tmp"), ("EMERGENCY_PIPELINE_LEASE_DIR", "lease"),
                     ("DAGSTER_HOME", "dagster_home")):
     (WORKER_DIR / _name).mkdir()

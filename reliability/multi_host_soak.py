@@ -146,13 +146,16 @@ class MultiSoak:
         return act
 
     def pause_at_random(self, children: list[Child], delay: float, act: Any) -> None:
-        """At `delay` s, pause the child that holds the lease (if one does)."""
+        """From `delay` s on, pause the first child seen holding the lease (none may yet:
+        the runs take several seconds to start)."""
         def fire() -> None:
-            held = self.watch.holder_pids()
-            for c in children:
-                if c.proc.pid in held and c.proc.poll() is None:
-                    act(c)
-                    return
+            while any(c.proc.poll() is None for c in children):
+                held = self.watch.holder_pids()
+                for c in children:
+                    if c.proc.pid in held and c.proc.poll() is None:
+                        act(c)
+                        return
+                time.sleep(0.2)
         threading.Timer(delay, fire).start()
 
     def run_pair(self, pair: int, kind: str, point_name: str | None, telnyx: Telnyx,

@@ -98,7 +98,8 @@ def test_a_lost_post_answer_adopts_the_job_that_post_made(tmp_path: Path) -> Non
                                  stderr=subprocess.DEVNULL) for _ in range(2)]
         assert [r.wait(timeout=300) for r in runs] == [0, 0]
         made = {j["id"] for j in emu.jobs()}
-    with sqlite3.connect(tmp_path / "o.state" / "ledger.sqlite") as con:
+    # The ledger lives in the safety store (EMERGENCY_PIPELINE_LEASE_DIR/safety.sqlite).
+    with sqlite3.connect(tmp_path / "safety.sqlite") as con:
         recorded = {r[0] for r in con.execute("SELECT job_id FROM batches")}
     assert len(made) == 2
     assert made == recorded, f"jobs made {sorted(made)}, recorded {sorted(recorded)}"

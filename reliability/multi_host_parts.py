@@ -16,8 +16,8 @@ from soak_checks import LostResults
 from emergency_pipeline.emulator import Emulator
 
 HOSTS = ("host-a", "host-b")
-PROMISES = ("dup_in_flight", "crossed", "lost", "bad_results", "wrong_state", "lease_exit0",
-            "lease_silent", "posts_after")
+PROMISES = ("dup_in_flight", "crossed", "lost", "bad_results", "wrong_state", "twice",
+            "lease_exit0", "lease_silent", "posts_after")
 READ_TIMEOUT = 2.0          # the children's
 
 

@@ -19,7 +19,8 @@ host; the kinds, in turn:
 
 Pairs other than pause kill one first run with SIGKILL at the next point of a cycle through
 every step boundary (soak_children.py). After each pair, the soak's checks (soak_checks.py:
-dup_in_flight, crossed, lost, bad_results, wrong_state) and, for every run whose lease was
+dup_in_flight, crossed, lost, bad_results, wrong_state), twice (a run with two outcome rows
+for one number, killed and failed runs included) and, for every run whose lease was
 taken over while it lived (the store's lease row, watched): lease_exit0 (it exited 0),
 lease_silent (no ERROR naming the new holder), posts_after (job POSTs from its host's key
 after the takeover, before it ended). All must be 0.
@@ -51,7 +52,7 @@ from soak import random_faults, write_desired  # noqa: E402
 from multi_host_parts import (  # noqa: E402
     HOSTS, Host, LeaseWatch, Report, Telnyx, summarise,
 )
-from soak_checks import check_runs  # noqa: E402
+from soak_checks import check_runs, outcome_rows, twice  # noqa: E402
 from soak_children import (  # noqa: E402
     KILL_POINT_NAMES, Child, KillPoint, OneKill, kill_point,
 )
@@ -60,10 +61,10 @@ from emergency_pipeline.emulator import Emulator, Faults  # noqa: E402
 
 KINDS = ("overlap", "pause", "same", "handover")
 # Points where the first run to get there holds the lease (the snapshot takes it).
-PAUSE_POINTS = ("account_snapshot:success", "address_resolution:start", "settings_plan:start",
-                "settings_plan:success", "update_jobs:start", "update_jobs:posted",
-                "update_jobs:success", "operation_outcomes:inside", "random",
-                "update_jobs:created")
+PAUSE_POINTS = ("update_jobs:created", "random", "account_snapshot:success",
+                "address_resolution:start", "settings_plan:start", "update_jobs:posted",
+                "operation_outcomes:inside", "update_jobs:start", "update_jobs:success",
+                "settings_plan:success")
 # Pause only: mid-wave, 0-50 ms after a job POST's answer, other POSTs of the wave going on.
 MID_WAVE = KillPoint("update_jobs:created", ": created job ", (0.0, 0.05))
 
@@ -221,6 +222,10 @@ class MultiSoak:
         counts = {"dup_in_flight": len(found.dup_in_flight), "crossed": len(found.crossed),
                   "lost": len(found.lost), "bad_results": found.bad_results,
                   "wrong_state": len(found.wrong_state)}
+        # Every run's rows, killed and failed runs' too: once per number.
+        doubled = twice(outcome_rows(emu, [h.database for h in self.hosts]),
+                        {c.run_id for c in runs if c.run_id})
+        counts["twice"] = len(doubled)
         lease, details, takes, checked = self.lease_checks(telnyx, runs, began_at)
         counts.update(lease)
         for c in runs:
@@ -232,7 +237,8 @@ class MultiSoak:
                       [None if c.killed_at else rc for c, rc in zip(children, rcs)],
                       max(c.proc.returncode for c in resumes),
                       emu.stats()["jobs_created"] - jobs_before, takes, found.results,
-                      counts, time.monotonic() - began, found.details() + details,
+                      counts, time.monotonic() - began,
+                      found.details() + [f"TWICE {x}" for x in doubled] + details,
                       lease_checked=checked)
 
     def lease_checks(self, telnyx: Telnyx, runs: list[Child], since: float

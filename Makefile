@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install bench-install clean dev
+.PHONY: demo test soak install bench-install clean dev
 
 # The venv is rebuilt whenever the project's dependencies change. An editable install leaves
 # the package uncompiled, and where PYTHONDONTWRITEBYTECODE is set every run would compile it
@@ -25,8 +25,18 @@ bench-install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/emergency-pipeline demo
 
+# Two workers (this machine's two cores), each with its own lease, state and temp folders
+# (tests/conftest.py); the fixed-seed Hypothesis profile; the soak tier is `make soak`.
+# worksteal: an idle worker takes queued tests from a busy one (a few tests take minutes).
+# tests/README.md says how the suite is organised.
+TEST_WORKERS ?= 2
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist worksteal --hypothesis-profile ci \
+		-m "not soak"
+
+# The long soaks: real processes in pairs, killed and resumed (at most 25 min).
+soak: $(STAMP)
+	$(BIN)/python -m pytest -q --hypothesis-profile ci -m soak
 
 # The UI and the daemon (launches, schedules, sensors, backfills) with the demo's emulator and
 # its key; `emergency-pipeline dev --no-emulator` uses TELNYX_API_KEY / TELNYX_BASE_URL instead.

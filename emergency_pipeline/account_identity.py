@@ -5,7 +5,9 @@ one account must still meet on one lease. Telnyx's spec has no "who am I" route;
 a key's account is `GET /v2/organizations/users`, where every key of an organization sees the
 same `organization_owner`. Where a key may not list the users (403), the operator names the
 account (`TELNYX_ACCOUNT`, or the resource's `account_name`); with neither, an apply run
-stops before it takes anything, with that fix in one line.
+stops before it takes anything, with that fix in one line. A run that knows both the name and
+the organization writes the pair down in the safety store (`AccountNames`), so that a run
+whose key is refused the list, under the same name, meets it on the organization's lease.
 
 The base URL is part of the key, normalised the way a request reaches the server: scheme and
 host in lower case, the default port dropped, percent-encoded unreserved characters decoded,
@@ -23,6 +25,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from emergency_pipeline.client import TelnyxClient
 from emergency_pipeline.client.config import loopback_address
+from emergency_pipeline.safety_store.account_names import AccountNames
 
 ACCOUNT_NAME_ENV = "TELNYX_ACCOUNT"
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -73,17 +76,25 @@ def _decode_unreserved(match: re.Match[str]) -> str:
         "%" + match.group(1).upper()
 
 
-def identify_account(client: TelnyxClient, base_url: str,
-                     configured_name: str | None) -> AccountIdentity:
+def identify_account(client: TelnyxClient, base_url: str, configured_name: str | None,
+                     names: AccountNames | None = None) -> AccountIdentity:
     """The account behind the client's key: the organization's owner when the key may list
-    the users, else the configured name; AccountUnknown with the fix when neither."""
+    the users, else what the configured name stands for (`names`: the pairs other runs wrote
+    down), else the name itself; AccountUnknown with the fix when there is no name."""
     url = normalise_base_url(base_url)
     name = (configured_name or "").strip() or None
     owner = client.organization_owner_id()
     if owner is not None:
-        return AccountIdentity(f"{url}#org:{owner}", name or f"org {owner[:8]}",
+        key = f"{url}#org:{owner}"
+        if name is not None and names is not None:
+            names.remember(url, name, key)
+        return AccountIdentity(key, name or f"org {owner[:8]}",
                                "its organization's owner (GET /v2/organizations/users)")
     if name is not None:
+        known = names.lookup(url, name) if names is not None else None
+        if known is not None:
+            return AccountIdentity(known, name, f"the configured name {name!r}, which a run "
+                                   "that could list the organization's users tied to it")
         return AccountIdentity(f"{url}#name:{name}", name, f"the configured name {name!r}")
     raise AccountUnknown(
         "cannot tell which Telnyx account this API key belongs to (it may not list "

@@ -19,7 +19,8 @@ host; the kinds, in turn:
 
 Pairs other than pause kill one first run with SIGKILL at the next point of a cycle through
 every step boundary (soak_children.py). After each pair, the soak's checks (soak_checks.py:
-dup_in_flight, crossed, lost, bad_results, wrong_state) and, for every run whose lease was
+dup_in_flight, crossed, lost, bad_results, wrong_state), twice (a run with two outcome rows
+for one number, killed and failed runs included) and, for every run whose lease was
 taken over while it lived (the store's lease row, watched): lease_exit0 (it exited 0),
 lease_silent (no ERROR naming the new holder), posts_after (job POSTs from its host's key
 after the takeover, before it ended). All must be 0.
@@ -31,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import os
 import random
 import shutil
@@ -40,9 +40,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections import Counter
 from contextlib import ExitStack
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -51,155 +49,28 @@ sys.path.insert(0, str(HERE))                        # soak's helpers, run by pa
 sys.path.insert(0, str(HERE.parent / "tests"))       # pg_server
 
 from soak import random_faults, write_desired  # noqa: E402
-from soak_checks import LostResults, check_runs  # noqa: E402
-from soak_children import KILL_POINT_NAMES, Child, OneKill, kill_point  # noqa: E402
+from multi_host_parts import (  # noqa: E402
+    HOSTS, Host, LeaseWatch, Report, Telnyx, summarise,
+)
+from soak_checks import check_runs, outcome_rows, twice  # noqa: E402
+from soak_children import (  # noqa: E402
+    KILL_POINT_NAMES, Child, KillPoint, OneKill, kill_point,
+)
 
 from emergency_pipeline.emulator import Emulator, Faults  # noqa: E402
 
-HOSTS = ("host-a", "host-b")
 KINDS = ("overlap", "pause", "same", "handover")
 # Points where the first run to get there holds the lease (the snapshot takes it).
-PAUSE_POINTS = ("account_snapshot:success", "address_resolution:start", "settings_plan:start",
-                "settings_plan:success", "update_jobs:start", "update_jobs:posted",
-                "update_jobs:success", "operation_outcomes:inside", "random")
-PROMISES = ("dup_in_flight", "crossed", "lost", "bad_results", "wrong_state", "lease_exit0",
-            "lease_silent", "posts_after")
-READ_TIMEOUT = 2.0
+PAUSE_POINTS = ("update_jobs:created", "random", "account_snapshot:success",
+                "address_resolution:start", "settings_plan:start", "update_jobs:posted",
+                "operation_outcomes:inside", "update_jobs:start", "update_jobs:success",
+                "settings_plan:success")
+# Pause only: mid-wave, 0-50 ms after a job POST's answer, other POSTs of the wave going on.
+MID_WAVE = KillPoint("update_jobs:created", ": created job ", (0.0, 0.05))
 
 
-@dataclass(frozen=True)
-class Host:
-    """One 'host': its name (a UTS namespace), key, and folders."""
-
-    name: str
-    key: str
-    root: Path
-
-    @property
-    def work(self) -> Path:
-        return self.root / "work"
-
-    @property
-    def database(self) -> Path:      # the default relative path, from the working folder
-        return self.work / "data" / "emergency.duckdb"
-
-    def wrap(self) -> list[str]:
-        return ["unshare", "--uts", "sh", "-c", 'hostname "$0" && exec "$@"', self.name]
-
-    def env(self, base_url: str, state_url: str, stale: float, fence: float) -> dict[str, str]:
-        base = {k: v for k, v in os.environ.items()
-                if not k.startswith(("EMERGENCY_PIPELINE_", "TELNYX_", "DAGSTER_"))
-                and k not in ("TMPDIR", "HOME", "PWD")}
-        return {**base, "TELNYX_API_KEY": self.key, "TELNYX_BASE_URL": base_url,
-                "TMPDIR": str(self.root / "tmp"), "HOME": str(self.root / "home"),
-                "DAGSTER_HOME": str(self.root / "dagster_home"),
-                "EMERGENCY_PIPELINE_STATE_URL": state_url,
-                "EMERGENCY_PIPELINE_LEASE_STALE_SECONDS": str(stale),
-                "EMERGENCY_PIPELINE_FENCE_SECONDS": str(fence),
-                "EMERGENCY_PIPELINE_LOCK_WAIT_SECONDS": "5",
-                "TELNYX_READ_TIMEOUT_SECONDS": str(READ_TIMEOUT)}
-
-
-@dataclass(frozen=True)
-class Take:
-    """A takeover, as the lease row showed it (times on the store's clock: this machine's)."""
-
-    account: str
-    token: int
-    run_id: str          # the new holder
-    host: str
-    old_run: str
-    at: float
-    proven_dead: bool
-    why: str
-
-
-class LeaseWatch:
-    """Polls the store's lease rows: every takeover, and who holds each account now."""
-
-    def __init__(self, state_url: str, every: float = 0.1) -> None:
-        import psycopg
-        self._con = psycopg.connect(state_url, autocommit=True)
-        self.takes: dict[tuple[str, int], Take] = {}
-        self.rows: list[tuple] = []
-        self._stop = threading.Event()
-        self._lock = threading.Lock()
-        self._every = every
-        self._thread = threading.Thread(target=self._poll, daemon=True, name="lease-watch")
-        self._thread.start()
-
-    def _poll(self) -> None:
-        while not self._stop.wait(self._every):
-            rows = self._con.execute("SELECT account, run_id, host, pid, token, released_at, "
-                                     "took_over FROM lease").fetchall()
-            with self._lock:
-                self.rows = rows
-                for account, run_id, host, _pid, token, _rel, took in rows:
-                    if took and (account, token) not in self.takes:
-                        d = json.loads(took)
-                        self.takes[(account, token)] = Take(
-                            account, token, run_id, host, d["run_id"], d["at"],
-                            d["proven_dead"], d["why"])
-
-    def holder_pids(self) -> set[int]:
-        with self._lock:
-            return {pid for _a, _r, _h, pid, _t, released, _to in self.rows if released is None}
-
-    def took_from(self, run_id: str | None) -> Take | None:
-        with self._lock:
-            return next((t for t in self.takes.values() if t.old_run == run_id), None)
-
-    def since(self, moment: float) -> list[Take]:
-        with self._lock:
-            return sorted((t for t in self.takes.values() if t.at >= moment),
-                          key=lambda t: t.at)
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join()
-        self._con.close()
-
-
-@dataclass
-class Telnyx:
-    """One emulated account (its clock `offset` s from the host's) and what was checked."""
-
-    name: str
-    emu: Emulator
-    offset: float
-    job_seconds: float
-    lost: LostResults = field(default_factory=LostResults)
-    known_jobs: set[str] = field(default_factory=set)
-
-
-@dataclass
-class Report:
-    pair: int
-    kind: str
-    telnyx: str
-    event: str
-    first_rcs: list[int | None]
-    resume_rc: int
-    jobs: int
-    takes: list[str]
-    results: dict[str, int]
-    counts: dict[str, int]
-    seconds: float
-    details: list[str] = field(default_factory=list)
-    lease_checked: int = 0          # takeovers of runs still alive, checked
-
-    @property
-    def ok(self) -> bool:
-        return self.resume_rc == 0 and not any(self.counts.values())
-
-    def line(self) -> str:
-        firsts = ",".join("k" if rc is None else str(rc) for rc in self.first_rcs)
-        res = " ".join(f"{k}={v}" for k, v in sorted(self.results.items()))
-        return (f"pair {self.pair:3d} {self.kind:8} {self.telnyx:10} {self.event} "
-                f"first_rc={firsts} resume_rc={self.resume_rc} jobs+={self.jobs} "
-                f"takeovers={len(self.takes)} | {res} | "
-                + " ".join(f"{p}={self.counts[p]}" for p in PROMISES)
-                + f" ({self.seconds:.0f}s)")
+def point_named(name: str) -> KillPoint:
+    return MID_WAVE if name == MID_WAVE.name else kill_point(name)
 
 
 class MultiSoak:
@@ -276,13 +147,16 @@ class MultiSoak:
         return act
 
     def pause_at_random(self, children: list[Child], delay: float, act: Any) -> None:
-        """At `delay` s, pause the child that holds the lease (if one does)."""
+        """From `delay` s on, pause the first child seen holding the lease (none may yet:
+        the runs take several seconds to start)."""
         def fire() -> None:
-            held = self.watch.holder_pids()
-            for c in children:
-                if c.proc.pid in held and c.proc.poll() is None:
-                    act(c)
-                    return
+            while any(c.proc.poll() is None for c in children):
+                held = self.watch.holder_pids()
+                for c in children:
+                    if c.proc.pid in held and c.proc.poll() is None:
+                        act(c)
+                        return
+                time.sleep(0.2)
         threading.Timer(delay, fire).start()
 
     def run_pair(self, pair: int, kind: str, point_name: str | None, telnyx: Telnyx,
@@ -301,7 +175,7 @@ class MultiSoak:
         kw: list[dict[str, Any]] = [{}, {}]
         kill = point_name if kind != "pause" else None
         if kind == "pause":
-            point = kill_point(point_name)
+            point = point_named(point_name)
             act = self.pauser(rng.uniform(0.2, 3.0), note)
             if point.marker:
                 shared = OneKill()
@@ -348,6 +222,10 @@ class MultiSoak:
         counts = {"dup_in_flight": len(found.dup_in_flight), "crossed": len(found.crossed),
                   "lost": len(found.lost), "bad_results": found.bad_results,
                   "wrong_state": len(found.wrong_state)}
+        # Every run's rows, killed and failed runs' too: once per number.
+        doubled = twice(outcome_rows(emu, [h.database for h in self.hosts]),
+                        {c.run_id for c in runs if c.run_id})
+        counts["twice"] = len(doubled)
         lease, details, takes, checked = self.lease_checks(telnyx, runs, began_at)
         counts.update(lease)
         for c in runs:
@@ -359,7 +237,8 @@ class MultiSoak:
                       [None if c.killed_at else rc for c, rc in zip(children, rcs)],
                       max(c.proc.returncode for c in resumes),
                       emu.stats()["jobs_created"] - jobs_before, takes, found.results,
-                      counts, time.monotonic() - began, found.details() + details,
+                      counts, time.monotonic() - began,
+                      found.details() + [f"TWICE {x}" for x in doubled] + details,
                       lease_checked=checked)
 
     def lease_checks(self, telnyx: Telnyx, runs: list[Child], since: float
@@ -460,28 +339,6 @@ def soak(pairs: int, *, seed: int = 2026, numbers: int = 600, rows: int = 120,
     return reports
 
 
-def summarise(reports: list[Report], stats: list[dict[str, Any]], echo: Any) -> None:
-    totals: Counter = Counter()
-    for r in reports:
-        totals.update(r.results)
-    runs = sum(len(r.first_rcs) + 2 for r in reports)
-    echo(f"multi-host soak done: {len(reports)} pairs, {runs} runs, kinds "
-         f"{dict(Counter(r.kind for r in reports))}, "
-         f"{sum(r.telnyx != 'in-step' for r in reports)} pairs on the skewed clock, "
-         f"{sum(r.event.startswith('killed') for r in reports)} runs killed, "
-         f"{sum(r.event.startswith('paused') and 'no takeover' not in r.event for r in reports)}"
-         f" paused runs taken over, {sum(len(r.takes) for r in reports)} takeovers, "
-         f"{sum(s['jobs_created'] for s in stats)} jobs, "
-         f"{sum(s['requests'] for s in stats)} requests, "
-         f"{sum(s['lost_job_answers'] for s in stats)} lost job answers, "
-         f"{sum(r.seconds for r in reports) / 60:.0f} min")
-    echo(f"  events: {dict(Counter(r.event.split(' at ')[-1].split(' for ')[0] for r in reports))}")
-    echo(f"  results over resume runs: {dict(sorted(totals.items()))}")
-    echo("  " + " ".join(f"{p}={sum(r.counts[p] for r in reports)}" for p in PROMISES)
-         + f" failed_resume_runs={sum(r.resume_rc != 0 for r in reports)} "
-         f"taken_over_alive_checked={sum(r.lease_checked for r in reports)}")
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--pairs", type=int, default=30)
@@ -489,6 +346,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--numbers", type=int, default=600)
     p.add_argument("--rows", type=int, default=120)
     p.add_argument("--kinds", default=",".join(KINDS), help="pair kinds, cycled through")
+    p.add_argument("--pause-points", default=",".join(PAUSE_POINTS),
+                   help="where pause pairs stop the holder, cycled through")
     p.add_argument("--first-pair", type=int, default=1, help="number pairs from here (the "
                    "kinds and the pause and kill points go on from there)")
     p.add_argument("--workdir", type=Path)
@@ -497,7 +356,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     reports = soak(args.pairs, seed=args.seed, numbers=args.numbers, rows=args.rows,
                    kinds=tuple(args.kinds.split(",")), workdir=args.workdir,
-                   state_url=args.state_url, first_pair=args.first_pair)
+                   state_url=args.state_url, first_pair=args.first_pair,
+                   pause_points=tuple(args.pause_points.split(",")))
     return 0 if all(r.ok for r in reports) else 1
 
 

@@ -10,6 +10,8 @@ every DuckDB file the soak's runs wrote.
                  one outcome row of that run, or rows for numbers not in its sheet (rule 5)
   wrong_state    a succeeded outcome of the number's latest successful job whose number's
                  settings now differ from the run's sheet
+  twice          a run with two outcome rows for one number, in all the files (the
+                 multi-host soak: killed and failed runs included)
 """
 
 from __future__ import annotations
@@ -137,6 +139,15 @@ def bad_results(rows: list[Row], run_id: str, want: dict[str, Target]) -> int:
     per_number = Counter(r.number_id for r in rows if r.run_id == run_id)
     bad = sum(1 for n in want if per_number.get(n, 0) != 1)
     return bad + sum(c for n, c in per_number.items() if n not in want)
+
+
+def twice(rows: list[Row], run_ids: set[str]) -> list[str]:
+    """One line per (run, number) of these runs with more than one outcome row in all the
+    files: a killed run's results land once, wherever they land, whoever publishes them."""
+    seen = Counter((r.run_id, r.number_id) for r in rows
+                   if r.run_id in run_ids and r.number_id is not None)
+    return [f"run {run} number {number}: {n} rows" for (run, number), n in seen.items()
+            if n > 1]
 
 
 def crossed(rows: list[Row], sheets: Sheets, jobs: dict[str, Target]) -> list[str]:

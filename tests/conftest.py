@@ -1,22 +1,55 @@
 """Shared fixtures: a running emulator on a free port (small account, fast jobs), and strict
 mode: every emulator of the test run (in this process or started as a command) checks each
 request it receives against tests/openapi-subset.json, and a test whose requests break the
-spec fails, unless it is marked `spec_violations` (it sends bad requests on purpose)."""
+spec fails, unless it is marked `spec_violations` (it sends bad requests on purpose).
+
+Each process of the run (the one process, or each pytest-xdist worker, `PYTEST_XDIST_WORKER`)
+has its own folders, set at import so that child processes inherit them: `TMPDIR`,
+`EMERGENCY_PIPELINE_LEASE_DIR` (the lease, and the safety store that falls back to it) and
+`DAGSTER_HOME`. No two workers share a lease, a ledger or a Dagster instance; a test that
+needs its own still sets them itself. Hypothesis profiles: `ci` (fixed seed, `make test`) and
+`dev` (random, the default); tests/README.md.
+"""
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import pathlib
+import shutil
 import tempfile
 
 import pytest
+from hypothesis import settings
 
 from emergency_pipeline.emulator import Emulator
 from emergency_pipeline.emulator.conformance import LOG_ENV, SPEC_ENV
 
 API_KEY = "test-key-not-secret"
 SPEC_PATH = pathlib.Path(__file__).with_name("openapi-subset.json")
+
+# This process's own folders (xdist: one set per worker), before anything reads them;
+# removed at exit. tmp_path stays where pytest keeps it (its last three runs, for a look
+# after a failure): its root is pinned before TMPDIR moves.
+WORKER = os.environ.get("PYTEST_XDIST_WORKER", "main")
+os.environ.setdefault("PYTEST_DEBUG_TEMPROOT", tempfile.gettempdir())
+WORKER_DIR = pathlib.Path(tempfile.mkdtemp(prefix=f"emergency-pipeline-tests-{WORKER}-"))
+atexit.register(shutil.rmtree, WORKER_DIR, ignore_errors=True)
+for _var, _name in (("TMPDIR", "tmp"), ("EMERGENCY_PIPELINE_LEASE_DIR", "lease"),
+                    ("DAGSTER_HOME", "dagster_home")):
+    (WORKER_DIR / _name).mkdir()
+    os.environ[_var] = str(WORKER_DIR / _name)
+tempfile.tempdir = None  # gettempdir() reads TMPDIR again
+
+# `ci`: the same examples on every run (a failure in CI reproduces locally with
+# --hypothesis-profile ci); `dev`: new examples each run, failures replayed from .hypothesis/.
+# Neither has a deadline: the shared 2-core machine makes timings noise. Examples per test are
+# the tests' own (tests/README.md says which were cut and why).
+settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True,
+                          database=None)
+settings.register_profile("dev", deadline=None, print_blob=True)
+settings.load_profile("dev")
 
 # Set at import, before any emulator starts; child processes inherit both.
 os.environ[SPEC_ENV] = str(SPEC_PATH)
@@ -28,6 +61,12 @@ os.environ[LOG_ENV] = str(_LOG)
 def pytest_configure(config):
     config.addinivalue_line(
         "markers", "spec_violations: the test sends requests the spec refuses, on purpose")
+
+
+@pytest.fixture(scope="session")
+def worker_dir() -> pathlib.Path:
+    """This process's (this xdist worker's) own folder: tmp/, lease/, dagster_home/ in it."""
+    return WORKER_DIR
 
 
 def spec_violations_since(offset: int) -> tuple[list[dict], int]:

@@ -65,3 +65,27 @@ def test_spellings_the_server_tells_apart_stay_apart() -> None:
         normalise_base_url("http://127.0.0.1:2/v2")
     # An encoded slash is not a path separator: it stays encoded.
     assert normalise_base_url("https://x.test/a%2Fb") == "https://x.test/a%2Fb"
+
+
+def test_a_key_refused_the_users_list_meets_the_organization_by_its_name(
+        emulator_factory, tmp_path) -> None:
+    """One account, two machines: one key may list the organization's users, the other is
+    refused (403). Both configure the name `acme`: the first writes down that `acme` is the
+    organization, the second finds it, and both take one lease."""
+    from emergency_pipeline.safety_store import open_safety_store
+    from conftest import API_KEY
+
+    names = open_safety_store(tmp_path / "safety.sqlite").names
+    emu = emulator_factory()
+    listing = _identity_with(emu, API_KEY, "acme", names)
+    assert "#org:" in listing.key
+    emu.organization.users_listable = False           # the other machine's key
+    refused = _identity_with(emu, API_KEY, "acme", names)
+    assert refused.key == listing.key and refused.label == "acme"
+    other = _identity_with(emu, API_KEY, "another-name", names)
+    assert other.key.endswith("#name:another-name")
+
+
+def _identity_with(emu, key, name, names):
+    with TelnyxClient(ClientConfig(api_key=key, base_url=emu.base_url)) as client:
+        return identify_account(client, emu.base_url, name, names)

@@ -341,7 +341,7 @@ def test_numbers_a_job_in_flight_already_processed_are_still_left_alone(
     """A job in progress reports some numbers done and others pending: it holds them all
     until it ends (rule 3), so a run planned meanwhile submits none of them."""
     database = str(tmp_path / "o.duckdb")
-    with Emulator(numbers=300, seed=39, api_key=KEY, job_seconds=12.0) as emu:
+    with Emulator(numbers=300, seed=39, api_key=KEY, job_seconds=60.0) as emu:
         numbers = allowing(emu, 10, emergency_status="disabled")
         first, second = (a["id"] for a in emu.addresses()[:2])
         theirs = httpx.post(f"{emu.base_url}/phone_numbers/jobs/update_emergency_settings",
@@ -349,6 +349,9 @@ def test_numbers_a_job_in_flight_already_processed_are_still_left_alone(
                             json={"phone_numbers": [n["phone_number"] for n in numbers],
                                   "emergency_enabled": True, "emergency_address_id": first})
         job_id = theirs.json()["data"]["id"]
+        # The emulator's clock past `pending` (12 s) and 1 of 10 numbers: no sleeping, and the
+        # job stays in flight for 43 s more of real time, however slow the run below.
+        emu.advance(17)
         deadline = time.monotonic() + 30
         while True:   # until the job reports some numbers done and some still pending
             job = next(j for j in emu.jobs() if j["id"] == job_id)

@@ -48,6 +48,17 @@ def test_a_step_whose_lease_was_taken_over_while_it_ran_fails_naming_the_holder(
     store.close()
 
 
+def test_twice_sees_a_run_with_two_rows_for_one_number() -> None:
+    checks = _load("soak_checks")
+
+    def row(run: str, result: str = "succeeded"):
+        return checks.Row("db", run, "s.csv", "n1", (True, "a1"), result, "", "J1", "b1", None)
+
+    assert checks.twice([row("r1"), row("r2")], {"r1", "r2"}) == []
+    assert len(checks.twice([row("r1"), row("r1", "failed")], {"r1"})) == 1
+    assert checks.twice([row("r1"), row("r1")], {"r2"}) == []     # another pair's run
+
+
 def test_the_emulator_tells_which_key_sent_each_job_post() -> None:
     """The soak's posts_after check: job POSTs as they arrive, on the host's clock, by key
     (answered or not: the one whose answer is lost counts too)."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from emergency_pipeline.plan import ACTIONS, PLAN_COLUMNS, build_plan, plan_summary, \
@@ -152,8 +152,22 @@ def worlds(draw):
     return (desired(*want) if want else desired(("+1", None, True, A1)).iloc[:0]), numbers, flight
 
 
-@settings(max_examples=200, deadline=None)
+# One number named twice (by E.164 and by id) with one target, another with two: rule 3
+# across rows (and, at one row a range, across ranges); a number in flight named by E.164
+# while the flight lists its id (rule 4). Random worlds meet these rarely: measured with
+# tests/property_mutants.py, dropping rule 3 was caught within 200 examples by 2 seeds of 10.
+_TWICE = (desired(("+19705550003", None, True, A1), (None, "3", True, A1),
+                  ("+19705550004", None, True, A1), (None, "4", False, None),
+                  ("+19705550005", None, True, A2)),
+          snapshot(("3", "+19705550003", "active", False, None, "disabled"),
+                   ("4", "+19705550004", "active", True, A1, "active"),
+                   ("5", "+19705550005", "active", False, None, "disabled")),
+          {"5"})
+
+
+@settings(max_examples=100, deadline=None)   # 200 before the @example: tests/README.md
 @given(world=worlds())
+@example(world=_TWICE)
 def test_every_desired_row_appears_exactly_once(world):
     acc, numbers, flight = world
     plan = build_plan(acc, numbers, ADDRESSES, in_flight=frozenset(flight))
@@ -177,9 +191,10 @@ def test_a_number_listed_twice_counts_its_first_sighting():
     assert plan.reason[1] == "the same account number as d.csv row 2"
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=50, deadline=None)   # 100 before the @example: tests/README.md
 @given(world=worlds(), per_range=st.integers(1, 7),
        repeats=st.lists(st.tuples(st.integers(0, 19), st.booleans()), max_size=4))
+@example(world=_TWICE, per_range=1, repeats=[(0, True)])
 def test_planning_a_range_at_a_time_gives_the_one_plan(world, per_range, repeats):
     """write_plan plans the rows a range at a time; the plan is the one of all rows at once,
     in the same order, rule 3 and a number listed twice included."""

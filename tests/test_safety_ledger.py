@@ -89,6 +89,9 @@ def test_record_with_the_fence_writes_only_while_the_token_is_current(store):
             ledger.record(_wave(2), run_id="ours", account=ACCOUNT, source=None,
                           outcomes_db=OUT, fence=fence)
             assert len(ledger.batches_of_run("ours")) == 2
+            with pytest.raises(ValueError, match="its own account"):
+                ledger.record(_wave(1, start=20), run_id="ours", account=OTHER, source=None,
+                              outcomes_db=OUT, fence=fence)
             taker = lease.acquire(ACCOUNT, "theirs", wait_seconds=0,
                                   is_run_finished=lambda run: True)
             assert taker.took_over.run_id == "ours" and not taker.took_over.proven_dead

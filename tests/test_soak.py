@@ -1,8 +1,9 @@
-"""A small soak inside `make test` (reliability/soak.py; the long run is its --pairs 50): two
+"""A small soak, `make soak` (reliability/soak.py; the long run is its --pairs 50): two
 pairs of concurrent `run --apply` child processes against a faulty emulator whose job POSTs
 answer after the children's read timeout, one child of each killed with SIGKILL (inside the
 outcomes step; right after the update step's POSTs), each followed by resume runs. Then the
-checks themselves, on a real emulator: each must see the fault it is there for."""
+checks themselves, on a real emulator: each must see the fault it is there for (those stay
+in `make test`: they start no process)."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ def _load(name: str):
     return module
 
 
+@pytest.mark.soak
 def test_concurrent_killed_and_slow_pairs_keep_the_promises(tmp_path: Path) -> None:
     soak = _load("soak")
     lines: list[str] = []
@@ -57,6 +59,7 @@ CALM = {f: 0.0 for f in ("error_rate", "throttle_rate", "drop_rate", "lose_job_p
                          "number_fail_rate")}
 
 
+@pytest.mark.soak
 def test_a_run_following_another_sheets_job_records_no_success_for_its_target(
         tmp_path: Path) -> None:
     soak = _load("soak")
@@ -74,6 +77,7 @@ def test_a_run_following_another_sheets_job_records_no_success_for_its_target(
     assert reports[0].dup_in_flight == 0, text
 
 
+@pytest.mark.soak
 def test_a_lost_post_answer_adopts_the_job_that_post_made(tmp_path: Path) -> None:
     import os
     import sqlite3

@@ -222,7 +222,7 @@ def emergency_address_resolution(context: AssetExecutionContext, config: Address
             todo, con.execute("SELECT * FROM s.addresses").df(), client,
             state.ledger() if apply else None, apply=apply,
             run_id=context.run.run_id, log=context.log,
-            account=telnyx.account() if apply else "",
+            account=telnyx.account(state.safety_store().names) if apply else "",
             contact=ContactDefaults(config.default_first_name, config.default_last_name,
                                     config.default_business_name))
         if len(todo):   # the resolved rows go back to their places

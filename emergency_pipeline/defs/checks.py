@@ -155,7 +155,7 @@ def account_agrees_after_apply(context: AssetCheckExecutionContext,
     reads = plan_reads(*target_counts(snapshot, targets))
     pages = snapshot_pages(snapshot.counts["numbers"])
     share = _threshold(*READ_BACK_SHARE)
-    account, recorded_at = telnyx.account(), float(done[0][4])
+    account, recorded_at = telnyx.account(state.safety_store().names), float(done[0][4])
     rows = [(i, phone, bool(on), a or None) for i, phone, on, a, _ in done if i is not None]
     cost = {"estimated_requests": reads.requests, "snapshot_requests": pages,
             "limit": share}
@@ -221,7 +221,7 @@ def earlier_successes_hold(context: AssetCheckExecutionContext,
                            emergency_account_snapshot: StageRef, telnyx: TelnyxResource,
                            state: PipelineState) -> AssetCheckResult:
     snapshot = emergency_account_snapshot
-    ledger, account = state.ledger(), telnyx.account()
+    ledger, account = state.ledger(), telnyx.account(state.safety_store().names)
     # Only the rows recorded before this snapshot began: it cannot show later changes.
     taken = datetime.fromisoformat(snapshot.info["taken_at"]).timestamp()
     judged = judge_at_snapshot(snapshot, ledger.to_verify(account, taken))

@@ -21,7 +21,7 @@ from emergency_pipeline.account_identity import (
     AccountIdentity, identify_account, normalise_base_url,
 )
 from emergency_pipeline.safety_store import (
-    AccountLease, Ledger, SafetyStore, shared_safety_store,
+    AccountLease, AccountNames, Ledger, SafetyStore, shared_safety_store,
 )
 from emergency_pipeline.store import Store
 
@@ -51,20 +51,21 @@ class TelnyxResource(ConfigurableResource):
         "report, logs) and for the lease where the key may not list the organization's users "
         "(default: the base URL's host). $TELNYX_ACCOUNT in the code location.")
 
-    def identity(self) -> AccountIdentity:
-        """The account behind the key (account_identity.py): one request, once a process."""
+    def identity(self, names: AccountNames | None = None) -> AccountIdentity:
+        """The account behind the key (account_identity.py): one request, once a process.
+        `names`: the safety store's names of accounts (PipelineState.safety_store().names)."""
         cache_key = (normalise_base_url(self.base_url), _digest(self.api_key),
                      self.account_name)
         found = _IDENTITIES.get(cache_key)
         if found is None:
             with self.client(logging.getLogger("emergency_pipeline.account")) as client:
-                found = identify_account(client, self.base_url, self.account_name)
+                found = identify_account(client, self.base_url, self.account_name, names)
             _IDENTITIES[cache_key] = found
         return found
 
-    def account(self) -> str:
+    def account(self, names: AccountNames | None = None) -> str:
         """What the lease and the ledger are keyed by: the account, never the key (rule 3)."""
-        return self.identity().key
+        return self.identity(names).key
 
     def account_label(self) -> str:
         """The account for people: its configured name, else the base URL's host[:port]."""

@@ -112,7 +112,7 @@ def account_lease(context: AssetExecutionContext, telnyx: TelnyxResource,
                             f"lease, held by {holder.describe()}")
 
     try:
-        identity = telnyx.identity()
+        identity = telnyx.identity(state.safety_store().names)
         with held(state.lease(), identity.key, run_id,
                   wait_seconds=state.lease_wait_seconds if first else 0.0,
                   fence_seconds=state.fence_seconds, on_wait=waiting,

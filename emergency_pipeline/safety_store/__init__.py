@@ -12,6 +12,7 @@ import os
 import threading
 from datetime import datetime, timezone
 
+from emergency_pipeline.safety_store.account_names import AccountNames
 from emergency_pipeline.safety_store.fence import HeldLease, held
 from emergency_pipeline.safety_store.lease import (
     AccountLease, IsRunFinished, LeaseHolder, LeaseLost, LeaseUnavailable, OnWait, TakeOver,
@@ -23,10 +24,10 @@ from emergency_pipeline.safety_store.location import (
 from emergency_pipeline.safety_store.schema import SCHEMA_VERSION, install
 
 __all__ = [
-    "AccountLease", "HeldLease", "IsRunFinished", "LEASE_DIR_ENV", "LeaseHolder", "LeaseLost",
-    "LeaseUnavailable", "Ledger", "LedgerBatch", "OPEN_STATES", "OnWait", "SCHEMA_VERSION",
-    "STATE_URL_ENV", "SafetyStore", "StoreUnavailable", "TakeOver", "held",
-    "open_safety_store", "shared_safety_store",
+    "AccountLease", "AccountNames", "HeldLease", "IsRunFinished", "LEASE_DIR_ENV",
+    "LeaseHolder", "LeaseLost", "LeaseUnavailable", "Ledger", "LedgerBatch", "OPEN_STATES",
+    "OnWait", "SCHEMA_VERSION", "STATE_URL_ENV", "SafetyStore", "StoreUnavailable",
+    "TakeOver", "held", "open_safety_store", "shared_safety_store",
 ]
 
 
@@ -58,6 +59,7 @@ class SafetyStore:
         self.lease = AccountLease(self.backend, stale_after=stale_after,
                                   dead_pid_grace=dead_pid_grace, poll_seconds=poll_seconds)
         self.ledger = Ledger(self.backend)
+        self.names = AccountNames(self.backend)
 
     @property
     def kind(self) -> str:

@@ -102,6 +102,9 @@ class Ledger:
         """Record a wave of batches, in one transaction, before any of their POSTs. With a
         fence, the lease token is checked (and renewed) in that transaction: LeaseLost, and
         nothing written, if it is no longer current."""
+        if fence is not None and fence.holder.account != account:
+            raise ValueError(f"the fence holds the lease of {fence.holder.account}, not of "
+                             f"{account}: record a wave under its own account's lease")
         telnyx_at = None if telnyx_recorded_at is None else telnyx_recorded_at.timestamp()
         started = None
         with self.backend.transaction() as con:

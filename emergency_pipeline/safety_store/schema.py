@@ -56,6 +56,10 @@ CREATE TABLE IF NOT EXISTS address_events (
 CREATE INDEX IF NOT EXISTS address_events_key ON address_events (account, address_key, seq);
 CREATE TABLE IF NOT EXISTS legacy_imports (
     path TEXT PRIMARY KEY, batches INTEGER, at DOUBLE PRECISION
+);
+CREATE TABLE IF NOT EXISTS account_names (
+    base_url TEXT NOT NULL, name TEXT NOT NULL, account TEXT NOT NULL,
+    at DOUBLE PRECISION, PRIMARY KEY (base_url, name)
 )
 """
 

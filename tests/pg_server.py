@@ -42,7 +42,10 @@ class PgServer:
 
     def __init__(self, *, fsync: bool = False) -> None:
         self.bin = server_bin()
-        self.root = Path(tempfile.mkdtemp(prefix="pg-test-"))
+        # As root the server runs as `postgres`, which must reach its folder: not under a
+        # private TMPDIR (each test worker's, mode 0700), but in the machine's /tmp.
+        self.root = Path(tempfile.mkdtemp(prefix="pg-test-",
+                                          dir="/tmp" if os.geteuid() == 0 else None))
         self.data, self.sock, self.log = (self.root / "data", self.root / "sock",
                                           self.root / "server.log")
         self.port = 0

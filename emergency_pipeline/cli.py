@@ -16,6 +16,7 @@ def main(argv: list[str] | None = None) -> int:
     from emergency_pipeline.emulator.cli import add_parser as add_emulator
     from emergency_pipeline.demo import add_parser as add_demo
     from emergency_pipeline.dev_cli import add_parser as add_dev
+    from emergency_pipeline.history_cli import add_parser as add_history
     from emergency_pipeline.partitions_cli import add_parser as add_partitions
     from emergency_pipeline.run_cli import add_parser as add_run
 
@@ -24,6 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     add_run(sub)
     add_partitions(sub)
     add_dev(sub)
+    add_history(sub)
     add_coverage(sub)
     args = parser.parse_args(argv)
     status = int(args.func(args) or 0)

@@ -20,6 +20,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", metavar="FOLDER",
                    help="also copy the HTML page and the CSV here")
     p.add_argument("--quiet", action="store_true", help="no Dagster log lines")
+    p.add_argument("--account", metavar="NAME", help="the account (needed only when the code "
+                   "location has several)")
     p.set_defaults(func=run)
 
 
@@ -38,11 +40,17 @@ def run(args: argparse.Namespace) -> int:
 
     from emergency_pipeline.definitions import defs
     from emergency_pipeline.defs.coverage import COVERAGE_JOB
+    from emergency_pipeline.defs.reconcile_job import AccountNotChosen, account_job_name
     from emergency_pipeline.run_report import _open_instance
 
+    try:
+        name = account_job_name(defs, args.account, COVERAGE_JOB)
+    except AccountNotChosen as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     instance = _open_instance() if home else DagsterInstance.ephemeral()
     level = "CRITICAL" if args.quiet else "INFO"
-    job = defs.resolve_job_def(COVERAGE_JOB).with_logger_defs({"console": cli_console})
+    job = defs.resolve_job_def(name).with_logger_defs({"console": cli_console})
     result = job.execute_in_process(
         instance=instance, raise_on_error=False,
         run_config={"loggers": {"console": {"config": {"log_level": level}}}})

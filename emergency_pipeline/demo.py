@@ -21,11 +21,15 @@ DEMO_FAULTS = "number_fail_rate=0.03,seed=7"
 DEMO_ACCOUNT = "demo-emulator"
 
 _WRITTEN_BY = "# Written by `emergency-pipeline demo`."
-DAGSTER_YAML = _WRITTEN_BY + """ Runs of the reconcile job are queued one at a time:
-# two runs planning against the same account at once could both submit a number.
+DAGSTER_YAML = _WRITTEN_BY + """ Apply runs are queued one at a time per account (their
+# tag emergency_pipeline/apply names it); plan-only runs never wait. The account lease is what
+# guarantees it (deploy/dagster.yaml says what it covers that the queue does not).
 run_queue:
+  dequeue_interval_seconds: 1
   tag_concurrency_limits:
-    - key: "emergency_pipeline/account"
+    - key: "emergency_pipeline/apply"
+      value:
+        applyLimitPerUniqueValue: true
       limit: 1
 # The daemon (`dagster dev`) fails a run that never starts, and stops one that runs past
 # max_runtime_seconds, so that a run whose worker died does not stay STARTED for ever (the
@@ -81,7 +85,7 @@ def prepare_dagster_home(path: Path) -> Path:
 def run(args: argparse.Namespace) -> int:
     # Dagster is imported here, not at the top: the console script's other sub-commands
     # (the emulator) should start without it.
-    from emergency_pipeline.defs.reconcile_job import apply_run_config, run_job
+    from emergency_pipeline.defs.reconcile_job import run_job
     from emergency_pipeline.emulator import Emulator, Faults
 
     home = prepare_dagster_home(Path(args.dagster_home))
@@ -96,8 +100,7 @@ def run(args: argparse.Namespace) -> int:
         os.environ.update({"TELNYX_API_KEY": DEMO_KEY, "TELNYX_BASE_URL": emu.base_url,
                            "TELNYX_ACCOUNT": DEMO_ACCOUNT,
                            "EMERGENCY_PIPELINE_DUCKDB": args.database})
-        config = apply_run_config(apply=not args.plan_only)
-        config["loggers"] = {"console": {"config": {"log_level": "INFO"}}}
+        config = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
         result = run_job(str(desired), apply=not args.plan_only, run_config=config)
         stats = emu.stats()
         # `make dev` serves this account, so the UI starts where the demo left it (issue 27:

@@ -15,6 +15,8 @@ from pathlib import Path
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("partitions", help="list or remove desired-state partitions",
                               description=__doc__)
+    p.add_argument("--account", metavar="NAME", help="the account whose partitions (needed "
+                   "only when the code location has several)")
     sub = p.add_subparsers(dest="action", required=True)
     sub.add_parser("list", help="every partition, and whether its source still exists")
     rm = sub.add_parser("remove", help="remove partitions by key")
@@ -31,9 +33,14 @@ def run(args: argparse.Namespace) -> int:
         return 1
     from dagster import DagsterInstance
 
-    from emergency_pipeline.defs.partitions import desired_state_sources
+    from emergency_pipeline.definitions import defs
+    from emergency_pipeline.defs.reconcile_job import AccountNotChosen, account_job_name
 
-    name = desired_state_sources.name
+    try:   # each account has its own partition set
+        name = defs.resolve_job_def(account_job_name(defs, args.account)).partitions_def.name
+    except AccountNotChosen as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     with DagsterInstance.get() as instance:
         keys = list(instance.get_dynamic_partitions(name))
         if args.action == "list":

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import sys
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -20,6 +21,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                               description=__doc__)
     p.add_argument("source", help="CSV / XLSX / folder / .duckdb file (the partition key)")
     p.add_argument("--apply", action="store_true", help="submit the jobs (default: plan only)")
+    p.add_argument("--account", metavar="NAME",
+                   help="the account (a component under emergency_pipeline/location/accounts/"
+                        "); needed only when the code location has several")
     p.add_argument("--follow-timeout", type=float, default=None, metavar="S",
                    help="seconds to follow submitted jobs (default 900)")
     p.add_argument("--max-disable-count", type=int, default=None)
@@ -40,10 +44,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_config(args: argparse.Namespace) -> dict:
-    from emergency_pipeline.defs.reconcile_job import apply_run_config
-
-    config = apply_run_config(args.apply)
-    jobs = config["ops"]["emergency_update_jobs"]["config"]
+    # Whether it applies is the run's tag (run_job sets it from --apply), not config.
+    jobs: dict = {}
+    config: dict = {"ops": {}}
     for name, value in (("follow_timeout_seconds", args.follow_timeout),
                         ("max_disable_count", args.max_disable_count),
                         ("max_disable_share", args.max_disable_share),
@@ -52,6 +55,8 @@ def run_config(args: argparse.Namespace) -> dict:
             jobs[name] = value
     if args.allow_mass_disable:
         jobs["allow_mass_disable"] = True
+    if jobs:
+        config["ops"]["emergency_update_jobs"] = {"config": jobs}
     desired = {k: v for k, v in (("sheet", args.sheet), ("table", args.table),
                                  ("query", args.query)) if v}
     if desired:
@@ -74,13 +79,23 @@ def run(args: argparse.Namespace) -> int:
             return EXIT_ERROR
         from emergency_pipeline.cli_logger import cli_console
         from emergency_pipeline.dead_runs import fail_dead_runs, process_tags
-        from emergency_pipeline.defs.reconcile_job import JOB_NAME, run_job
+        from emergency_pipeline.defs.reconcile_job import (
+            APPLY_JOB_NAME, JOB_NAME, AccountNotChosen, account_job_name, run_job,
+        )
         from emergency_pipeline.definitions import defs
 
         gc.freeze()
     finally:
         gc.enable()
-    fail_dead_runs(instance, JOB_NAME)   # runs left STARTED by a killed `run` (issue 14)
+    try:
+        jobs = [account_job_name(defs, args.account, name) for name in (JOB_NAME, APPLY_JOB_NAME)]
+    except AccountNotChosen as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    # Runs left STARTED by a killed `run` (issue 14); JOB_NAME: those of before components.
+    for job in dict.fromkeys([*jobs, JOB_NAME]):
+        fail_dead_runs(instance, job)
     result = run_job(args.source, args.apply, run_config(args), defs=defs, instance=instance,
-                     loggers={"console": cli_console}, tags=process_tags())
+                     loggers={"console": cli_console}, tags=process_tags(),
+                     account=args.account)
     return finish(args, result)

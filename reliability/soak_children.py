@@ -38,24 +38,25 @@ def _boundaries() -> list[KillPoint]:
     points: list[KillPoint] = []
     for step in STEPS:
         short = step.removeprefix("emergency_")
-        points.append(KillPoint(f"{short}:start", f" - {step} - STEP_START - "))
+        # The step key may carry the account's prefix (telnyx__emergency_update_jobs).
+        points.append(KillPoint(f"{short}:start", f"{step} - STEP_START - "))
         if step == "emergency_update_jobs":
             # Right after a wave's POSTs: jobs exist, the ledger says submitted, not closed.
-            points.append(KillPoint("update_jobs:posted", f" - {step} - batches submitted:"))
+            points.append(KillPoint("update_jobs:posted", f"{step} - batches submitted:"))
         if step == "emergency_operation_outcomes":
             # Inside the outcomes step: its inputs are loaded, the body (build the rows,
             # write them, mark the batches published) runs for a few hundred ms.
             points.append(KillPoint("operation_outcomes:inside",
-                                    f' - {step} - STEP_INPUT - Got input "emergency_update_jobs"',
+                                    f'{step} - STEP_INPUT - Got input "emergency_update_jobs"',
                                     (0.0, 0.3)))
-        points.append(KillPoint(f"{short}:success", f" - {step} - STEP_SUCCESS - "))
+        points.append(KillPoint(f"{short}:success", f"{step} - STEP_SUCCESS - "))
     return points
 
 
 # Every stage boundary, two points inside stages, and the old random moment (None marker).
 KILL_POINTS: tuple[KillPoint, ...] = (*_boundaries(), KillPoint("random", "", (3.0, 12.0)))
 KILL_POINT_NAMES = tuple(p.name for p in KILL_POINTS)
-_RUN_ID = re.compile(r" - reconcile_emergency_settings - ([0-9a-f-]{36}) - ")
+_RUN_ID = re.compile(r" - (?:\w+__)?reconcile_emergency_settings - ([0-9a-f-]{36}) - ")
 
 
 def kill_point(name: str) -> KillPoint:

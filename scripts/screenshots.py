@@ -108,7 +108,8 @@ def main() -> int:
         wait_for(f"{base}/server_info", 120)
         partition = urllib.parse.quote(SOURCE, safe="")
         for png, asset, tab, height in PAGES:
-            url = f"{base}/assets/{asset}?view={tab}&partition={partition}"
+            # The demo's account is the repo's component `telnyx`: its keys are prefixed.
+            url = f"{base}/assets/telnyx/{asset}?view={tab}&partition={partition}"
             screenshot(browser, url, out / png, args.width, height)
             print(f"{out / png}  <- {url}")
     finally:

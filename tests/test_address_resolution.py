@@ -18,7 +18,7 @@ from emergency_pipeline import addresses as addr
 from emergency_pipeline.address_resolution import resolve_addresses
 from emergency_pipeline.client import AddressRejected, TelnyxClient
 from emergency_pipeline.definitions import build_definitions
-from emergency_pipeline.defs.reconcile_job import apply_run_config, run_job
+from emergency_pipeline.defs.reconcile_job import run_job
 from emergency_pipeline.defs.resources import TelnyxResource
 from emergency_pipeline.emulator import Emulator, Faults
 from emergency_pipeline.defs.resources import PipelineState, state_dir_for
@@ -163,8 +163,7 @@ class Setup:
         sheet.to_csv(self.desired, index=False)
 
     def run(self, apply: bool, **address_config):
-        config = apply_run_config(apply)
-        config["ops"]["emergency_address_resolution"]["config"].update(address_config)
+        config = {"ops": {"emergency_address_resolution": {"config": dict(address_config)}}}
         result = run_job(self.desired, apply, config, defs=self.defs, instance=self.instance)
         assert result.success, [e.message for e in result.all_events if e.is_failure]
         return result

@@ -11,7 +11,7 @@ from dagster import DagsterInstance
 from dagster_duckdb import DuckDBResource
 
 from emergency_pipeline.definitions import build_definitions
-from emergency_pipeline.defs.reconcile_job import apply_run_config, run_job
+from emergency_pipeline.defs.reconcile_job import run_job
 from emergency_pipeline.defs.resources import TelnyxResource
 from emergency_pipeline.emulator import Emulator, Faults
 from emergency_pipeline.sample import write_sample
@@ -34,7 +34,7 @@ def history(tmp_path: Path):
         instance = DagsterInstance.ephemeral()
 
         def run(apply: bool):
-            result = run_job(desired, apply, apply_run_config(apply), defs=defs,
+            result = run_job(desired, apply, None, defs=defs,
                              instance=instance)
             assert result.success
             return result

@@ -26,7 +26,7 @@ from _safety_support import fenced
 from emergency_pipeline.batching import batch_of
 from emergency_pipeline.client import ClientConfig, TelnyxClient
 from emergency_pipeline.definitions import build_definitions
-from emergency_pipeline.defs.reconcile_job import JOB_NAME, apply_run_config, run_job
+from emergency_pipeline.defs.reconcile_job import JOB_NAME, apply_tags, run_job
 from emergency_pipeline.defs.partitions import ensure_partition
 from emergency_pipeline.defs.resources import PipelineState, TelnyxResource, state_dir_for
 from emergency_pipeline.emulator import Emulator, Faults
@@ -236,8 +236,8 @@ def test_results_of_a_run_that_stopped_before_its_outcomes_are_recorded_for_it(
         cut = job.get_subset(asset_selection=(
             AssetSelection.groups("emergency") - AssetSelection.assets(
                 "emergency_operation_outcomes")).resolve(defs.resolve_asset_graph()))
-        stopped = cut.execute_in_process(run_config=apply_run_config(True), instance=instance,
-                                         partition_key=first)
+        stopped = cut.execute_in_process(instance=instance, partition_key=first,
+                                         tags={**cut.tags, **apply_tags()})
         assert stopped.success
         assert not Path(database).exists() or _outcomes(database).query(
             "run_id == @stopped.run_id and result in ('succeeded', 'failed')").empty
@@ -360,10 +360,8 @@ def test_numbers_a_job_in_flight_already_processed_are_still_left_alone(
             assert time.monotonic() < deadline, job["status"]
             time.sleep(0.2)
         sheet = _sheet(tmp_path / "s.csv", numbers, second)
-        result = run_job(sheet, True, {**apply_run_config(True), "ops": {
-            **apply_run_config(True)["ops"],
-            "emergency_update_jobs": {"config": {"apply": True,
-                                                 "follow_timeout_seconds": 0.0}}}},
+        result = run_job(sheet, True, {"ops": {
+            "emergency_update_jobs": {"config": {"follow_timeout_seconds": 0.0}}}},
                          defs=_setup_defs(emu, database), instance=DagsterInstance.ephemeral())
         assert result.success
         assert [j["id"] for j in emu.jobs()] == [job_id]     # nothing else submitted
@@ -394,8 +392,8 @@ def test_a_stopped_runs_results_land_in_its_own_file_from_a_run_on_another_file(
         cut = defs_a.resolve_job_def(JOB_NAME).get_subset(asset_selection=(
             AssetSelection.groups("emergency") - AssetSelection.assets(
                 "emergency_operation_outcomes")).resolve(defs_a.resolve_asset_graph()))
-        stopped = cut.execute_in_process(run_config=apply_run_config(True), instance=instance,
-                                         partition_key=first)
+        stopped = cut.execute_in_process(instance=instance, partition_key=first,
+                                         tags={**cut.tags, **apply_tags()})
         assert stopped.success
         if not first_file_there:
             import shutil

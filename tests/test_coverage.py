@@ -13,7 +13,7 @@ from dagster_duckdb import DuckDBResource
 
 from emergency_pipeline.definitions import build_definitions
 from emergency_pipeline.defs.coverage import COVERAGE_JOB
-from emergency_pipeline.defs.reconcile_job import apply_run_config, run_job
+from emergency_pipeline.defs.reconcile_job import run_job
 from emergency_pipeline.defs.resources import TelnyxResource
 from emergency_pipeline.emulator import Emulator
 from emergency_pipeline.store import Store
@@ -77,7 +77,7 @@ def test_each_category_counts_what_changed_behind_the_pipelines_back(account: Ac
         w.writerow(["phone_number", "emergency_enabled", "emergency_address_id"])
         for n in sheet_numbers:
             w.writerow([n["phone_number"], "true", x])
-    result = run_job(str(sheet), True, apply_run_config(True), defs=account.defs,
+    result = run_job(str(sheet), True, None, defs=account.defs,
                      instance=account.instance)
     assert result.success
     emu.finish_jobs()

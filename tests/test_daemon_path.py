@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from conftest import API_KEY
-from emergency_pipeline.defs.reconcile_job import JOB_NAME, apply_run_config
+from emergency_pipeline.defs.reconcile_job import APPLY_JOB_NAME
 from emergency_pipeline.defs.partitions import desired_state_sources
 from emergency_pipeline.sample import write_sample
 
@@ -96,14 +96,14 @@ def test_launch_through_graphql_and_the_inbox_sensor_run_on_the_daemon(tmp_path,
                          addDynamicPartition(repositorySelector: $repo, partitionsDefName: $name,
                                              partitionKey: $key) {
                            __typename ... on PythonError { message } } }""",
-                    repo=repo, name=desired_state_sources.name, key=source)
+                    repo=repo, name=f"telnyx__{desired_state_sources.name}", key=source)
         assert added["addDynamicPartition"]["__typename"] == "AddDynamicPartitionSuccess", added
         launched = gql("""mutation($params: ExecutionParams!) { launchRun(executionParams: $params) {
                             __typename ... on LaunchRunSuccess { run { runId } }
                             ... on PythonError { message }
                             ... on RunConfigValidationInvalid { errors { message } } } }""",
-                       params={"selector": {**repo, "jobName": JOB_NAME},
-                               "runConfigData": apply_run_config(True),
+                       params={"selector": {**repo, "jobName": f"telnyx__{APPLY_JOB_NAME}"},
+                               "runConfigData": {},
                                "executionMetadata": {"tags": [
                                    {"key": "dagster/partition", "value": source}]}})
         assert launched["launchRun"]["__typename"] == "LaunchRunSuccess", launched
@@ -113,13 +113,13 @@ def test_launch_through_graphql_and_the_inbox_sensor_run_on_the_daemon(tmp_path,
         # 2. The sensor, started through the API, picks up a dropped sheet.
         started = gql("""mutation($sel: SensorSelector!) { startSensor(sensorSelector: $sel) {
                            __typename ... on Sensor { sensorState { status } } } }""",
-                      sel={**repo, "sensorName": "desired_state_inbox"})
+                      sel={**repo, "sensorName": "telnyx__desired_state_inbox"})
         assert started["startSensor"]["sensorState"]["status"] == "RUNNING", started
         dropped = write_sample(inbox / "site.csv", 300, 8, rows=20)
         past = time.time() - 60
         os.utime(dropped, (past, past))        # settled: not a file still being copied
         runs = _wait("the sensor's run",
-                     lambda: [r for r in gql.sensor_runs("desired_state_inbox")
+                     lambda: [r for r in gql.sensor_runs("telnyx__desired_state_inbox")
                               if r["status"] in ("SUCCESS", "FAILURE", "CANCELED")], 240, log)
         assert [r["status"] for r in runs] == ["SUCCESS"], runs
         sensor_run = runs[0]["runId"]

@@ -12,7 +12,7 @@ from dagster import DagsterInstance
 from dagster_duckdb import DuckDBResource
 
 from emergency_pipeline.definitions import build_definitions, defs
-from emergency_pipeline.defs.reconcile_job import JOB_NAME, apply_run_config, run_job
+from emergency_pipeline.defs.reconcile_job import JOB_NAME, run_job
 from emergency_pipeline.defs.resources import PipelineState, TelnyxResource, state_dir_for
 from emergency_pipeline.emulator import Emulator
 from emergency_pipeline.run_tables import RunTables
@@ -40,8 +40,7 @@ class Setup:
         self.account = TelnyxResource(api_key=KEY, base_url=emu.base_url).account()
 
     def run(self, apply: bool = True, **jobs_config):
-        config = apply_run_config(apply)
-        config["ops"]["emergency_update_jobs"]["config"].update(jobs_config)
+        config = {"ops": {"emergency_update_jobs": {"config": dict(jobs_config)}}}
         result = run_job(self.desired, apply, config, defs=self.defs, instance=self.instance)
         assert result.success, [e.message for e in result.all_events if e.is_failure]
         return result
@@ -61,12 +60,14 @@ def _state(emu: Emulator, number_id: str) -> dict:
 
 
 def test_definitions_load() -> None:
+    # The code location: the shipped account `telnyx` (location/accounts/telnyx/defs.yaml).
     defs.resolve_all_job_defs()
-    assert defs.resolve_job_def(JOB_NAME) is not None
+    assert defs.resolve_job_def(f"telnyx__{JOB_NAME}") is not None
     keys = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
-    assert keys == {"desired_emergency_settings", "emergency_account_snapshot",
-                    "emergency_address_resolution", "emergency_settings_plan", "emergency_update_jobs",
-                    "emergency_operation_outcomes", "emergency_e911_coverage"}
+    assert keys == {f"telnyx/{k}" for k in (
+        "desired_emergency_settings", "emergency_account_snapshot",
+        "emergency_address_resolution", "emergency_settings_plan", "emergency_update_jobs",
+        "emergency_operation_outcomes", "emergency_e911_coverage")}
 
 
 def test_outcomes_match_the_emulator_number_by_number(setup: Setup) -> None:
@@ -139,8 +140,7 @@ def test_safety_guard_refuses_a_mass_disable(setup: Setup, tmp_path: Path) -> No
     numbers = [n for n in setup.emu.state.account.iter_numbers() if n["emergency_enabled"]]
     pd.DataFrame({"number": [n["phone_number"] for n in numbers[:60]],
                   "enabled": "no"}).to_csv(setup.desired, index=False)
-    config = apply_run_config(True)
-    config["ops"]["emergency_update_jobs"]["config"].update(max_disable_count=10)
+    config = {"ops": {"emergency_update_jobs": {"config": {"max_disable_count": 10}}}}
     result = run_job(setup.desired, True, config, defs=setup.defs, instance=setup.instance)
     assert not result.success
     failure = next(e for e in result.all_events if e.is_step_failure)

@@ -20,7 +20,7 @@ from emergency_pipeline.changed_state import write_changed_state
 from emergency_pipeline.client import ClientConfig, TelnyxClient
 from emergency_pipeline.definitions import build_definitions
 from emergency_pipeline.defs.checks import account_agrees_after_apply
-from emergency_pipeline.defs.reconcile_job import apply_run_config, run_job
+from emergency_pipeline.defs.reconcile_job import run_job
 from emergency_pipeline.defs.resources import PipelineState, TelnyxResource, state_dir_for
 from emergency_pipeline.emulator import Emulator
 from emergency_pipeline.run_tables import RunTables
@@ -47,7 +47,7 @@ class Run:
         self.state = PipelineState(directory=state_dir_for(database))
         defs = build_definitions({"telnyx": self.telnyx,
                                   "duckdb": DuckDBResource(database=database)})
-        self.result = run_job(str(source), True, apply_run_config(True), defs=defs,
+        self.result = run_job(str(source), True, None, defs=defs,
                               instance=DagsterInstance.ephemeral())
         assert self.result.success
         self.outcomes = Store(database).query(

@@ -20,7 +20,7 @@ from dagster_duckdb import DuckDBResource
 from emergency_pipeline.changed_state import write_changed_state
 from emergency_pipeline.client import ClientConfig, TelnyxClient
 from emergency_pipeline.definitions import build_definitions
-from emergency_pipeline.defs.reconcile_job import apply_run_config, run_job
+from emergency_pipeline.defs.reconcile_job import run_job
 from emergency_pipeline.defs.checks import account_agrees_after_apply
 from emergency_pipeline.defs.resources import PipelineState, TelnyxResource, state_dir_for
 from emergency_pipeline.emulator import Emulator
@@ -150,8 +150,7 @@ class Account:
 
     def run(self, source: Path, apply: bool = True, **jobs_config):
         self.emu.reset_stats()
-        config = apply_run_config(apply)
-        config["ops"]["emergency_update_jobs"]["config"].update(jobs_config)
+        config = {"ops": {"emergency_update_jobs": {"config": dict(jobs_config)}}}
         result = run_job(str(source), apply, config, defs=self.defs, instance=self.instance)
         assert result.success, [e.message for e in result.all_events if e.is_failure]
         result.requests = self.emu.stats()["by_route"]

@@ -18,7 +18,7 @@ from dagster import DagsterInstance, EnvVar
 from dagster_duckdb import DuckDBResource
 
 from emergency_pipeline.definitions import build_definitions
-from emergency_pipeline.defs.reconcile_job import apply_run_config, run_job
+from emergency_pipeline.defs.reconcile_job import run_job
 from emergency_pipeline.defs.resources import TelnyxResource
 from emergency_pipeline.emulator import Emulator, Faults
 from emergency_pipeline.sample import write_sample
@@ -104,8 +104,7 @@ def test_the_key_appears_nowhere(tmp_path: Path, monkeypatch, capfd, caplog) -> 
             enabled = [n["phone_number"] for n in emu.numbers() if n["emergency_enabled"]][:80]
             mass = data / "mass_disable.csv"
             pd.DataFrame({"number": enabled, "enabled": "no"}).to_csv(mass, index=False)
-            config = apply_run_config(True)
-            config["ops"]["emergency_update_jobs"]["config"]["max_disable_count"] = 10
+            config = {"ops": {"emergency_update_jobs": {"config": {"max_disable_count": 10}}}}
             assert not run_job(str(mass), True, config, defs=defs, instance=instance).success
             # 4. A wrong key: 401 on the first request.
             monkeypatch.setenv("TELNYX_API_KEY", wrong)

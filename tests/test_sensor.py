@@ -10,6 +10,7 @@ import pytest
 from dagster import DagsterInstance, SensorResult, SkipReason, build_sensor_context
 
 from emergency_pipeline.defs.partitions import desired_state_sources
+from emergency_pipeline.defs.run_tags import APPLY_TAG, DEFAULT_ACCOUNT
 from emergency_pipeline.defs.sensors import desired_state_inbox
 
 
@@ -81,8 +82,7 @@ def test_new_changed_and_unchanged_files(inbox: Path) -> None:
     keys = sorted(r.partition_key for r in first.run_requests)
     assert keys == [str(a), str(b)]
     assert all(r.run_key.startswith(f"{r.partition_key}@") for r in first.run_requests)
-    assert all(r.run_config["ops"]["emergency_update_jobs"]["config"]["apply"]
-               for r in first.run_requests)
+    assert all(r.tags[APPLY_TAG] == DEFAULT_ACCOUNT for r in first.run_requests)
     assert sorted(instance.get_dynamic_partitions(desired_state_sources.name)) == keys
 
     # Nothing changed: nothing runs.

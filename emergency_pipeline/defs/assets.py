@@ -34,6 +34,7 @@ from emergency_pipeline.defs.run_scope import (
     account_lease, applies, mark_and_sweep, stamp, tables,
 )
 from emergency_pipeline.desired_state import DesiredStateError, write_desired_state
+from emergency_pipeline.history import export_runs, history_url
 from emergency_pipeline.outcomes import OUTCOMES_SQL, RESULT_FIELDS, outcome_views
 from emergency_pipeline.plan import plan_views, write_plan
 from emergency_pipeline.publish import publish_orphans, publish_run
@@ -57,8 +58,8 @@ class DesiredStateConfig(Config):
 
 
 class AddressConfig(Config):
-    apply: bool = Field(default=False, description="Create the addresses the sheet gives by "
-                        "their fields and the account lacks. False only validates them.")
+    # An apply run (its emergency_pipeline/apply tag) creates the addresses the sheet gives
+    # by their fields and the account lacks; a plan-only run only validates them.
     # Telnyx requires first_name, last_name and business_name to create an address; these
     # fill the rows whose sheet gives none (else those rows are rejected with the fix).
     default_first_name: str | None = Field(default=None, description="first_name of new "
@@ -70,7 +71,8 @@ class AddressConfig(Config):
 
 
 class ApplyConfig(Config):
-    apply: bool = Field(default=False, description="Submit the jobs. False only plans (rule 7).")
+    # Whether the jobs are submitted is the run's apply tag, not config (rule 7: plan only
+    # unless the run says so).
     max_batch_size: int = Field(default=1000, ge=1, le=1000)
     max_disable_count: int = Field(default=100, description="Most numbers one run may disable.")
     max_disable_share: float = Field(default=0.05, description="Most share of the account one run may disable.")
@@ -206,6 +208,7 @@ def emergency_address_resolution(context: AssetExecutionContext, config: Address
     """Addresses given by their fields -> ids: matched in the account, or validated and
     (when applying) created once; rows with a bad or ambiguous address are rejected."""
     stage = tables(context, state)
+    apply = applies(context)
     with account_lease(context, telnyx, state), failures_explained(telnyx.base_url), \
             telnyx.client(context.log) as client, \
             stage.building("resolution", rows=desired_emergency_settings.rows) as con:
@@ -217,9 +220,9 @@ def emergency_address_resolution(context: AssetExecutionContext, config: Address
         todo = con.execute(f"SELECT * FROM acc WHERE {NEEDS_RESOLUTION}").df()
         res: Resolution = resolve_addresses(
             todo, con.execute("SELECT * FROM s.addresses").df(), client,
-            state.ledger() if config.apply else None, apply=config.apply,
+            state.ledger() if apply else None, apply=apply,
             run_id=context.run.run_id, log=context.log,
-            account=telnyx.account(state.safety_store().names) if config.apply else "",
+            account=telnyx.account(state.safety_store().names) if apply else "",
             contact=ContactDefaults(config.default_first_name, config.default_last_name,
                                     config.default_business_name))
         if len(todo):   # the resolved rows go back to their places
@@ -248,7 +251,7 @@ def emergency_address_resolution(context: AssetExecutionContext, config: Address
     context.log.info("addresses by their fields: " + (
         ", ".join(f"{k[10:]} {v}" for k, v in res.counts().items()) or "none in the sheet"))
     context.add_output_metadata({
-        "applied": config.apply, **counts,
+        "applied": apply, **counts,
         **md.stage(context, duckdb.database, ref, len(res.table), "address_resolutions"),
         "addresses": md.table(res.table[["address_given", "status", "address_id", "rows",
                                          "candidates", "errors", "suggested"]]),
@@ -297,6 +300,15 @@ def emergency_settings_plan(context: AssetExecutionContext,
     return ref
 
 
+def export_history(store, configured: str | None, telnyx: TelnyxResource,
+                   run_id: str) -> dict[str, int]:
+    """This run's history rows to the shared history location, when there is one."""
+    url = history_url(configured)
+    if not url:
+        return {}
+    return export_runs(store, url, telnyx.account_label(), [run_id], run_id)
+
+
 def _stamped(table: str, context: AssetExecutionContext) -> str:
     """SELECT of a stage table with the run id and source, as the history tables hold it."""
     def text(v: str) -> str:
@@ -324,25 +336,26 @@ def emergency_update_jobs(context: AssetExecutionContext, config: ApplyConfig,
                           state: PipelineState) -> StageRef:
     """Batches submitted as update_emergency_settings jobs (when applying), followed to the
     end; every batch recorded in the ledger before its POST, closed with its results."""
+    apply = applies(context)
     with attached(p=emergency_settings_plan) as con:
         batches = plan_batches(con, "p.plan", max_size=config.max_batch_size)
-        aliases = other_names(con, "p.plan") if config.apply else {}
-    if config.apply and any(is_placeholder(b.emergency_address_id) for b in batches):
-        # The resolution only planned its new addresses (its own `apply` was not set).
-        raise Failure(description="some numbers target addresses that were not created: set "
-                      "apply: true for emergency_address_resolution too (apply_run_config does)")
+        aliases = other_names(con, "p.plan") if apply else {}
+    if apply and any(is_placeholder(b.emergency_address_id) for b in batches):
+        # Cannot be configured (one switch for the run): a bug, never sent.
+        raise Failure(description="some numbers target addresses the resolution did not "
+                      "create: nothing submitted; report this with the run id")
     try:
         check_disable_guard(emergency_settings_plan.counts.get("action_disable", 0),
                             emergency_account_snapshot.counts["numbers"],
                             config.max_disable_count, config.max_disable_share,
                             allow=config.allow_mass_disable)
     except SafetyGuardError as exc:
-        if config.apply:
+        if apply:
             raise Failure(description=str(exc)) from None
         context.log.warning(f"an apply run would be refused: {exc}")
-    if not config.apply:
-        context.log.info(f"plan-only run: {len(batches)} batch(es) not submitted "
-                         "(apply them with --apply, or apply: true in the run config)")
+    if not apply:
+        context.log.info(f"plan-only run: {len(batches)} batch(es) not submitted (apply them "
+                         "with --apply, or the run tag emergency_pipeline/apply: <account>)")
         ref = tables(context, state).write(
             "submission", {"results": pd.DataFrame(columns=RESULT_COLUMNS).astype(str)},
             counts={"batches_planned": len(batches)}, info={"applied": False, "errors": []})
@@ -437,6 +450,10 @@ def emergency_operation_outcomes(context: AssetExecutionContext,
     if where == "spool":
         context.log.warning(f"{store.database} is held by another process: the outcomes are "
                             f"kept in {store.spool_dir} and land at the next write")
+    exported = export_history(store, state.history_url, telnyx, context.run.run_id)
+    if exported:
+        context.log.info(f"history: {sum(exported.values())} rows as Parquet files to "
+                         f"{history_url(state.history_url)}")
     prune(state.directory, state.keep_run_tables_days * 86400, keep={context.run.run_id})
     context.add_output_metadata({
         **counts, "stored_in": where,

@@ -10,13 +10,15 @@ from dagster import DagsterInstance, DynamicPartitionsDefinition
 desired_state_sources = DynamicPartitionsDefinition(name="desired_state_sources")
 
 
-def ensure_partition(instance: DagsterInstance, key: str) -> None:
-    """Add the source's partition unless it exists. Two runs of a new source started together
-    both try to add it; the loser's unique-constraint error means it now exists."""
-    if instance.has_dynamic_partition(desired_state_sources.name, key):
+def ensure_partition(instance: DagsterInstance, key: str,
+                     name: str = desired_state_sources.name) -> None:
+    """Add the source's partition (to the partition set `name`: each account has its own)
+    unless it exists. Two runs of a new source started together both try to add it; the
+    loser's unique-constraint error means it now exists."""
+    if instance.has_dynamic_partition(name, key):
         return
     try:
-        instance.add_dynamic_partitions(desired_state_sources.name, [key])
+        instance.add_dynamic_partitions(name, [key])
     except Exception:   # noqa: BLE001 - storage-specific IntegrityError types
-        if not instance.has_dynamic_partition(desired_state_sources.name, key):
+        if not instance.has_dynamic_partition(name, key):
             raise

@@ -121,6 +121,10 @@ class PipelineState(ConfigurableResource):
                                  "at most a third of lease_stale_seconds.")
     keep_run_tables_days: float = Field(default=7.0, description="Runs' working tables are "
                                         "dropped after this many days.")
+    history_url: str | None = Field(default=None, description="Where each run's history "
+                                    "rows also go as Parquet files (a folder, s3://, gs://; "
+                                    "history.py). Default $EMERGENCY_PIPELINE_HISTORY_URL; "
+                                    "unset: the analytics file alone.")
 
     def tables(self, run_id: str) -> RunTables:
         return RunTables(self.directory, run_id)

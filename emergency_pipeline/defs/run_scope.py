@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from dagster import AssetExecutionContext, Failure
+from dagster import AssetCheckExecutionContext, AssetExecutionContext, Failure
 
+from emergency_pipeline.defs.run_tags import ACCOUNT_TAG, APPLY_TAG, DEFAULT_ACCOUNT
 from emergency_pipeline.defs.resources import PipelineState, TelnyxResource
 from emergency_pipeline.run_tables import RunTables
 from emergency_pipeline.account_identity import AccountUnknown
@@ -24,10 +25,23 @@ from emergency_pipeline.safety_store import LeaseLost, LeaseUnavailable, StoreUn
 from emergency_pipeline.safety_store.legacy import legacy_account_key
 
 
-def applies(context: AssetExecutionContext) -> bool:
-    """True when the run's config asks to submit jobs (ops.emergency_update_jobs.apply)."""
-    ops = (context.run.run_config or {}).get("ops", {})
-    return bool(ops.get("emergency_update_jobs", {}).get("config", {}).get("apply", False))
+def account_of(context: AssetExecutionContext | AssetCheckExecutionContext) -> str:
+    """The account whose step this is (account_defs puts it in the op's tags)."""
+    return context.op_def.tags.get(ACCOUNT_TAG, DEFAULT_ACCOUNT)
+
+
+def applies(context: AssetExecutionContext | AssetCheckExecutionContext) -> bool:
+    """True when the run's apply tag names this account (reconcile_job.APPLY_TAG): the one
+    switch, the same for every step of the run. A tag naming another account stops the run
+    (a run that asked one account's queue slot must not apply to another)."""
+    value = (context.run.tags.get(APPLY_TAG) or "").strip()
+    if value.lower() in ("", "false", "no", "0"):
+        return False
+    account = account_of(context)
+    if value != account:
+        raise Failure(description=f"run tag {APPLY_TAG}={value!r} does not name this job's "
+                      f"account: set it to {account!r} to apply, or remove it to plan only")
+    return True
 
 
 def mark_and_sweep(context: AssetExecutionContext) -> None:

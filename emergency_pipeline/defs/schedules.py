@@ -6,7 +6,7 @@ from dagster import (
     DefaultScheduleStatus, RunRequest, ScheduleEvaluationContext, SkipReason, schedule,
 )
 
-from emergency_pipeline.defs.reconcile_job import apply_run_config, reconcile_emergency_settings
+from emergency_pipeline.defs.reconcile_job import apply_emergency_settings, apply_tags
 from emergency_pipeline.defs.partitions import ensure_partition
 
 DEFAULT_CANONICAL = "data/desired_state.csv"
@@ -16,7 +16,7 @@ def canonical_source() -> str:
     return os.environ.get("EMERGENCY_PIPELINE_DESIRED_STATE", DEFAULT_CANONICAL)
 
 
-@schedule(job=reconcile_emergency_settings, cron_schedule="0 6 * * *",
+@schedule(job=apply_emergency_settings, cron_schedule="0 6 * * *",
           execution_timezone="UTC", default_status=DefaultScheduleStatus.STOPPED,
           description="Daily at 06:00 UTC: apply the canonical desired state "
                       "($EMERGENCY_PIPELINE_DESIRED_STATE, default data/desired_state.csv).")
@@ -29,4 +29,4 @@ def daily_emergency_reconcile(context: ScheduleEvaluationContext) -> RunRequest 
     if problem:
         return SkipReason(f"not run: desired state not usable: {problem}")
     ensure_partition(context.instance, key)
-    return RunRequest(partition_key=key, run_config=apply_run_config(apply=True))
+    return RunRequest(partition_key=key, tags=apply_tags())

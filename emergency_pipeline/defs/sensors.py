@@ -22,7 +22,7 @@ from dagster import (
     DefaultSensorStatus, RunRequest, SensorEvaluationContext, SensorResult, SkipReason, sensor,
 )
 
-from emergency_pipeline.defs.reconcile_job import apply_run_config, reconcile_emergency_settings
+from emergency_pipeline.defs.reconcile_job import apply_emergency_settings, apply_tags
 from emergency_pipeline.defs.partition_keys import partition_key_problem
 from emergency_pipeline.defs.partitions import desired_state_sources
 from emergency_pipeline.desired_state.usable import unusable_reason
@@ -100,7 +100,7 @@ def scan(inbox: Path, seen: dict[str, str], now: float | None = None,
 INTERVAL_SECONDS = int(os.environ.get("EMERGENCY_PIPELINE_INBOX_INTERVAL_SECONDS", "30"))
 
 
-@sensor(job=reconcile_emergency_settings, minimum_interval_seconds=INTERVAL_SECONDS,
+@sensor(job=apply_emergency_settings, minimum_interval_seconds=INTERVAL_SECONDS,
         default_status=DefaultSensorStatus.STOPPED,
         description="Applies every new or changed CSV/XLSX dropped into "
                     "$EMERGENCY_PIPELINE_INBOX (default data/inbox/).")
@@ -126,8 +126,8 @@ def desired_state_inbox(context: SensorEvaluationContext) -> SensorResult | Skip
                 if not context.instance.has_dynamic_partition(desired_state_sources.name, k)]
     return SensorResult(
         run_requests=[RunRequest(partition_key=key, run_key=f"{key}@{version}",
-                                 run_config=apply_run_config(apply=True),
-                                 tags={"emergency_pipeline/file_version": version})
+                                 tags={"emergency_pipeline/file_version": version,
+                                       **apply_tags()})
                       for key, version in found],
         dynamic_partitions_requests=[desired_state_sources.build_add_request(new_keys)]
         if new_keys else [],

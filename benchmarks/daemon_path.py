@@ -1,0 +1,180 @@
+"""The production path against the CLI: a run launched over GraphQL and started by the daemon
+(dagster-webserver + dagster-daemon on a DAGSTER_HOME, as a deployment runs them) against
+`emergency-pipeline run --apply` in a shell, on the demo's account and sheet; and a backfill of
+10 sheets against ten CLI runs one after the other.
+
+Each measurement gets a fresh emulator of the demo's account (same seed, same port), so every
+side applies the same changes. The webserver and the daemon are started once, before the
+first measurement (not timed: a deployment keeps them running); a daemon run is timed from
+the GraphQL launch to the run's SUCCESS as the webserver reports it. Sides alternate.
+
+    .venv/bin/python benchmarks/daemon_path.py --repeat 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+from _deployment import Deployment, free_port  # noqa: E402
+
+from emergency_pipeline.defs.partitions import desired_state_sources  # noqa: E402
+from emergency_pipeline.defs.reconcile_job import APPLY_JOB_NAME  # noqa: E402
+from emergency_pipeline.emulator import Emulator  # noqa: E402
+from emergency_pipeline.sample import DEMO_NUMBERS, DEMO_SEED  # noqa: E402
+
+KEY = "KEY_benchmark_not_secret"
+CLI = str(Path(sys.executable).parent / "emergency-pipeline")
+DEMO_SHEET = ROOT / "data" / "desired_state.csv"
+# The repo's code location has one account, `telnyx`, read from the environment.
+JOB = f"telnyx__{APPLY_JOB_NAME}"
+PARTITIONS = f"telnyx__{desired_state_sources.name}"
+# deploy/dagster.yaml's run queue (one apply run per account; the queue looked at every
+# second) on the instance's default SQLite storage.
+DAGSTER_YAML = """
+run_coordinator:
+  module: dagster._core.run_coordinator
+  class: QueuedRunCoordinator
+  config:
+    dequeue_interval_seconds: 1
+    tag_concurrency_limits:
+      - key: "emergency_pipeline/apply"
+        value: {applyLimitPerUniqueValue: true}
+        limit: 1
+telemetry:
+  enabled: false
+"""
+
+
+def split_sheet(sheet: Path, parts: int, folder: Path) -> list[Path]:
+    """The sheet's rows in `parts` sheets of about equal size (each its own partition)."""
+    with sheet.open(newline="", encoding="utf-8") as fh:
+        rows = list(csv.reader(fh))
+    header, body = rows[0], rows[1:]
+    paths = []
+    for i in range(parts):
+        path = folder / f"part{i:02d}.csv"
+        with path.open("w", newline="", encoding="utf-8") as fh:
+            w = csv.writer(fh)
+            w.writerow(header)
+            w.writerows(body[i::parts])
+        paths.append(path)
+    return paths
+
+
+class Bench:
+    def __init__(self, work: Path) -> None:
+        self.work = work
+        self.port = free_port()
+        self.emu: Emulator | None = None
+        self.env = {**os.environ, "TELNYX_API_KEY": KEY,
+                    "TELNYX_BASE_URL": f"http://127.0.0.1:{self.port}/v2",
+                    "EMERGENCY_PIPELINE_DUCKDB": str(work / "outcomes.duckdb"),
+                    "EMERGENCY_PIPELINE_STATE_URL": "",
+                    "EMERGENCY_PIPELINE_EXECUTOR": ""}
+        for name in ("EMERGENCY_PIPELINE_STATE_URL", "EMERGENCY_PIPELINE_EXECUTOR"):
+            self.env.pop(name)
+
+    def fresh_account(self) -> None:
+        if self.emu is not None:
+            self.emu.stop()
+        self.emu = Emulator(numbers=DEMO_NUMBERS, seed=DEMO_SEED, api_key=KEY,
+                            port=self.port).start()
+
+    def cli(self, sheets: list[Path], home: Path) -> float:
+        home.mkdir(exist_ok=True)
+        (home / "dagster.yaml").write_text(DAGSTER_YAML)
+        began = time.monotonic()
+        for sheet in sheets:
+            done = subprocess.run([CLI, "run", str(sheet), "--apply", "--quiet"], cwd=ROOT,
+                                  env={**self.env, "DAGSTER_HOME": str(home)},
+                                  capture_output=True, text=True)
+            if done.returncode != 0:
+                raise SystemExit(f"CLI run of {sheet} failed:\n{done.stdout}{done.stderr}")
+        return time.monotonic() - began
+
+    def daemon_run(self, dep: Deployment, sheet: Path) -> float:
+        dep.add_partition(PARTITIONS, str(sheet))
+        began = time.monotonic()
+        run_id = dep.launch(JOB, str(sheet))
+        status = dep.wait_run(run_id)
+        took = time.monotonic() - began
+        if status != "SUCCESS":
+            raise SystemExit(f"daemon run {run_id}: {status}")
+        return took
+
+    def backfill(self, dep: Deployment, sheets: list[Path]) -> float:
+        for sheet in sheets:
+            dep.add_partition(PARTITIONS, str(sheet))
+        began = time.monotonic()
+        backfill = dep.backfill(JOB, [str(s) for s in sheets])
+        runs = dep.wait_backfill(backfill, len(sheets))
+        took = time.monotonic() - began
+        bad = [r for r in runs if r["status"] != "SUCCESS"]
+        if bad:
+            raise SystemExit(f"backfill {backfill}: {bad}")
+        return took
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--sheets", type=int, default=10)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="bench-daemon-"))
+    bench = Bench(work)
+    parts = split_sheet(DEMO_SHEET, args.sheets, work)
+    home = work / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text(DAGSTER_YAML)
+    figures: dict[str, list[float]] = {"cli": [], "daemon": [], "cli_x10": [], "backfill": []}
+    dep = Deployment(home, bench.env)
+    try:
+        bench.fresh_account()
+        dep.start()
+        for i in range(args.repeat):
+            order = ["cli", "daemon"] if i % 2 == 0 else ["daemon", "cli"]
+            for side in order:
+                bench.fresh_account()
+                figures[side].append(
+                    bench.cli([DEMO_SHEET], work / f"cli_home{i}") if side == "cli"
+                    else bench.daemon_run(dep, DEMO_SHEET))
+                print(f"demo sheet, {side}: {figures[side][-1]:.1f} s", flush=True)
+            for side in (["cli_x10", "backfill"] if i % 2 == 0 else ["backfill", "cli_x10"]):
+                bench.fresh_account()
+                figures[side].append(
+                    bench.cli(parts, work / f"cli10_home{i}") if side == "cli_x10"
+                    else bench.backfill(dep, parts))
+                print(f"{args.sheets} sheets, {side}: {figures[side][-1]:.1f} s", flush=True)
+    finally:
+        dep.stop()
+        if bench.emu is not None:
+            bench.emu.stop()
+
+    def span(xs: list[float]) -> str:
+        return f"{min(xs):.1f}-{max(xs):.1f} s" if len(xs) > 1 else f"{xs[0]:.1f} s"
+
+    def ratio(a: str, b: str) -> str:
+        return ", ".join(f"{x / y:.2f}" for x, y in zip(figures[a], figures[b]))
+
+    print(f"\n| what | CLI | daemon | ratio daemon/CLI |\n|---|---:|---:|---:|")
+    print(f"| demo sheet ({DEMO_NUMBERS:,} numbers, {sum(1 for _ in DEMO_SHEET.open()) - 1} "
+          f"rows), apply | {span(figures['cli'])} | {span(figures['daemon'])} | "
+          f"{ratio('daemon', 'cli')} |")
+    print(f"| {args.sheets} sheets (the demo sheet split), apply: ten CLI runs vs one backfill | "
+          f"{span(figures['cli_x10'])} | {span(figures['backfill'])} | "
+          f"{ratio('backfill', 'cli_x10')} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

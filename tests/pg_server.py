@@ -42,8 +42,8 @@ class PgServer:
 
     def __init__(self, *, fsync: bool = False) -> None:
         self.bin = server_bin()
-        # As root the server runs as `postgres`, which must reach the folder: not under a
-        # test worker's own TMPDIR (mode 0700, conftest.py), but in the system's /tmp.
+        # As root the server runs as `postgres`, which must reach its folder: not under a
+        # private TMPDIR (each test worker's, mode 0700), but in the machine's /tmp.
         self.root = Path(tempfile.mkdtemp(prefix="pg-test-",
                                           dir="/tmp" if os.geteuid() == 0 else None))
         self.data, self.sock, self.log = (self.root / "data", self.root / "sock",

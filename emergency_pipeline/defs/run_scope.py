@@ -111,6 +111,7 @@ def account_lease(context: AssetExecutionContext, telnyx: TelnyxResource,
         context.log.warning(f"waiting up to {state.lease_wait_seconds:.0f}s for the account "
                             f"lease, held by {holder.describe()}")
 
+    holding: str | None = None   # the account's key, once this step holds its lease
     try:
         identity = telnyx.identity(state.safety_store().names)
         with held(state.lease(), identity.key, run_id,
@@ -120,6 +121,7 @@ def account_lease(context: AssetExecutionContext, telnyx: TelnyxResource,
                   heartbeat_seconds=min(5.0, state.fence_seconds / 4),
                   is_run_finished=finished, reenter=not first,
                   release_on_exit=last, confirm_on_exit=True) as hold:
+            holding = identity.key
             if first:
                 _import_legacy_ledger(context, telnyx, state, identity.key)
                 took = hold.holder.took_over
@@ -141,4 +143,23 @@ def account_lease(context: AssetExecutionContext, telnyx: TelnyxResource,
     except LeaseUnavailable as exc:
         raise Failure(description=f"not applying: {exc}") from None
     except (AccountUnknown, StoreUnavailable) as exc:
+        now = _holder_if_not(state, holding, run_id) if isinstance(exc, StoreUnavailable) \
+            else None
+        if now is not None:
+            # A store call failed while we held the lease, and another run holds it now (a
+            # pause inside a connect outlives its timeout): that, not the store, is the news.
+            context.log.error(f"lost the account lease: it is held by {now.describe()}")
+            raise Failure(description=f"stopped: lost the account lease to run {now.run_id} "
+                          f"({exc})") from None
         raise Failure(description=f"not applying: {exc}") from None
+
+
+def _holder_if_not(state: PipelineState, account: str | None, run_id: str) -> Any:
+    """The lease's holder when it is another run's (None when unknown or still ours)."""
+    if account is None:
+        return None
+    try:
+        holder = state.lease().holder(account)
+    except StoreUnavailable:
+        return None
+    return holder if holder is not None and holder.run_id != run_id else None

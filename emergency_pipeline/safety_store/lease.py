@@ -208,7 +208,8 @@ class AccountLease:
                                          current.acquired_at, utc(now),
                                          took_over=current.took_over, seen_at=utc(now))
             if reenter:
-                raise self.lost(account, run_id, current.token,
+                # Our own token is the first step's, unknown here: the row shows the holder's.
+                raise self.lost(account, run_id, None,
                                 current if live else None, None if live else "it was released")
             took_over = None
             if live:
@@ -270,13 +271,14 @@ class AccountLease:
                 f"UPDATE lease SET released_at = heartbeat_at WHERE account = '{account}' "
                 "(never DELETE the row: its token must keep growing)")
 
-    def lost(self, account: str, run_id: str, token: int, current: LeaseHolder | None,
+    def lost(self, account: str, run_id: str, token: int | None, current: LeaseHolder | None,
              why: str | None = None) -> LeaseLost:
         """The LeaseLost of run_id's hold with `token`, naming who holds the lease now."""
         now = (f"taken over by {current.describe()}" if current is not None
                else why or "it was released")
-        return LeaseLost(f"run {run_id} (token {token}) no longer holds the account lease "
-                         f"for {account}: {now}", current)
+        ours = f"run {run_id}" + ("" if token is None else f" (token {token})")
+        return LeaseLost(f"{ours} no longer holds the account lease for {account}: {now}",
+                         current)
 
     def renew_in(self, con: Any, account: str, run_id: str, token: int) -> None:
         """In an open transaction (or autocommit): renew our hold on the store's clock, or

@@ -75,9 +75,14 @@ def test_the_apply_tag_applies_every_step_and_a_wrong_account_stops_the_run(
 
 
 def test_every_launcher_sets_the_same_switch() -> None:
-    apply_job = defs.resolve_job_def(APPLY_JOB_NAME)
+    # The code location's account (location/accounts/telnyx): its apply job carries the tag,
+    # and its schedule and sensor launch that job with the tag.
+    apply_job = defs.resolve_job_def(f"telnyx__{APPLY_JOB_NAME}")
     assert apply_job.tags[APPLY_TAG] == apply_job.tags[ACCOUNT_TAG] == DEFAULT_ACCOUNT
-    assert APPLY_TAG not in defs.resolve_job_def(JOB_NAME).tags      # plans unless told
+    assert APPLY_TAG not in defs.resolve_job_def(f"telnyx__{JOB_NAME}").tags  # plans unless told
+    assert defs.resolve_schedule_def("telnyx__scheduled_reconcile").job_name == \
+        f"telnyx__{APPLY_JOB_NAME}"
+    assert defs.resolve_sensor_def("telnyx__desired_state_inbox").job_name == \
+        f"telnyx__{APPLY_JOB_NAME}"
+    # The single-account embedding of old (module-level schedule) says the same.
     assert daily_emergency_reconcile.job_name == APPLY_JOB_NAME
-    sensor = defs.resolve_sensor_def("desired_state_inbox")
-    assert sensor.job_name == APPLY_JOB_NAME

@@ -186,29 +186,6 @@ def test_the_pre_wave_check_leaves_numbers_in_someone_elses_new_job_alone(
         assert _each_number_in_one_job(emu)
 
 
-def test_a_job_post_answered_after_the_read_timeout_is_adopted_not_sent_again(
-        tmp_path: Path) -> None:
-    with Emulator(numbers=300, seed=35, api_key=KEY, job_seconds=0.3,
-                  faults=Faults(slow_job_post_rate=1.0, slow_job_post_seconds=2.0)) as emu:
-        numbers = [n["phone_number"] for n in allowing(emu, 10, emergency_status="disabled")]
-        config = ClientConfig(api_key=KEY, base_url=emu.base_url, read_timeout=0.5,
-                              late_job_window_seconds=4.0, adopt_wait_seconds=0.2,
-                              poll_interval=0.1)
-        with TelnyxClient(config, log=log) as client, \
-                fenced(tmp_path / "safety.sqlite") as (ledger, hold):
-            done = submit_and_follow(
-                client, ledger, RunIdentity("ours", "acct", "s.csv", str(tmp_path / "o.duckdb")),
-                [batch_of(numbers, True, emu.addresses()[0]["id"], "e164")],
-                snapshot_at=datetime.now(timezone.utc), aliases={}, log=log,
-                settings=Settings(follow_timeout_seconds=20, poll_seconds=0.1),
-                fence=hold)
-        assert emu.stats()["jobs_created"] == 1
-        assert done.adopted == 1
-        assert {done.results[n]["result"] for n in numbers} == {"succeeded"}
-        (closed,) = ledger.batches_of_run("ours")
-        assert closed.state == "finished"
-
-
 def _setup_defs(emu: Emulator, database: str, **state):
     state.setdefault("store_url", str(Path(database).parent / "safety.sqlite"))
     return build_definitions({

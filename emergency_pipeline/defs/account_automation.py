@@ -2,9 +2,8 @@
 the same behaviour as schedules.py and sensors.py, on the account's own job, partitions and
 folder, with the apply tag naming the account."""
 
-import json
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 from dagster import (
     DefaultScheduleStatus, DefaultSensorStatus, DynamicPartitionsDefinition, RunRequest,
@@ -15,7 +14,7 @@ from dagster import (
 from emergency_pipeline.defs.account_defs import AccountSpec
 from emergency_pipeline.defs.partitions import ensure_partition
 from emergency_pipeline.defs.run_tags import apply_tags
-from emergency_pipeline.defs.sensors import scan
+from emergency_pipeline.defs.sensors import inbox_tick
 from emergency_pipeline.desired_state.usable import unusable_reason
 
 
@@ -52,31 +51,7 @@ def inbox_sensor(spec: AccountSpec, job: Any,
     inbox = Path(str(spec.inbox))
 
     def evaluate(context: SensorEvaluationContext) -> SensorResult | SkipReason:
-        seen = json.loads(context.cursor) if context.cursor else {}
-        skipped: list[str] = []
-
-        def log(line: str) -> None:
-            context.log.warning(line)
-            skipped.append(line)
-
-        found, cursor = scan(inbox, seen, log=log)
-        if not found:
-            why = SkipReason("; ".join([f"no new or changed spreadsheet in {inbox}",
-                                        *skipped])[:1000])
-            if cursor == seen:
-                return why
-            # Unusable versions are remembered, so that each is reported once.
-            return SensorResult(skip_reason=why, cursor=json.dumps(cursor, sort_keys=True))
-        # A file removed since the scan never becomes a partition (it would stay in the UI).
-        found = [(k, v) for k, v in found if Path(k).is_file()]
-        new = [k for k, _ in found
-               if not context.instance.has_dynamic_partition(partitions.name, k)]
-        return SensorResult(
-            run_requests=[RunRequest(partition_key=k, run_key=f"{k}@{v}",
-                                     tags={"emergency_pipeline/file_version": v,
-                                           **apply_tags(spec.name)}) for k, v in found],
-            dynamic_partitions_requests=[partitions.build_add_request(new)] if new else [],
-            cursor=json.dumps(cursor, sort_keys=True))
+        return inbox_tick(context, inbox, partitions, apply_tags(spec.name))
 
     return SensorDefinition(
         name=spec.named("desired_state_inbox"), job=job, evaluation_fn=evaluate,

@@ -19,7 +19,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from dagster import (
-    DefaultSensorStatus, RunRequest, SensorEvaluationContext, SensorResult, SkipReason, sensor,
+    DefaultSensorStatus, DynamicPartitionsDefinition, RunRequest, SensorEvaluationContext,
+    SensorResult, SkipReason, sensor,
 )
 
 from emergency_pipeline.defs.reconcile_job import apply_emergency_settings, apply_tags
@@ -105,6 +106,14 @@ INTERVAL_SECONDS = int(os.environ.get("EMERGENCY_PIPELINE_INBOX_INTERVAL_SECONDS
         description="Applies every new or changed CSV/XLSX dropped into "
                     "$EMERGENCY_PIPELINE_INBOX (default data/inbox/).")
 def desired_state_inbox(context: SensorEvaluationContext) -> SensorResult | SkipReason:
+    return inbox_tick(context, inbox_dir(), desired_state_sources, apply_tags())
+
+
+def inbox_tick(context: SensorEvaluationContext, inbox: Path,
+               partitions: DynamicPartitionsDefinition,
+               tags: dict[str, str]) -> SensorResult | SkipReason:
+    """One tick of an inbox sensor: a run (with `tags`) per new or changed usable sheet, each
+    a partition of `partitions`; the unusable ones reported once, as the skip reason."""
     seen = json.loads(context.cursor) if context.cursor else {}
     skipped: list[str] = []
 
@@ -112,9 +121,9 @@ def desired_state_inbox(context: SensorEvaluationContext) -> SensorResult | Skip
         context.log.warning(line)
         skipped.append(line)
 
-    found, cursor = scan(inbox_dir(), seen, log=log)
+    found, cursor = scan(inbox, seen, log=log)
     if not found:
-        why = SkipReason("; ".join([f"no new or changed spreadsheet in {inbox_dir()}",
+        why = SkipReason("; ".join([f"no new or changed spreadsheet in {inbox}",
                                     *skipped])[:1000])
         if cursor == seen:
             return why
@@ -123,13 +132,12 @@ def desired_state_inbox(context: SensorEvaluationContext) -> SensorResult | Skip
     # A file removed since the scan never becomes a partition (it would stay in the UI).
     found = [(k, v) for k, v in found if Path(k).is_file()]
     new_keys = [k for k, _ in found
-                if not context.instance.has_dynamic_partition(desired_state_sources.name, k)]
+                if not context.instance.has_dynamic_partition(partitions.name, k)]
     return SensorResult(
         run_requests=[RunRequest(partition_key=key, run_key=f"{key}@{version}",
-                                 tags={"emergency_pipeline/file_version": version,
-                                       **apply_tags()})
+                                 tags={"emergency_pipeline/file_version": version, **tags})
                       for key, version in found],
-        dynamic_partitions_requests=[desired_state_sources.build_add_request(new_keys)]
+        dynamic_partitions_requests=[partitions.build_add_request(new_keys)]
         if new_keys else [],
         cursor=json.dumps(cursor, sort_keys=True),
     )

@@ -32,7 +32,7 @@ def test_a_workbook_whose_data_is_on_another_sheet_names_it(tmp_path: Path) -> N
         _read(book, tmp_path)
     text = str(err.value)
     assert "read sheet 'Notes'" in text and "--sheet 'E911'" in text
-    assert len(text) <= 300
+    assert len(text.replace(str(book), "<path>")) <= 200    # short, whatever the path
     _read(book, tmp_path, sheet="E911")         # the hint works
 
 

@@ -112,7 +112,9 @@ def _open_as(uid, gid, dagster_home, results):
 
 
 def test_a_folder_of_another_user_gives_one_line_and_the_fix():
-    base = Path(tempfile.mkdtemp(prefix="store-perm-"))
+    # In /tmp itself: another user must be able to reach the folder (a test worker's own
+    # temporary folder is private to root).
+    base = Path(tempfile.mkdtemp(prefix="store-perm-", dir="/tmp"))
     try:
         os.chmod(base, 0o755)
         folder = base / "emergency_pipeline"

@@ -82,7 +82,7 @@ def scan(inbox: Path, seen: dict[str, str], now: float | None = None,
             reason = f"cannot read it ({exc.strerror})"
         if reason:
             if log:
-                log(f"inbox: skipped {str(path)!r}: {reason}")
+                log(f"inbox: skipped {path.name!r}: {reason}")   # the inbox is named once
             continue
         key = str(path)
         if seen.get(key) != version:
@@ -90,7 +90,7 @@ def scan(inbox: Path, seen: dict[str, str], now: float | None = None,
             problem = unusable_reason(path)
             if problem:
                 if log:
-                    log(f"inbox: skipped {str(path)!r}: not usable as a desired state "
+                    log(f"inbox: skipped {path.name!r}: not usable as a desired state "
                         f"({problem}); fix it and drop it again")
                 continue
             found.append((key, version))

@@ -103,9 +103,11 @@ def _with_sheet_hint(exc: DesiredStateError, path: Path, kind: str, counts: Coun
     others = other_sheets(path, counts.sheet)
     if not others:
         return exc
-    return DesiredStateError(f"{exc}; read sheet {counts.sheet!r} (the active one): for "
-                             f"another, run with --sheet {others[0]!r} "
-                             f"(sheets: {', '.join(others[:5])})")
+    # The fix is the other sheet: the general words about empty sheets only lengthen it.
+    said = str(exc).replace("; an empty desired state is never an instruction", "")
+    more = f" (or {', '.join(repr(o) for o in others[1:4])})" if len(others) > 1 else ""
+    return DesiredStateError(f"{said}; read sheet {counts.sheet!r} (the active one): try "
+                             f"--sheet {others[0]!r}{more}")
 
 
 def _columns_sql(columns: list[str]) -> str:

@@ -267,6 +267,12 @@ def test_heartbeat_after_takeover_names_the_new_holder(store_url):
     assert f"token {fast.token}" in str(caught.value) and socket.gethostname() in str(caught.value)
     lease.release(ACCOUNT, "slow", slow.token)  # not ours: nothing happens
     assert lease.holder(ACCOUNT).run_id == "fast"
+    # The new holder finished before the paused one woke: its ERROR still names who took it.
+    lease.release(ACCOUNT, "fast", fast.token)
+    for lost in (lambda: lease.heartbeat(ACCOUNT, "slow", slow.token),
+                 lambda: lease.acquire(ACCOUNT, "slow", wait_seconds=0, reenter=True)):
+        with pytest.raises(LeaseLost, match="taken over by run fast .*since released it"):
+            lost()
 
 
 def test_held_releases_on_error_and_keeps_on_a_clean_exit(store_url):

@@ -92,6 +92,15 @@ class LeaseHolder:
                 f"since {since}{beat}")
 
 
+def _released_by(last: LeaseHolder, run_id: str) -> str:
+    """Why a lease that is free now is no longer ours: the run that held it after us and
+    has finished since (what the lost run's ERROR must name), or our own release."""
+    if last.run_id in ("", run_id):
+        return "it was released"
+    return (f"taken over by run {last.run_id} on host {last.host} (token {last.token}), "
+            "which has since released it")
+
+
 def _took_over_text(took: TakeOver | None) -> str | None:
     if took is None:
         return None
@@ -209,8 +218,8 @@ class AccountLease:
                                          took_over=current.took_over, seen_at=utc(now))
             if reenter:
                 # Our own token is the first step's, unknown here: the row shows the holder's.
-                raise self.lost(account, run_id, None,
-                                current if live else None, None if live else "it was released")
+                raise self.lost(account, run_id, None, current if live else None,
+                                None if live else _released_by(current, run_id))
             took_over = None
             if live:
                 why, dead = self._judge(current, finished_run)
@@ -290,7 +299,9 @@ class AccountLease:
         if changed == 0:
             row = self._read(con, account)
             live = row is not None and row[6] is None
-            raise self.lost(account, run_id, token, self._holder(account, row) if live else None)
+            last = self._holder(account, row) if row is not None else None
+            raise self.lost(account, run_id, token, last if live else None,
+                            None if live or last is None else _released_by(last, run_id))
 
     def heartbeat(self, account: str, run_id: str, token: int, *, via: Any = None) -> None:
         """Renew our hold; LeaseLost (with `.holder`) if this run and token no longer hold it.

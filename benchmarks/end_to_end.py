@@ -122,7 +122,8 @@ def step_times(home: Path, run_id: str) -> dict[str, float]:
                 start[e.step_key] = e.timestamp
             elif t in (DagsterEventType.STEP_SUCCESS, DagsterEventType.STEP_FAILURE):
                 end[e.step_key] = e.timestamp
-    times = {k: end[k] - start[k] for k in start if k in end}
+    # Step keys carry the account (telnyx__emergency_update_jobs): the step's own name counts.
+    times = {k.split("__")[-1]: end[k] - start[k] for k in start if k in end}
     times["checks"] = sum(v for k, v in times.items() if k not in STEPS)
     return times
 

@@ -148,14 +148,7 @@ class Deployment:
         return self.wait(f"backfill {backfill_id}", finished, timeout)
 
     def wait(self, what: str, check, timeout: float):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            got = check()
-            if got:
-                return got
-            time.sleep(0.2)
-        tail = self.log.read_text()[-4000:] if self.log.exists() else ""
-        raise AssertionError(f"timed out waiting for {what}; deployment log:\n{tail}")
+        return wait_for(what, check, timeout, self.log)
 
     def _up(self) -> bool:
         try:
@@ -184,3 +177,15 @@ def _signal(proc: subprocess.Popen, sig: int) -> None:
         os.killpg(proc.pid, sig)
     except ProcessLookupError:
         pass
+
+
+def wait_for(what: str, check, timeout: float, log: Path, every: float = 0.2):
+    """check()'s first truthy answer within timeout, else AssertionError with the log's end."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = check()
+        if got:
+            return got
+        time.sleep(every)
+    tail = log.read_text()[-4000:] if log.exists() else ""
+    raise AssertionError(f"timed out waiting for {what}; log:\n{tail}")

@@ -20,6 +20,7 @@ from conftest import API_KEY
 from emergency_pipeline.defs.reconcile_job import APPLY_JOB_NAME
 from emergency_pipeline.defs.partitions import desired_state_sources
 from emergency_pipeline.sample import write_sample
+from _deployment import wait_for
 
 ROOT = Path(__file__).parent.parent
 CLI = str(Path(sys.executable).parent / "emergency-pipeline")
@@ -55,16 +56,6 @@ class GraphQL:
         return data["runsOrError"]["results"]
 
 
-def _wait(what: str, check, timeout: float, log: Path):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = check()
-        if got:
-            return got
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}; dev log:\n{log.read_text()[-4000:]}")
-
-
 def _finished(gql: GraphQL, run_id: str) -> str | None:
     status = gql.run_status(run_id)
     return status if status in ("SUCCESS", "FAILURE", "CANCELED") else None
@@ -84,9 +75,9 @@ def test_launch_through_graphql_and_the_inbox_sensor_run_on_the_daemon(tmp_path,
                                cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
         base = f"http://127.0.0.1:{port}"
-        _wait("the webserver", lambda: _up(base), 120, log)
+        wait_for("the webserver", lambda: _up(base), 120, log)
         gql = GraphQL(base + "/graphql")
-        location = _wait("the code location", lambda: _location(gql), 120, log)
+        location = wait_for("the code location", lambda: _location(gql), 120, log)
         repo = {"repositoryLocationName": location, "repositoryName": REPO}
 
         # 1. A run launched from the UI's API: the partition, then the run (queued, then
@@ -108,7 +99,7 @@ def test_launch_through_graphql_and_the_inbox_sensor_run_on_the_daemon(tmp_path,
                                    {"key": "dagster/partition", "value": source}]}})
         assert launched["launchRun"]["__typename"] == "LaunchRunSuccess", launched
         ui_run = launched["launchRun"]["run"]["runId"]
-        assert _wait("the launched run", lambda: _finished(gql, ui_run), 240, log) == "SUCCESS"
+        assert wait_for("the launched run", lambda: _finished(gql, ui_run), 240, log) == "SUCCESS"
 
         # 2. The sensor, started through the API, picks up a dropped sheet.
         started = gql("""mutation($sel: SensorSelector!) { startSensor(sensorSelector: $sel) {
@@ -118,7 +109,7 @@ def test_launch_through_graphql_and_the_inbox_sensor_run_on_the_daemon(tmp_path,
         dropped = write_sample(inbox / "site.csv", 300, 8, rows=20)
         past = time.time() - 60
         os.utime(dropped, (past, past))        # settled: not a file still being copied
-        runs = _wait("the sensor's run",
+        runs = wait_for("the sensor's run",
                      lambda: [r for r in gql.sensor_runs("telnyx__desired_state_inbox")
                               if r["status"] in ("SUCCESS", "FAILURE", "CANCELED")], 240, log)
         assert [r["status"] for r in runs] == ["SUCCESS"], runs

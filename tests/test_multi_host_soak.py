@@ -5,10 +5,8 @@ real PostgreSQL store; and the bugs it found, as regression tests."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
-import sys
 import time
 from pathlib import Path
 
@@ -17,16 +15,8 @@ import pytest
 
 from emergency_pipeline.emulator import Emulator, Faults
 from emergency_pipeline.safety_store import LeaseLost, held, open_safety_store
+from _reliability import load
 
-RELIABILITY = Path(__file__).resolve().parents[1] / "reliability"
-
-
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(name, RELIABILITY / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module     # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_a_step_whose_lease_was_taken_over_while_it_ran_fails_naming_the_holder(
@@ -49,7 +39,7 @@ def test_a_step_whose_lease_was_taken_over_while_it_ran_fails_naming_the_holder(
 
 
 def test_twice_sees_a_run_with_two_rows_for_one_number() -> None:
-    checks = _load("soak_checks")
+    checks = load("soak_checks")
 
     def row(run: str, result: str = "succeeded"):
         return checks.Row("db", run, "s.csv", "n1", (True, "a1"), result, "", "J1", "b1", None)
@@ -107,7 +97,7 @@ def test_a_paused_holder_and_a_killed_run_on_two_hosts_keep_the_promises(
     """A pause pair on the account whose clock is 30 s behind (the first run to reach the
     plan step is stopped until the other host's run took the lease over, then continued),
     and an overlap pair whose first run is killed right after its POSTs."""
-    soak = _load("multi_host_soak")
+    soak = load("multi_host_soak")
     lines: list[str] = []
     reports = soak.soak(2, seed=7, numbers=300, rows=60, job_seconds=0.4,
                         kinds=("pause", "overlap"), skew_every=1, slow_share=0.0,

@@ -8,28 +8,19 @@ in `make test`: they start no process)."""
 from __future__ import annotations
 
 import csv
-import importlib.util
 import sys
 from pathlib import Path
 
 import pytest
 
 from emergency_pipeline.emulator import Emulator
+from _reliability import load
 
-RELIABILITY = Path(__file__).resolve().parents[1] / "reliability"
-
-
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(name, RELIABILITY / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module     # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.mark.soak
 def test_concurrent_killed_and_slow_pairs_keep_the_promises(tmp_path: Path) -> None:
-    soak = _load("soak")
+    soak = load("soak")
     lines: list[str] = []
     reports = soak.soak(
         2, seed=11, numbers=400, rows=80, job_seconds=0.4, kill_share=1.0, slow_share=1.0,
@@ -62,7 +53,7 @@ CALM = {f: 0.0 for f in ("error_rate", "throttle_rate", "drop_rate", "lose_job_p
 @pytest.mark.soak
 def test_a_run_following_another_sheets_job_records_no_success_for_its_target(
         tmp_path: Path) -> None:
-    soak = _load("soak")
+    soak = load("soak")
     lines: list[str] = []
     # No faults, no kill: run A (follow 0) leaves 15 s jobs in flight; run H of a sheet
     # with conflicting targets on the same file finds them in flight and follows them.
@@ -123,7 +114,7 @@ def _sheet(path: Path, rows: list[tuple[str, str, str]]) -> str:
 
 
 def test_the_checks_see_crossed_lost_and_duplicate(emu: Emulator, tmp_path: Path) -> None:
-    checks = _load("soak_checks")
+    checks = load("soak_checks")
     n = next(emu.numbers())
     a1, a2 = (a["id"] for a in emu.addresses()[:2])
     sheet = _sheet(tmp_path / "s.csv", [(n["phone_number"], "yes", a1)])

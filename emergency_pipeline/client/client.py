@@ -107,8 +107,7 @@ class TelnyxClient:
 
     def server_now(self) -> datetime:
         """Now on Telnyx's clock as best measured (this host's when no Date was seen)."""
-        now = datetime.now(timezone.utc)
-        return self._transport.server_clock.to_server(now) or now
+        return self._transport.server_clock.now() or datetime.now(timezone.utc)
 
     # -- addresses ------------------------------------------------------------------------
 

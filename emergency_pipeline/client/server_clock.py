@@ -69,10 +69,6 @@ class ServerClock:
         with self._lock:
             return self._estimate
 
-    def offset(self) -> timedelta | None:
-        est = self.estimate()
-        return None if est is None else timedelta(seconds=est.offset)
-
     def to_server(self, local: datetime) -> datetime | None:
         """A moment of ours on the server's clock (None before any answer)."""
         est = self.estimate()

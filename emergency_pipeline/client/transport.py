@@ -8,7 +8,6 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -147,10 +146,6 @@ class Transport:
             attempt.failure.reason if attempt.failure else None)
         return cls(status, parse_errors(attempt.body, self.config.api_key), method=method,
                    path=path, reason=reason, attempts=attempts, **extra)
-
-    def server_clock_offset(self) -> timedelta | None:
-        """How far the server's clock is ahead of ours (Date headers; see server_clock.py)."""
-        return self.server_clock.offset()
 
     # -- reads, with retries --------------------------------------------------------------
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from dagster import ConfigurableResource, EnvVar
+from dagster import ConfigurableResource
 from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
@@ -154,24 +154,6 @@ def store_for(duckdb: DuckDBResource) -> Store:
 def store_at(database: str) -> Store:
     """The analytics store of another run's file (publishing its results)."""
     return store_for(DuckDBResource(database=database))
-
-
-def default_resources() -> dict[str, Any]:
-    database = os.environ.get("EMERGENCY_PIPELINE_DUCKDB", DEFAULT_DATABASE)
-    return {
-        "telnyx": TelnyxResource(
-            api_key=EnvVar("TELNYX_API_KEY"),
-            base_url=os.environ.get("TELNYX_BASE_URL", DEFAULT_BASE_URL),
-            read_timeout=float(os.environ.get("TELNYX_READ_TIMEOUT_SECONDS", "30")),
-            account_name=os.environ.get("TELNYX_ACCOUNT") or None,
-        ),
-        "duckdb": DuckDBResource(database=database),
-        "state": PipelineState(
-            directory=os.environ.get("EMERGENCY_PIPELINE_STATE_DIR", state_dir_for(database)),
-            lease_wait_seconds=float(os.environ.get("EMERGENCY_PIPELINE_LEASE_WAIT_SECONDS",
-                                                    "600")),
-            **lease_timing_from_env()),
-    }
 
 
 def lease_timing_from_env() -> dict[str, float]:

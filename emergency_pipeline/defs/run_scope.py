@@ -67,8 +67,6 @@ def stamp(frame: pd.DataFrame, context: AssetExecutionContext) -> pd.DataFrame:
 class _NoLease:
     """What a plan-only step holds: nothing to lose (it never posts a job)."""
 
-    took_over = None
-
     def confirm(self) -> None:
         return None
 

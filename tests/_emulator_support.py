@@ -40,3 +40,10 @@ def error_of(response: httpx.Response) -> dict[str, Any]:
     body = response.json()
     assert list(body) == ["errors"], body
     return body["errors"][0]
+
+
+def each_number_in_one_job(emu: Emulator) -> bool:
+    """True when no number of the account was named by two of its jobs (rule 3)."""
+    sets = [frozenset(p.get("phone_number") or p.get("id") for p in j["phone_numbers"])
+            for j in emu.jobs()]
+    return sum(map(len, sets)) == len(frozenset().union(*sets))

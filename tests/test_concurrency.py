@@ -6,12 +6,10 @@ and SQLite files."""
 
 from __future__ import annotations
 
-import logging
 import os
 import subprocess
 import sys
 import time
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import duckdb
@@ -21,10 +19,8 @@ import pytest
 from dagster import AssetSelection, DagsterInstance
 from dagster_duckdb import DuckDBResource
 
-from _emulator_support import allowing
-from _safety_support import fenced
+from _emulator_support import allowing, each_number_in_one_job
 from emergency_pipeline.batching import batch_of
-from emergency_pipeline.client import ClientConfig, TelnyxClient
 from emergency_pipeline.definitions import build_definitions
 from emergency_pipeline.defs.reconcile_job import JOB_NAME, apply_tags, run_job
 from emergency_pipeline.defs.partitions import ensure_partition
@@ -32,11 +28,9 @@ from emergency_pipeline.defs.resources import PipelineState, TelnyxResource, sta
 from emergency_pipeline.emulator import Emulator, Faults
 from emergency_pipeline.safety_store import open_safety_store
 from emergency_pipeline.store import Store
-from emergency_pipeline.submission import RunIdentity, Settings, submit_and_follow
 
 KEY = "KEY_concurrency_test_not_secret"
 CLI = [sys.executable, "-m", "emergency_pipeline.cli", "run"]
-log = logging.getLogger("test.concurrency")
 
 
 def _sheet(path: Path, numbers: list[dict], address: str | None, on: bool = True) -> str:
@@ -71,16 +65,6 @@ def _outcomes(database: str) -> pd.DataFrame:
         con.close()
 
 
-def _number_sets(emu: Emulator) -> list[frozenset[str]]:
-    return [frozenset(p.get("phone_number") or p.get("id") for p in j["phone_numbers"])
-            for j in emu.jobs()]
-
-
-def _each_number_in_one_job(emu: Emulator) -> bool:
-    sets = _number_sets(emu)
-    return sum(map(len, sets)) == len(frozenset().union(*sets))
-
-
 def test_two_apply_runs_at_once_take_turns_and_never_double_a_number(tmp_path: Path) -> None:
     # Numbers settle as their job ends (settle_seconds=0): the second run may take its
     # snapshot the moment the first lets the lease go, and a number still `provisioning`
@@ -96,7 +80,7 @@ def test_two_apply_runs_at_once_take_turns_and_never_double_a_number(tmp_path: P
         waited = [err for _, err in outs if "waiting up to" in err]
         assert len(waited) == 1 and "held by run" in waited[0] and "pid" in waited[0]
         assert len(emu.jobs()) == 3                          # 120 numbers in batches of 50
-        assert _each_number_in_one_job(emu)
+        assert each_number_in_one_job(emu)
     out = _outcomes(env["EMERGENCY_PIPELINE_DUCKDB"])
     per_run = out.groupby("run_id")["result"].agg(lambda r: set(r))
     assert sorted(map(sorted, per_run)) == [["succeeded"], ["unchanged"]]
@@ -154,36 +138,6 @@ def test_two_runs_of_one_source_each_apply_their_own_plan(tmp_path: Path) -> Non
             assert now["emergency_enabled"] == (n["phone_number"] in site_a)
             if n["phone_number"] in site_a:
                 assert now["emergency_address_id"] == addresses[0]
-
-
-def test_the_pre_wave_check_leaves_numbers_in_someone_elses_new_job_alone(
-        tmp_path: Path) -> None:
-    """Two operators with separate files: a job made after our snapshot holds some of our
-    numbers; they end skipped, naming that job, and the others go through (rule 3)."""
-    with Emulator(numbers=300, seed=34, api_key=KEY, job_seconds=5.0) as emu:
-        numbers = [n["phone_number"] for n in allowing(emu, 20, emergency_status="disabled")]
-        address = emu.addresses()[0]["id"]
-        snapshot_at = datetime.now(timezone.utc) - timedelta(seconds=1)
-        theirs = httpx.post(f"{emu.base_url}/phone_numbers/jobs/update_emergency_settings",
-                            headers={"Authorization": f"Bearer {KEY}"},
-                            json={"phone_numbers": numbers[:5], "emergency_enabled": True,
-                                  "emergency_address_id": emu.addresses()[1]["id"]})
-        their_job = theirs.json()["data"]["id"]
-        config = ClientConfig(api_key=KEY, base_url=emu.base_url, poll_interval=0.1)
-        with TelnyxClient(config, log=log) as client, \
-                fenced(tmp_path / "safety.sqlite") as (ledger, hold):
-            done = submit_and_follow(
-                client, ledger,
-                RunIdentity("ours", "acct", "sheet.csv", str(tmp_path / "o.duckdb")),
-                [batch_of(numbers, True, address, "e164")], snapshot_at=snapshot_at,
-                aliases={}, settings=Settings(follow_timeout_seconds=0), log=log,
-                fence=hold)
-        assert done.taken_out == 5
-        for n in numbers[:5]:
-            assert done.results[n]["result"] == "skipped"
-            assert their_job in done.results[n]["reason"]
-        assert {done.results[n]["result"] for n in numbers[5:]} == {"pending"}
-        assert _each_number_in_one_job(emu)
 
 
 def _setup_defs(emu: Emulator, database: str, **state):

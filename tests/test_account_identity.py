@@ -89,3 +89,28 @@ def test_a_key_refused_the_users_list_meets_the_organization_by_its_name(
 def _identity_with(emu, key, name, names):
     with TelnyxClient(ClientConfig(api_key=key, base_url=emu.base_url)) as client:
         return identify_account(client, emu.base_url, name, names)
+
+
+def test_a_plan_only_run_needs_no_account_identity(emulator_factory, tmp_path) -> None:
+    """Only applying needs the account's identity: with a key refused the users list and no
+    TELNYX_ACCOUNT, a plan-only run still plans (exit 2: changes planned), and an apply run
+    stops before anything is sent, naming the fix."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import API_KEY
+    from emergency_pipeline.sample import write_sample
+
+    emu = emulator_factory(numbers=600, users_listable=False)
+    sheet = write_sample(tmp_path / "d.csv", 600, 7, rows=60)
+    env = {**os.environ, "TELNYX_API_KEY": API_KEY, "TELNYX_BASE_URL": emu.base_url,
+           "EMERGENCY_PIPELINE_DUCKDB": str(tmp_path / "o.duckdb"),
+           "DAGSTER_HOME": str(tmp_path)}
+    env.pop("TELNYX_ACCOUNT", None)
+    run = [sys.executable, "-m", "emergency_pipeline.cli", "run", str(sheet), "--quiet"]
+    planned = subprocess.run(run, env=env, capture_output=True, text=True)
+    assert planned.returncode == 2, planned.stdout + planned.stderr
+    applied = subprocess.run([*run, "--apply"], env=env, capture_output=True, text=True)
+    assert applied.returncode == 1 and "TELNYX_ACCOUNT=" in applied.stdout + applied.stderr
+    assert emu.stats()["jobs_created"] == 0

@@ -13,7 +13,7 @@ import time
 import httpx
 
 from emergency_pipeline.client import ClientConfig, TelnyxClient
-from emergency_pipeline.contract import MAX_PAGE_SIZE
+from emergency_pipeline.telnyx_contract import MAX_PAGE_SIZE
 from emergency_pipeline.emulator import Emulator, Faults
 
 KEY = "bench-key"

@@ -30,7 +30,7 @@ from _deployment import Deployment, free_port  # noqa: E402
 from emergency_pipeline.defs.partitions import desired_state_sources  # noqa: E402
 from emergency_pipeline.defs.reconcile_job import APPLY_JOB_NAME  # noqa: E402
 from emergency_pipeline.emulator import Emulator  # noqa: E402
-from emergency_pipeline.sample import DEMO_NUMBERS, DEMO_SEED  # noqa: E402
+from emergency_pipeline.samples.demo_sheet import DEMO_NUMBERS, DEMO_SEED  # noqa: E402
 
 KEY = "KEY_benchmark_not_secret"
 CLI = str(Path(sys.executable).parent / "emergency-pipeline")

@@ -36,7 +36,7 @@ from pathlib import Path
 
 import httpx
 
-from emergency_pipeline import contract
+from emergency_pipeline import telnyx_contract as contract
 from emergency_pipeline.emulator import Emulator, Faults
 
 KEY = "KEY_benchmark_not_secret"
@@ -55,7 +55,7 @@ def write_desired(emu: Emulator, path: Path, share: float, seed: int) -> dict[st
     per target address."""
     rng = random.Random(seed)
     addresses = [a["id"] for a in emu.addresses()]
-    total = len(emu.state.account)
+    total = len(emu.engine.account)
     want = int(total * share)
     changeable = [n["id"] for n in emu.numbers() if _changeable(n)]
     chosen = set(rng.sample(changeable, min(want, len(changeable))))

@@ -22,9 +22,9 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from emergency_pipeline.batching import make_batches  # noqa: E402
+from emergency_pipeline.planning.batching import make_batches  # noqa: E402
 from emergency_pipeline.desired_state import read_desired_state  # noqa: E402
-from emergency_pipeline.plan import build_plan, plan_summary  # noqa: E402
+from emergency_pipeline.planning.plan import build_plan, plan_summary  # noqa: E402
 
 AREA_CODES = np.array([201, 202, 212, 303, 305, 312, 415, 512, 617, 702, 713, 970])
 

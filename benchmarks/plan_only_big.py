@@ -31,8 +31,8 @@ CHILD = r"""
 import json, resource, sys, time
 import duckdb
 from emergency_pipeline.desired_state import write_desired_state
-from emergency_pipeline.plan import plan_views, write_plan
-from emergency_pipeline.run_tables import connect_file, stage_config
+from emergency_pipeline.planning.plan import plan_views, write_plan
+from emergency_pipeline.stage_files import connect_file, stage_config
 
 csv, snapshot, work = sys.argv[1:4]
 out = {}

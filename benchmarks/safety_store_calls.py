@@ -3,7 +3,7 @@
     python benchmarks/safety_store_calls.py [--batches 100] [--per-batch 100] [--wave 10]
                                             [--repeat 3]
 
-Replays what a run of N batches asks of the store (submission.py's order): take the lease,
+Replays what a run of N batches asks of the store (applying/submission.py's order): take the lease,
 read the open batches and job ids, then per wave record it (fenced), confirm() before each
 POST, record the job ids, close the finished batches with their numbers' results, and at the
 end read the run's batches, mark them published and look for unpublished ones. PostgreSQL is
@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from pg_server import PgServer  # noqa: E402
 
-from emergency_pipeline.batching import batch_of  # noqa: E402
+from emergency_pipeline.planning.batching import batch_of  # noqa: E402
 from emergency_pipeline.safety_store import held, open_safety_store  # noqa: E402
 
 ACCOUNT = "http://127.0.0.1:8080/v2#0123456789abcdef"

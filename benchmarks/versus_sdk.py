@@ -23,8 +23,8 @@ from pathlib import Path
 
 from end_to_end import KEY, add_settings, run_child, spawn
 
-from emergency_pipeline import contract
-from emergency_pipeline.changed_state import Changes, write_changed_state
+from emergency_pipeline import telnyx_contract as contract
+from emergency_pipeline.samples.changed_share import Changes, write_changed_state
 from emergency_pipeline.emulator import Emulator, Faults
 
 SDK_SCRIPT = Path(__file__).with_name("sdk_script.py")

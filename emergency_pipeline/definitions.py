@@ -13,10 +13,11 @@ from dagster import BetaWarning, Definitions, PreviewWarning
 
 from emergency_pipeline import process_memory
 from emergency_pipeline.defs import assets
-from emergency_pipeline.defs.account_defs import AccountSpec, account_definitions
+from emergency_pipeline.defs.account_defs import account_definitions
+from emergency_pipeline.defs.account_spec import AccountSpec
 from emergency_pipeline.defs.checks import all_checks
 from emergency_pipeline.defs.io_manager import RunScopedIOManager
-from emergency_pipeline.defs.resources import PipelineState, state_dir_for
+from emergency_pipeline.defs.resources import PipelineStorage, state_dir_for
 from emergency_pipeline.defs.run_tags import DEFAULT_ACCOUNT
 
 LOCATION_MODULE = "emergency_pipeline.location"
@@ -46,11 +47,11 @@ def build_definitions(resources: dict[str, Any], **spec: Any) -> Definitions:
     from emergency_pipeline.defs.sensors import INTERVAL_SECONDS, inbox_dir
 
     resources = dict(resources)
-    if "state" not in resources:
-        resources["state"] = PipelineState(
+    if "storage" not in resources:
+        resources["storage"] = PipelineStorage(
             directory=state_dir_for(str(resources["duckdb"].database)))
     resources.setdefault("io_manager", RunScopedIOManager(
-        directory=resources["state"].directory))
+        directory=resources["storage"].directory))
     settings = {"inbox": str(inbox_dir()), "schedule_cron": "0 6 * * *",
                 "schedule_sheet": canonical_source(),
                 "inbox_interval_seconds": INTERVAL_SECONDS, **spec}

@@ -26,7 +26,7 @@ from pathlib import Path
 import duckdb
 
 from emergency_pipeline.emulator import Emulator
-from emergency_pipeline.store import Store
+from emergency_pipeline.analytics.store import Store
 
 KEY = "KEY_analyst_hold_not_secret"
 # The analyst: opens the file read-write, says so, and keeps it open until killed.

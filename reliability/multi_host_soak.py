@@ -191,7 +191,7 @@ class MultiSoak:
         follows = [rng.choice((0.0, 2.0, 60.0)) for _ in range(2)]
         if kind == "handover":
             follows[0] = 0.0
-            emu.state.job_seconds = self.handover_job_seconds
+            emu.engine.job_seconds = self.handover_job_seconds
         children = [self.child("A", first, telnyx, a, follows[0], **kw[0])]
         if kind != "handover":
             time.sleep(rng.choice((0.0, 0.0, 0.3, 1.5)))
@@ -199,7 +199,7 @@ class MultiSoak:
         if kind == "pause" and not point.marker:
             self.pause_at_random(children, rng.uniform(3.0, 12.0), act)
         rcs = [c.wait() for c in children]
-        emu.state.job_seconds = telnyx.job_seconds
+        emu.engine.job_seconds = telnyx.job_seconds
         if kind == "handover":
             children.append(self.child("B", second, telnyx, b, follows[1], **kw[1]))
             rcs.append(children[-1].wait())

@@ -164,7 +164,7 @@ class Soak:
     def __init__(self, emu: Emulator, workdir: Path, rng: random.Random, rows: int,
                  numbers: int, echo: Any, handover_job_seconds: float) -> None:
         self.emu, self.workdir, self.rng, self.rows, self.echo = emu, workdir, rng, rows, echo
-        self.job_seconds = emu.state.job_seconds
+        self.job_seconds = emu.engine.job_seconds
         self.handover_job_seconds = handover_job_seconds
         self.max_disable = min(60, numbers // 25)
         self.log = workdir / "runs.log"
@@ -222,7 +222,7 @@ def run_pair(soak: Soak, pair: int, kind: str, kill: str | None, slow: bool,
     if kind == "handover":
         # The first run's jobs outlive the lease's dead-pid grace, so that the other sheet's
         # run finds them in flight, resumes and follows them (its numbers there are skipped).
-        emu.state.job_seconds = soak.handover_job_seconds
+        emu.engine.job_seconds = soak.handover_job_seconds
     point = kill_point(kill) if kill else None
     # A marker kill point goes to every first run, and the first to get there is killed; a
     # timed one ("random") to the victim alone. (Only the victim's delay is drawn from rng.)
@@ -232,7 +232,7 @@ def run_pair(soak: Soak, pair: int, kind: str, kill: str | None, slow: bool,
                       rng if i == victim else None, one_kill)
                 for i, (label, src, env) in enumerate(firsts)]
     first_rcs = [c.wait() for c in children]
-    emu.state.job_seconds = soak.job_seconds
+    emu.engine.job_seconds = soak.job_seconds
     killed = next((f"{c.label} at {c.killed_at}" for c in children if c.killed_at), None)
     if kill and killed is None:
         killed = f"none ({kill} not reached)"

@@ -83,7 +83,7 @@ class Sheets:
 
 def job_targets(emu: Emulator) -> dict[str, Target]:
     """What each job the emulator holds was asked to apply (the emulator's record of it)."""
-    state = emu.state
+    state = emu.engine
     with state.lock:
         addresses = state.account.addresses
         return {j.id: (j.request.enable, None if j.request.address is None

@@ -6,7 +6,7 @@ from typing import Any
 
 import httpx
 
-from emergency_pipeline import contract
+from emergency_pipeline import telnyx_contract as contract
 from emergency_pipeline.emulator import Emulator
 
 API_KEY = "test-key-not-secret"

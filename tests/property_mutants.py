@@ -1,7 +1,7 @@
 """How many examples the plan properties need to catch the bugs they were written for.
 
 Not a test: a measuring script (python tests/property_mutants.py [--seeds 20] [--examples 200]).
-Each mutant is a small, plausible bug patched into emergency_pipeline.plan for the length of
+Each mutant is a small, plausible bug patched into emergency_pipeline.planning.plan for the length of
 one run; each property runs under Hypothesis with a seed per run (no shrinking, no database),
 and the script prints, per mutant, at which example each seed first failed. From that,
 the share of seeds that catch the mutant within a budget of examples: tests/README.md uses
@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from emergency_pipeline import plan as plan_module  # noqa: E402
+from emergency_pipeline.planning import plan as plan_module  # noqa: E402
 
 import test_plan  # noqa: E402
 

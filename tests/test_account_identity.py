@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from emergency_pipeline.account_identity import (
+from emergency_pipeline.client.account_identity import (
     AccountUnknown, identify_account, normalise_base_url,
 )
 from emergency_pipeline.client import ClientConfig, TelnyxClient
@@ -100,7 +100,7 @@ def test_a_plan_only_run_needs_no_account_identity(emulator_factory, tmp_path) -
     import sys
 
     from conftest import API_KEY
-    from emergency_pipeline.sample import write_sample
+    from emergency_pipeline.samples.demo_sheet import write_sample
 
     emu = emulator_factory(numbers=600, users_listable=False)
     sheet = write_sample(tmp_path / "d.csv", 600, 7, rows=60)

@@ -14,15 +14,15 @@ from dagster_duckdb import DuckDBResource
 
 from _client_support import KEY, fast_config, running_emulator
 from _emulator_support import allowing
-from emergency_pipeline import addresses as addr
-from emergency_pipeline.address_resolution import resolve_addresses
+from emergency_pipeline.addressing import fields as addr
+from emergency_pipeline.addressing.resolution import resolve_addresses
 from emergency_pipeline.client import AddressRejected, TelnyxClient
 from emergency_pipeline.definitions import build_definitions
-from emergency_pipeline.defs.reconcile_job import run_job
+from emergency_pipeline.launch import run_job
 from emergency_pipeline.defs.resources import TelnyxResource
 from emergency_pipeline.emulator import Emulator, Faults
-from emergency_pipeline.defs.resources import PipelineState, state_dir_for
-from emergency_pipeline.store import Store
+from emergency_pipeline.defs.resources import PipelineStorage, state_dir_for
+from emergency_pipeline.analytics.store import Store
 
 NEW = {"street_address": "1 Main Street", "locality": "Springfield",
        "administrative_area": "IL", "postal_code": "62701", "country_code": "US",
@@ -125,11 +125,11 @@ class Setup:
         self.database = str(tmp_path / "outcomes.duckdb")
         self.desired = str(tmp_path / "desired.csv")
         self.instance = DagsterInstance.ephemeral()
-        state = PipelineState(directory=state_dir_for(self.database),
+        state = PipelineStorage(directory=state_dir_for(self.database),
                               store_url=str(tmp_path / "safety.sqlite"))
         self.defs = build_definitions({
             "telnyx": TelnyxResource(api_key=KEY, base_url=emu.base_url),
-            "duckdb": DuckDBResource(database=self.database), "state": state})
+            "duckdb": DuckDBResource(database=self.database), "storage": state})
         self.store = Store(self.database)
         self.ledger = state.ledger()
         self.account = TelnyxResource(api_key=KEY, base_url=emu.base_url).account()

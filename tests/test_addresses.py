@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from emergency_pipeline import addresses as addr
+from emergency_pipeline.addressing import fields as addr
 from emergency_pipeline.desired_state.columns import match_columns
 
 ACCOUNT = {"id": "1", "business_name": "Acme", "street_address": "1 Main Street",

@@ -11,11 +11,11 @@ from dagster import DagsterInstance
 from dagster_duckdb import DuckDBResource
 
 from emergency_pipeline.definitions import build_definitions
-from emergency_pipeline.defs.reconcile_job import run_job
+from emergency_pipeline.launch import run_job
 from emergency_pipeline.defs.resources import TelnyxResource
 from emergency_pipeline.emulator import Emulator, Faults
-from emergency_pipeline.sample import write_sample
-from emergency_pipeline.store import Store
+from emergency_pipeline.samples.demo_sheet import write_sample
+from emergency_pipeline.analytics.store import Store
 
 KEY = "KEY_analytics_test_not_secret"
 NUMBERS, SEED = 400, 5

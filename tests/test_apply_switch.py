@@ -12,12 +12,13 @@ from dagster_duckdb import DuckDBResource
 
 from emergency_pipeline.definitions import build_definitions, defs
 from emergency_pipeline.defs.partitions import ensure_partition
-from emergency_pipeline.defs.reconcile_job import APPLY_JOB_NAME, JOB_NAME, run_job
-from emergency_pipeline.defs.resources import PipelineState, TelnyxResource, state_dir_for
+from emergency_pipeline.defs.reconcile_job import APPLY_JOB_NAME, JOB_NAME
+from emergency_pipeline.launch import run_job
+from emergency_pipeline.defs.resources import PipelineStorage, TelnyxResource, state_dir_for
 from emergency_pipeline.defs.run_tags import ACCOUNT_TAG, APPLY_TAG, DEFAULT_ACCOUNT
 from emergency_pipeline.defs.schedules import daily_emergency_reconcile
 from emergency_pipeline.emulator import Emulator
-from emergency_pipeline.sample import write_sample
+from emergency_pipeline.samples.demo_sheet import write_sample
 
 KEY = "KEY_apply_switch_not_secret"
 
@@ -27,7 +28,7 @@ def _defs(tmp_path: Path, emu: Emulator):
     return build_definitions({
         "telnyx": TelnyxResource(api_key=KEY, base_url=emu.base_url),
         "duckdb": DuckDBResource(database=database),
-        "state": PipelineState(directory=state_dir_for(database),
+        "storage": PipelineStorage(directory=state_dir_for(database),
                                store_url=str(tmp_path / "safety.sqlite"))})
 
 

@@ -12,7 +12,7 @@ from dagster import AssetKey, TableMetadataValue
 from dagster._core.definitions.metadata import MarkdownMetadataValue
 from test_pipeline import NUMBERS, SEED, Setup
 
-from emergency_pipeline import plan_report
+from emergency_pipeline.planning import report as plan_report
 from emergency_pipeline.defs import metadata as md
 from emergency_pipeline.emulator import Emulator
 

@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from emergency_pipeline import contract
-from emergency_pipeline.batching import Batch, batch_of, make_batches, other_names
+from emergency_pipeline import telnyx_contract as contract
+from emergency_pipeline.planning.batching import Batch, batch_of, make_batches, other_names
 
 
 def plan_rows(rows):

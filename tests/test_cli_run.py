@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from conftest import API_KEY
-from emergency_pipeline.sample import write_sample
+from emergency_pipeline.samples.demo_sheet import write_sample
 
 ROOT = Path(__file__).parent.parent
 CLI = str(Path(sys.executable).parent / "emergency-pipeline")

@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from emergency_pipeline.client import JobRejected, TelnyxAPIError, TelnyxClient
-from emergency_pipeline.contract import JOB_TERMINAL_STATUSES
+from emergency_pipeline.telnyx_contract import JOB_TERMINAL_STATUSES
 from emergency_pipeline.emulator import Faults
 
 from _client_support import fast_config, running_emulator

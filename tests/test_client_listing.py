@@ -78,7 +78,7 @@ def test_max_rate_spaces_requests():
 
 def test_count_and_get_each_by_id_under_faults():
     with running_emulator(numbers=1_000, seed=4, rate_limit=100_000) as emu:
-        wanted = [n["id"] for n in list(emu.state.account.iter_numbers())[::50]]
+        wanted = [n["id"] for n in list(emu.engine.account.iter_numbers())[::50]]
         emu.set_faults(Faults(error_rate=0.2, drop_rate=0.1, seed=2))
         with TelnyxClient(fast_config(emu), log=log) as client:
             assert client.count_phone_numbers() == 1_000

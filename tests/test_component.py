@@ -17,11 +17,11 @@ from dagster.components.testing import create_defs_folder_sandbox
 from _accounts_project import accounts_project
 from emergency_pipeline import EmergencySettingsComponent
 from emergency_pipeline.defs.partitions import ensure_partition
-from emergency_pipeline.defs.reconcile_job import account_job_name
+from emergency_pipeline.launch import account_job_name
 from emergency_pipeline.defs.run_tags import ACCOUNT_TAG, APPLY_TAG, apply_tags
 from emergency_pipeline.emulator import Emulator
-from emergency_pipeline.sample import write_sample
-from emergency_pipeline.store import Store
+from emergency_pipeline.samples.demo_sheet import write_sample
+from emergency_pipeline.analytics.store import Store
 
 DG = str(Path(sys.executable).parent / "dg")
 STEPS = ("desired_emergency_settings", "emergency_account_snapshot",

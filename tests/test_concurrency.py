@@ -20,14 +20,15 @@ from dagster import AssetSelection, DagsterInstance
 from dagster_duckdb import DuckDBResource
 
 from _emulator_support import allowing, each_number_in_one_job
-from emergency_pipeline.batching import batch_of
+from emergency_pipeline.planning.batching import batch_of
 from emergency_pipeline.definitions import build_definitions
-from emergency_pipeline.defs.reconcile_job import JOB_NAME, apply_tags, run_job
+from emergency_pipeline.defs.reconcile_job import JOB_NAME, apply_tags
+from emergency_pipeline.launch import run_job
 from emergency_pipeline.defs.partitions import ensure_partition
-from emergency_pipeline.defs.resources import PipelineState, TelnyxResource, state_dir_for
+from emergency_pipeline.defs.resources import PipelineStorage, TelnyxResource, state_dir_for
 from emergency_pipeline.emulator import Emulator, Faults
 from emergency_pipeline.safety_store import open_safety_store
-from emergency_pipeline.store import Store
+from emergency_pipeline.analytics.store import Store
 
 KEY = "KEY_concurrency_test_not_secret"
 CLI = [sys.executable, "-m", "emergency_pipeline.cli", "run"]
@@ -145,7 +146,7 @@ def _setup_defs(emu: Emulator, database: str, **state):
     return build_definitions({
         "telnyx": TelnyxResource(api_key=KEY, base_url=emu.base_url),
         "duckdb": DuckDBResource(database=database),
-        "state": PipelineState(directory=state_dir_for(database), **state)})
+        "storage": PipelineStorage(directory=state_dir_for(database), **state)})
 
 
 def test_results_of_a_run_that_stopped_before_its_outcomes_are_recorded_for_it(
@@ -239,7 +240,7 @@ def test_a_run_launched_any_way_fails_a_dead_run_and_takes_its_lease(tmp_path: P
     from dagster import DagsterRunStatus
     from dagster._core.storage.dagster_run import DagsterRun
 
-    from emergency_pipeline.dead_runs import HOST_TAG, PID_TAG
+    from emergency_pipeline.defs.dead_runs import HOST_TAG, PID_TAG
 
     database = str(tmp_path / "o.duckdb")
     home = _mkdir(tmp_path / "home")

@@ -13,10 +13,10 @@ from dagster_duckdb import DuckDBResource
 
 from emergency_pipeline.definitions import build_definitions
 from emergency_pipeline.defs.coverage import COVERAGE_JOB
-from emergency_pipeline.defs.reconcile_job import run_job
+from emergency_pipeline.launch import run_job
 from emergency_pipeline.defs.resources import TelnyxResource
 from emergency_pipeline.emulator import Emulator
-from emergency_pipeline.store import Store
+from emergency_pipeline.analytics.store import Store
 from test_cli_run import Cli
 
 KEY = "KEY_coverage_test_not_secret"

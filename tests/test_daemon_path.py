@@ -19,7 +19,7 @@ import pytest
 from conftest import API_KEY
 from emergency_pipeline.defs.reconcile_job import APPLY_JOB_NAME
 from emergency_pipeline.defs.partitions import desired_state_sources
-from emergency_pipeline.sample import write_sample
+from emergency_pipeline.samples.demo_sheet import write_sample
 from _deployment import wait_for
 
 ROOT = Path(__file__).parent.parent

@@ -11,7 +11,7 @@ from pathlib import Path
 from dagster import DagsterInstance, DagsterRunStatus
 from dagster._core.storage.dagster_run import DagsterRun
 
-from emergency_pipeline.dead_runs import HOST_TAG, PID_START_TAG, PID_TAG, fail_dead_runs
+from emergency_pipeline.defs.dead_runs import HOST_TAG, PID_START_TAG, PID_TAG, fail_dead_runs
 from emergency_pipeline.defs.reconcile_job import JOB_NAME
 
 from conftest import API_KEY
@@ -72,7 +72,7 @@ def test_the_run_command_fails_runs_left_started_by_a_dead_process(tmp_path: Pat
 
 
 def test_demo_dagster_yaml_turns_run_monitoring_on(tmp_path: Path, monkeypatch) -> None:
-    from emergency_pipeline.demo import DAGSTER_YAML, prepare_dagster_home
+    from emergency_pipeline.cli.demo import DAGSTER_YAML, prepare_dagster_home
 
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))   # prepare_dagster_home sets it
 
@@ -96,7 +96,7 @@ def test_demo_dagster_yaml_turns_run_monitoring_on(tmp_path: Path, monkeypatch) 
 def test_the_process_tags_are_hidden_and_older_runs_still_recognised(tmp_path: Path) -> None:
     from dagster._core.storage.tags import TagType, get_tag_type
 
-    from emergency_pipeline.dead_runs import process_tags
+    from emergency_pipeline.defs.dead_runs import process_tags
 
     # Dagster's UI (GraphQL) leaves out hidden tags: they do not clutter the Runs list.
     assert {get_tag_type(k) for k in process_tags()} == {TagType.HIDDEN}

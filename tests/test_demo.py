@@ -10,7 +10,7 @@ import argparse
 
 import duckdb
 
-from emergency_pipeline.dev_cli import start_emulator
+from emergency_pipeline.cli.dev import start_emulator
 
 ROOT = Path(__file__).parent.parent
 

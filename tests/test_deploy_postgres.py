@@ -16,8 +16,8 @@ from _accounts_project import accounts_project
 from _deployment import Deployment
 from emergency_pipeline.defs.run_tags import ACCOUNT_TAG, APPLY_TAG
 from emergency_pipeline.emulator import Emulator
-from emergency_pipeline.sample import write_sample
-from emergency_pipeline.store import Store
+from emergency_pipeline.samples.demo_sheet import write_sample
+from emergency_pipeline.analytics.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
 ACCOUNTS = {"acme": ("KEY_acme_deploy_not_secret", 400, 31),

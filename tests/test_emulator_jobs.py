@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from emergency_pipeline import contract
+from emergency_pipeline import telnyx_contract as contract
 from emergency_pipeline.emulator import Faults
 
 from _emulator_support import JOBS, allowing, client, error_of, pick

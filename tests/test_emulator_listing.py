@@ -7,7 +7,7 @@ from collections import Counter
 import phonenumbers
 import pytest
 
-from emergency_pipeline import contract
+from emergency_pipeline import telnyx_contract as contract
 from emergency_pipeline.emulator import Emulator
 
 from _emulator_support import client, error_of
@@ -172,7 +172,7 @@ def test_large_account_generates_quickly():
     import time
     started = time.monotonic()
     emu = Emulator(numbers=100_000, seed=1)
-    assert len(emu.state.account) == 100_000
+    assert len(emu.engine.account) == 100_000
     assert time.monotonic() - started < 5
 
 

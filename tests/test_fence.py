@@ -15,11 +15,11 @@ import pytest
 
 from _emulator_support import allowing, each_number_in_one_job
 from _safety_support import fenced
-from emergency_pipeline.batching import batch_of
+from emergency_pipeline.planning.batching import batch_of
 from emergency_pipeline.client import ClientConfig, TelnyxClient
 from emergency_pipeline.emulator import Emulator, Faults
 from emergency_pipeline.safety_store import LeaseLost, held, open_safety_store
-from emergency_pipeline.submission import RunIdentity, Settings, submit_and_follow
+from emergency_pipeline.applying.submission import RunIdentity, Settings, submit_and_follow
 
 KEY = "test-key-not-secret"
 log = logging.getLogger("test_fence")

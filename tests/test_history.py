@@ -13,10 +13,10 @@ from dagster import DagsterInstance
 from dagster_duckdb import DuckDBResource
 
 from emergency_pipeline.definitions import build_definitions
-from emergency_pipeline.defs.reconcile_job import run_job
-from emergency_pipeline.defs.resources import PipelineState, TelnyxResource, state_dir_for
+from emergency_pipeline.launch import run_job
+from emergency_pipeline.defs.resources import PipelineStorage, TelnyxResource, state_dir_for
 from emergency_pipeline.emulator import Emulator
-from emergency_pipeline.sample import write_sample
+from emergency_pipeline.samples.demo_sheet import write_sample
 
 CLI = str(Path(sys.executable).parent / "emergency-pipeline")
 
@@ -27,7 +27,7 @@ def _run(tmp: Path, emu: Emulator, key: str, account: str, seed: int, history: P
     defs = build_definitions({
         "telnyx": TelnyxResource(api_key=key, base_url=emu.base_url, account_name=account),
         "duckdb": DuckDBResource(database=database),
-        "state": PipelineState(directory=state_dir_for(database),
+        "storage": PipelineStorage(directory=state_dir_for(database),
                                store_url=str(tmp / "safety.sqlite"),
                                history_url=str(history))})
     sheet = str(write_sample(tmp / f"{account}.csv", 200, seed, rows=25))

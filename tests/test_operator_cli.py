@@ -9,7 +9,7 @@ from pathlib import Path
 from _emulator_support import allowing
 from test_cli_run import Cli, cli  # noqa: F401 - the fixture
 
-from emergency_pipeline.run_report import EXIT_CHANGES, EXIT_OK, EXIT_REJECTED
+from emergency_pipeline.cli.run_report import EXIT_CHANGES, EXIT_OK, EXIT_REJECTED
 
 
 def _sheet(path: Path, good: list[dict], bad: int) -> Path:

@@ -12,12 +12,13 @@ from dagster import DagsterInstance
 from dagster_duckdb import DuckDBResource
 
 from emergency_pipeline.definitions import build_definitions, defs
-from emergency_pipeline.defs.reconcile_job import JOB_NAME, run_job
-from emergency_pipeline.defs.resources import PipelineState, TelnyxResource, state_dir_for
+from emergency_pipeline.defs.reconcile_job import JOB_NAME
+from emergency_pipeline.launch import run_job
+from emergency_pipeline.defs.resources import PipelineStorage, TelnyxResource, state_dir_for
 from emergency_pipeline.emulator import Emulator
-from emergency_pipeline.run_tables import RunTables
-from emergency_pipeline.sample import write_sample
-from emergency_pipeline.store import Store
+from emergency_pipeline.stage_files import RunTables
+from emergency_pipeline.samples.demo_sheet import write_sample
+from emergency_pipeline.analytics.store import Store
 
 KEY = "KEY_pipeline_test_not_secret"
 NUMBERS, SEED = 600, 11
@@ -29,11 +30,11 @@ class Setup:
         self.database = str(tmp_path / "outcomes.duckdb")
         self.desired = str(write_sample(tmp_path / "desired.csv", NUMBERS, SEED, rows=150))
         self.instance = DagsterInstance.ephemeral()
-        state = PipelineState(directory=state_dir_for(self.database),
+        state = PipelineStorage(directory=state_dir_for(self.database),
                               store_url=str(tmp_path / "safety.sqlite"))
         self.defs = build_definitions({
             "telnyx": TelnyxResource(api_key=KEY, base_url=emu.base_url),
-            "duckdb": DuckDBResource(database=self.database), "state": state,
+            "duckdb": DuckDBResource(database=self.database), "storage": state,
         })
         self.store = Store(self.database)
         self.ledger = state.ledger()
@@ -71,7 +72,7 @@ def test_definitions_load() -> None:
 
 
 def test_outcomes_match_the_emulator_number_by_number(setup: Setup) -> None:
-    before = {n["id"]: n for n in setup.emu.state.account.iter_numbers()}
+    before = {n["id"]: n for n in setup.emu.engine.account.iter_numbers()}
     result = setup.run()
     out = setup.outcomes(result.run_id)
     desired = pd.read_csv(setup.desired, dtype=str)
@@ -121,7 +122,7 @@ def test_plan_only_run_submits_nothing(setup: Setup) -> None:
 
 def test_rerun_after_stopping_right_after_the_posts_follows_instead_of_resubmitting(
         setup: Setup) -> None:
-    setup.emu.state.job_seconds = 3.0  # jobs outlive the first run
+    setup.emu.engine.job_seconds = 3.0  # jobs outlive the first run
     first = setup.run(follow_timeout_seconds=0)
     out1 = setup.outcomes(first.run_id)
     jobs = setup.emu.stats()["jobs_created"]
@@ -137,7 +138,7 @@ def test_rerun_after_stopping_right_after_the_posts_follows_instead_of_resubmitt
 
 
 def test_safety_guard_refuses_a_mass_disable(setup: Setup, tmp_path: Path) -> None:
-    numbers = [n for n in setup.emu.state.account.iter_numbers() if n["emergency_enabled"]]
+    numbers = [n for n in setup.emu.engine.account.iter_numbers() if n["emergency_enabled"]]
     pd.DataFrame({"number": [n["phone_number"] for n in numbers[:60]],
                   "enabled": "no"}).to_csv(setup.desired, index=False)
     config = {"ops": {"emergency_update_jobs": {"config": {"max_disable_count": 10}}}}
@@ -186,7 +187,7 @@ def _crashed_run(setup: Setup) -> tuple:
     """A run that recorded two batches and died; only the first POST reached Telnyx."""
     import httpx
 
-    from emergency_pipeline.batching import make_batches
+    from emergency_pipeline.planning.batching import make_batches
 
     planned = setup.run(apply=False)
     plan = setup.store.query("SELECT * FROM emergency_plan WHERE run_id = ?", [planned.run_id])
@@ -269,9 +270,9 @@ def test_workspace_validates() -> None:
 def test_a_ledger_job_unknown_to_the_account_is_closed_not_waited_for(setup: Setup) -> None:
     import time
 
-    from emergency_pipeline.batching import batch_of
+    from emergency_pipeline.planning.batching import batch_of
 
-    number = next(n for n in setup.emu.state.account.iter_numbers() if n["status"] == "active")
+    number = next(n for n in setup.emu.engine.account.iter_numbers() if n["status"] == "active")
     ghost = batch_of([number["phone_number"]], False, None, "e164")
     setup.ledger.record([ghost], run_id="other-run", account=setup.account,
                         source=setup.desired, outcomes_db=setup.database)
@@ -308,7 +309,7 @@ def test_read_back_reports_numbers_the_account_disagrees_on(setup: Setup, tmp_pa
     from emergency_pipeline.defs.checks import account_agrees_after_apply
 
     # Outcomes that claim success for targets the account does not hold.
-    numbers = [n for n in setup.emu.state.account.iter_numbers()
+    numbers = [n for n in setup.emu.engine.account.iter_numbers()
                if n["emergency_status"] == "disabled"][:changes]
     outcomes = pd.DataFrame({
         "result": "succeeded", "number_id": [n["id"] for n in numbers],
@@ -319,7 +320,7 @@ def test_read_back_reports_numbers_the_account_disagrees_on(setup: Setup, tmp_pa
     ref = run.write("outcomes", {"outcomes": outcomes})
     result = account_agrees_after_apply(build_asset_check_context(), ref,
                                         _snapshot(setup.emu, run), telnyx,
-                                        PipelineState(directory=str(tmp_path)))
+                                        PipelineStorage(directory=str(tmp_path)))
     # Within the default budget (one request on a 3-page account): read back in the run.
     assert result.metadata["estimated_requests"].value == 1
     assert not result.passed
@@ -349,7 +350,7 @@ def test_rejected_share_counts_every_row_of_the_sheet(tmp_path: Path, bad: int,
 def test_numbers_the_provider_refuses_are_failed_with_its_error(setup: Setup) -> None:
     from emergency_pipeline.emulator import Faults
 
-    before = {n["id"]: n for n in setup.emu.state.account.iter_numbers()}
+    before = {n["id"]: n for n in setup.emu.engine.account.iter_numbers()}
     setup.emu.set_faults(Faults(number_fail_rate=0.5, seed=1))
     result = setup.run(follow_timeout_seconds=60)
     out = setup.outcomes(result.run_id)
@@ -380,7 +381,7 @@ def test_a_read_back_the_api_refuses_is_a_failed_check_not_a_failed_run(setup: S
     from emergency_pipeline.defs.checks import account_agrees_after_apply
     from emergency_pipeline.emulator import Faults
 
-    number = next(iter(setup.emu.state.account.iter_numbers()))
+    number = next(iter(setup.emu.engine.account.iter_numbers()))
     outcomes = pd.DataFrame({"result": ["succeeded"], "number_id": [number["id"]],
                              "phone_number": [number["phone_number"]], "target_enabled": [False],
                              "target_address_id": [None], "recorded_at": [pd.Timestamp.now()]})
@@ -390,7 +391,7 @@ def test_a_read_back_the_api_refuses_is_a_failed_check_not_a_failed_run(setup: S
     telnyx = TelnyxResource(api_key=KEY, base_url=setup.emu.base_url, max_attempts=2)
     ref = run.write("outcomes", {"outcomes": outcomes})
     result = account_agrees_after_apply(build_asset_check_context(), ref, snapshot, telnyx,
-                                        PipelineState(directory=str(tmp_path)))
+                                        PipelineStorage(directory=str(tmp_path)))
     assert not result.passed
     assert result.description.startswith("could not read the account back")
     assert KEY not in result.description

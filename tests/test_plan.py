@@ -7,7 +7,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from emergency_pipeline.plan import ACTIONS, PLAN_COLUMNS, build_plan, plan_summary, \
+from emergency_pipeline.planning.plan import ACTIONS, PLAN_COLUMNS, build_plan, plan_summary, \
     plan_summary_markdown
 
 A1, A2, GONE = "100", "200", "999"
@@ -200,7 +200,7 @@ def test_planning_a_range_at_a_time_gives_the_one_plan(world, per_range, repeats
     in the same order, rule 3 and a number listed twice included."""
     from unittest import mock
 
-    from emergency_pipeline import plan as plan_module
+    from emergency_pipeline.planning import plan as plan_module
 
     acc, numbers, flight = world
     later = [numbers.iloc[i % len(numbers)].copy() for i, _ in repeats] if len(numbers) else []

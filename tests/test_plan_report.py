@@ -7,7 +7,7 @@ import pandas as pd
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from emergency_pipeline.plan_report import (full_list, group_sql, has_changes, heads_and_totals,
+from emergency_pipeline.planning.report import (full_list, group_sql, has_changes, heads_and_totals,
                                             plan_groups, render_plan, write_full_list)
 
 ADDRESSES = pd.DataFrame([

@@ -15,16 +15,16 @@ import pytest
 from dagster import DagsterInstance, build_asset_check_context
 from dagster_duckdb import DuckDBResource
 
-from emergency_pipeline import contract
-from emergency_pipeline.changed_state import write_changed_state
+from emergency_pipeline import telnyx_contract as contract
+from emergency_pipeline.samples.changed_share import write_changed_state
 from emergency_pipeline.client import ClientConfig, TelnyxClient
 from emergency_pipeline.definitions import build_definitions
 from emergency_pipeline.defs.checks import account_agrees_after_apply
-from emergency_pipeline.defs.reconcile_job import run_job
-from emergency_pipeline.defs.resources import PipelineState, TelnyxResource, state_dir_for
+from emergency_pipeline.launch import run_job
+from emergency_pipeline.defs.resources import PipelineStorage, TelnyxResource, state_dir_for
 from emergency_pipeline.emulator import Emulator
-from emergency_pipeline.run_tables import RunTables
-from emergency_pipeline.store import Store
+from emergency_pipeline.stage_files import RunTables
+from emergency_pipeline.analytics.store import Store
 
 from _emulator_support import API_KEY
 
@@ -44,7 +44,7 @@ class Run:
         self.emu, self.tmp_path = emu, tmp_path
         self.telnyx = TelnyxResource(api_key=KEY, base_url=emu.base_url)
         database = str(tmp_path / "outcomes.duckdb")
-        self.state = PipelineState(directory=state_dir_for(database))
+        self.state = PipelineStorage(directory=state_dir_for(database))
         defs = build_definitions({"telnyx": self.telnyx,
                                   "duckdb": DuckDBResource(database=database)})
         self.result = run_job(str(source), True, None, defs=defs,

@@ -17,18 +17,18 @@ import pytest
 from dagster import DagsterInstance, build_asset_check_context
 from dagster_duckdb import DuckDBResource
 
-from emergency_pipeline.changed_state import write_changed_state
+from emergency_pipeline.samples.changed_share import write_changed_state
 from emergency_pipeline.client import ClientConfig, TelnyxClient
 from emergency_pipeline.definitions import build_definitions
-from emergency_pipeline.defs.reconcile_job import run_job
+from emergency_pipeline.launch import run_job
 from emergency_pipeline.defs.checks import account_agrees_after_apply
-from emergency_pipeline.defs.resources import PipelineState, TelnyxResource, state_dir_for
+from emergency_pipeline.defs.resources import PipelineStorage, TelnyxResource, state_dir_for
 from emergency_pipeline.emulator import Emulator
-from emergency_pipeline.read_back import (
+from emergency_pipeline.applying.read_back import (
     judge_at_snapshot, plan_reads, snapshot_pages, target_counts, within_budget,
 )
-from emergency_pipeline.run_tables import RunTables
-from emergency_pipeline.store import Store
+from emergency_pipeline.stage_files import RunTables
+from emergency_pipeline.analytics.store import Store
 
 SHARE = "EMERGENCY_PIPELINE_READ_BACK_MAX_SHARE"
 
@@ -140,9 +140,9 @@ class Account:
         self.emu, self.tmp_path = emu, tmp_path
         self.telnyx = TelnyxResource(api_key=KEY, base_url=emu.base_url)
         self.database = str(tmp_path / "outcomes.duckdb")
-        self.state = PipelineState(directory=state_dir_for(self.database),
+        self.state = PipelineStorage(directory=state_dir_for(self.database),
                                    store_url=str(tmp_path / "safety.sqlite"))
-        self.defs = build_definitions({"telnyx": self.telnyx, "state": self.state,
+        self.defs = build_definitions({"telnyx": self.telnyx, "storage": self.state,
                                        "duckdb": DuckDBResource(database=self.database)})
         self.instance = DagsterInstance.ephemeral()
         self.ledger = self.state.ledger()

@@ -1,4 +1,4 @@
-"""A refused batch: narrowed down by its pointers, or by splitting (refusals.py), and the
+"""A refused batch: narrowed down by its pointers, or by splitting (applying/refusals.py), and the
 same outcome whichever way Telnyx answers (the emulator's `telnyx_shape`)."""
 
 from __future__ import annotations
@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from emergency_pipeline.batching import batch_of
+from emergency_pipeline.planning.batching import batch_of
 from emergency_pipeline.client import TelnyxClient
 from emergency_pipeline.client.errors import ApiError
-from emergency_pipeline.refusals import narrow_refusal
-from emergency_pipeline.submission import RunIdentity, Settings, Submission, submit_and_follow
+from emergency_pipeline.applying.refusals import narrow_refusal
+from emergency_pipeline.applying.submission import RunIdentity, Settings, Submission, submit_and_follow
 
 from _safety_support import fenced
 from _client_support import fast_config, running_emulator

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from emergency_pipeline.store import Store
+from emergency_pipeline.analytics.store import Store
 
 
 def test_appending_an_empty_frame_to_an_existing_table(tmp_path: Path) -> None:
@@ -25,10 +25,10 @@ def test_checks_pass_on_a_persistent_instance_with_several_sources(tmp_path: Pat
     from dagster_duckdb import DuckDBResource
 
     from emergency_pipeline.definitions import build_definitions
-    from emergency_pipeline.defs.reconcile_job import run_job
+    from emergency_pipeline.launch import run_job
     from emergency_pipeline.defs.resources import TelnyxResource
     from emergency_pipeline.emulator import Emulator
-    from emergency_pipeline.sample import write_sample
+    from emergency_pipeline.samples.demo_sheet import write_sample
 
     key = "KEY_reliability_test"
     with Emulator(numbers=300, seed=4, api_key=key, job_seconds=0.2) as emu, \

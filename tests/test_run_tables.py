@@ -9,9 +9,9 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from emergency_pipeline.run_tables import (THREAD_ROWS, WRITE_ROW_GROUP_ROWS, RunTables, StageRef,
+from emergency_pipeline.stage_files import (THREAD_ROWS, WRITE_ROW_GROUP_ROWS, RunTables, StageRef,
                                            attached, stage_threads)
-from emergency_pipeline.store import Store
+from emergency_pipeline.analytics.store import Store
 
 CORES = os.cpu_count() or 1
 

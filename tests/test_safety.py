@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from emergency_pipeline.safety import SafetyGuardError, check_disable_guard
+from emergency_pipeline.planning.disable_guard import SafetyGuardError, check_disable_guard
 
 
 @pytest.mark.parametrize("disables,size,count,share,allow,refused", [

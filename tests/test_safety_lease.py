@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from emergency_pipeline.batching import Batch
+from emergency_pipeline.planning.batching import Batch
 from emergency_pipeline.safety_store import (
     HeldLease, LeaseLost, LeaseUnavailable, held, open_safety_store,
 )

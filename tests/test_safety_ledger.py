@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from emergency_pipeline.batching import batch_of
+from emergency_pipeline.planning.batching import batch_of
 from emergency_pipeline.safety_store import (
     OPEN_STATES, LeaseLost, held, open_safety_store,
 )

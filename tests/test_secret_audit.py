@@ -18,10 +18,10 @@ from dagster import DagsterInstance, EnvVar
 from dagster_duckdb import DuckDBResource
 
 from emergency_pipeline.definitions import build_definitions
-from emergency_pipeline.defs.reconcile_job import run_job
+from emergency_pipeline.launch import run_job
 from emergency_pipeline.defs.resources import TelnyxResource
 from emergency_pipeline.emulator import Emulator, Faults
-from emergency_pipeline.sample import write_sample
+from emergency_pipeline.samples.demo_sheet import write_sample
 
 NUMBERS, SEED = 500, 21
 

@@ -12,7 +12,7 @@ import duckdb
 import pandas as pd
 import pytest
 
-from emergency_pipeline.store import Store
+from emergency_pipeline.analytics.store import Store
 
 
 def _frame(n: int, run: str = "r1") -> pd.DataFrame:

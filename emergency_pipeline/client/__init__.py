@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .addresses import AddressCreation, AddressRejected
+from .address_calls import AddressCreation, AddressRejected
 from .client import TelnyxClient
 from .config import API_KEY_ENV, ClientConfig, InsecureTransportError, is_loopback_host
 from .errors import ApiError, JobRejected, JobUnanswered, TelnyxAPIError

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
-from .addresses import AddressCreation, AddressOps
+from .address_calls import AddressCreation, AddressOps
 from .config import ClientConfig
 from .errors import TelnyxAPIError
 from .job_ops import JobOps, JobSubmission

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from emergency_pipeline.contract import DEFAULT_BASE_URL, DEFAULT_MAX_CONCURRENCY
+from emergency_pipeline.telnyx_contract import DEFAULT_BASE_URL, DEFAULT_MAX_CONCURRENCY
 
 API_KEY_ENV = "TELNYX_API_KEY"
 

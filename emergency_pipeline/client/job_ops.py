@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from emergency_pipeline.contract import JOB_PATH, JOB_TERMINAL_STATUSES, JOB_TYPE
+from emergency_pipeline.telnyx_contract import JOB_PATH, JOB_TERMINAL_STATUSES, JOB_TYPE
 
 from .errors import JobRejected, JobUnanswered, TelnyxAPIError
 from .transport import Transport

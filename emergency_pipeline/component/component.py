@@ -18,7 +18,7 @@ from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
 from emergency_pipeline.component.scaffolder import EmergencySettingsScaffolder
-from emergency_pipeline.contract import DEFAULT_BASE_URL, DEFAULT_MAX_JOBS_IN_FLIGHT
+from emergency_pipeline.telnyx_contract import DEFAULT_BASE_URL, DEFAULT_MAX_JOBS_IN_FLIGHT
 
 # `{{ env.NAME }}` or `{{ env('NAME') }}`: the only ways an API key may be given.
 _ENV_REFERENCE = re.compile(
@@ -88,7 +88,7 @@ class EmergencySettingsComponent(dg.Component, dg.Resolvable, dg.Model):
                                   "(default: beside the analytics file).")
     history_url: str | None = Field(default=None, description="Where each run's history also "
                                     "goes as Parquet files, for runs on machines that come and "
-                                    "go: a shared folder, s3://..., gs://... (history.py).")
+                                    "go: a shared folder, s3://..., gs://... (analytics/parquet_history.py).")
     inbox: str | None = Field(default=None, description="Drop folder: every new or changed "
                               "CSV/XLSX in it is applied (the sensor starts stopped).")
     inbox_interval_seconds: int = 30
@@ -115,25 +115,25 @@ class EmergencySettingsComponent(dg.Component, dg.Resolvable, dg.Model):
 
     def spec(self):
         """The account's AccountSpec (defs/account_defs.py)."""
-        from emergency_pipeline.defs.account_defs import AccountSpec
+        from emergency_pipeline.defs.account_spec import AccountSpec
         from emergency_pipeline.defs.io_manager import RunScopedIOManager
         from emergency_pipeline.defs.resources import (
-            PipelineState, TelnyxResource, lease_timing_from_env, state_dir_for,
+            PipelineStorage, TelnyxResource, lease_timing_from_env, state_dir_for,
         )
 
-        state = PipelineState(directory=self.state_dir or state_dir_for(self.duckdb),
-                              lease_wait_seconds=self.lease_wait_seconds,
-                              history_url=self.history_url or None,
-                              # Soaks and drills shorten the takeover time from the
-                              # environment, as on the single-account path.
-                              **lease_timing_from_env())
+        storage = PipelineStorage(directory=self.state_dir or state_dir_for(self.duckdb),
+                                  lease_wait_seconds=self.lease_wait_seconds,
+                                  history_url=self.history_url or None,
+                                  # Soaks and drills shorten the takeover time from the
+                                  # environment, as on the single-account path.
+                                  **lease_timing_from_env())
         resources = {
             "telnyx": TelnyxResource(api_key=self.api_key, base_url=self.base_url,
                                      read_timeout=self.read_timeout_seconds,
                                      account_name=self._account_name()),
             "duckdb": DuckDBResource(database=self.duckdb),
-            "state": state,
-            "io_manager": RunScopedIOManager(directory=state.directory),
+            "storage": storage,
+            "io_manager": RunScopedIOManager(directory=storage.directory),
         }
         contact = self.contact
         return AccountSpec(

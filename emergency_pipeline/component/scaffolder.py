@@ -7,7 +7,7 @@ from pathlib import Path
 import dagster as dg
 from pydantic import BaseModel
 
-from emergency_pipeline.contract import DEFAULT_BASE_URL, DEFAULT_MAX_JOBS_IN_FLIGHT
+from emergency_pipeline.telnyx_contract import DEFAULT_BASE_URL, DEFAULT_MAX_JOBS_IN_FLIGHT
 
 
 class ScaffoldParams(BaseModel):
@@ -42,7 +42,7 @@ class EmergencySettingsScaffolder(dg.Scaffolder[ScaffoldParams]):
         return ScaffoldParams
 
     def scaffold(self, request: dg.ScaffoldRequest[ScaffoldParams]) -> None:
-        from emergency_pipeline.defs.account_defs import account_name_problem
+        from emergency_pipeline.defs.account_spec import account_name_problem
 
         account = request.params.account or Path(request.target_path).name
         problem = account_name_problem(account)

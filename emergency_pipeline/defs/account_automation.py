@@ -11,7 +11,7 @@ from dagster import (
     SensorResult, SkipReason,
 )
 
-from emergency_pipeline.defs.account_defs import AccountSpec
+from emergency_pipeline.defs.account_spec import AccountSpec
 from emergency_pipeline.defs.partitions import ensure_partition
 from emergency_pipeline.defs.run_tags import apply_tags
 from emergency_pipeline.defs.sensors import inbox_tick

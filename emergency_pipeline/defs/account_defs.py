@@ -13,9 +13,8 @@ of old (tests and `build_definitions` use it).
 """
 
 import inspect
-import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from dagster import (
@@ -26,21 +25,12 @@ from dagster import (
 from pydantic import create_model
 from pydantic.fields import FieldInfo
 
+from emergency_pipeline.defs.account_spec import AccountSpec
 from emergency_pipeline.defs.partitions import desired_state_sources
 from emergency_pipeline.defs.reconcile_job import APPLY_JOB_NAME, JOB_NAME, executor_named
 from emergency_pipeline.defs.run_tags import ACCOUNT_TAG, apply_tags
 
-ACCOUNT_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
-RESOURCES = ("telnyx", "duckdb", "state", "io_manager")
-
-
-def account_name_problem(name: str) -> str | None:
-    """Why `name` cannot name an account (it becomes asset keys, job and resource names, run
-    tags and an environment variable's suffix), or None."""
-    if not ACCOUNT_NAME.match(name or ""):
-        return (f"account name {name!r} must be lowercase letters, digits and _, starting with "
-                "a letter, at most 40 characters (e.g. acme_east)")
-    return None
+RESOURCES = ("telnyx", "duckdb", "storage", "io_manager")
 
 
 @dataclass(frozen=True)
@@ -52,44 +42,6 @@ class Templates:
     checks: Sequence[AssetChecksDefinition]
     coverage: Sequence[AssetsDefinition] = ()
     coverage_checks: Sequence[AssetChecksDefinition] = ()
-
-
-@dataclass(frozen=True)
-class AccountSpec:
-    """What one account's definitions are built from (the component, or the environment)."""
-
-    name: str
-    resources: dict[str, Any] = field(compare=False)    # telnyx, duckdb, state, io_manager
-    prefixed: bool = True
-    inbox: str | None = None                  # the drop folder its sensor watches
-    schedule_cron: str | None = None          # its daily (or other) apply of schedule_sheet
-    schedule_sheet: str | None = None
-    schedule_timezone: str = "UTC"
-    # Step name -> {config field: default}: the guard limits, batch settings and contact
-    # defaults of this account (the launchpad shows them; run config may still override).
-    config_defaults: dict[str, dict[str, Any]] = field(default_factory=dict, compare=False)
-    executor: str | None = None
-    inbox_interval_seconds: int = 30
-    coverage_cron: str | None = "0 7 * * *"   # its coverage report's refresh (stopped)
-
-    def __post_init__(self) -> None:
-        problem = account_name_problem(self.name)
-        if problem:
-            raise ValueError(problem)
-
-    def named(self, name: str) -> str:
-        """A job's, sensor's, schedule's or partition set's name for this account."""
-        return f"{self.name}__{name}" if self.prefixed else name
-
-    def resource_key(self, resource: str) -> str:
-        return f"{self.name}_{resource}" if self.prefixed else resource
-
-    def key(self, name: str) -> AssetKey:
-        return AssetKey([self.name, name]) if self.prefixed else AssetKey(name)
-
-    def op_name(self, step: str) -> str:
-        """The op of a step: the run config's `ops:` key for it."""
-        return self.key(step).to_python_identifier()
 
 
 def _function(definition: Any) -> Callable:

@@ -4,7 +4,7 @@ desired_emergency_settings -> emergency_account_snapshot -> emergency_address_re
     -> emergency_settings_plan -> emergency_update_jobs -> emergency_operation_outcomes
 
 Each step reads the tables of the steps before it from the run's own working tables
-(run_tables.py), writes its own, and hands Dagster only a StageRef (the run-scoped IO
+(stage_files.py), writes its own, and hands Dagster only a StageRef (the run-scoped IO
 manager keeps it under the run id). The analytics file gets the history rows people query.
 An apply run holds the account lease from the snapshot to the outcomes (run_scope.py).
 """
@@ -19,31 +19,31 @@ from dagster import AssetExecutionContext, Config, Failure, asset
 from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
-from emergency_pipeline.address_resolution import Resolution, is_placeholder, resolve_addresses
-from emergency_pipeline.addresses import ContactDefaults
-from emergency_pipeline.batching import other_names, plan_batches
-from emergency_pipeline.cli_errors import failures_explained
+from emergency_pipeline.addressing.resolution import Resolution, is_placeholder, resolve_addresses
+from emergency_pipeline.addressing.fields import ContactDefaults
+from emergency_pipeline.planning.batching import other_names, plan_batches
+from emergency_pipeline.one_line_errors import failures_explained
 from emergency_pipeline.client import job_numbers
-from emergency_pipeline.contract import DEFAULT_MAX_JOBS_IN_FLIGHT, JOB_IN_FLIGHT_STATUSES
+from emergency_pipeline.telnyx_contract import DEFAULT_MAX_JOBS_IN_FLIGHT, JOB_IN_FLIGHT_STATUSES
 from emergency_pipeline.defs import metadata as md
 from emergency_pipeline.defs.partitions import desired_state_sources
 from emergency_pipeline.defs.resources import (
-    PipelineState, TelnyxResource, store_at, store_for,
+    PipelineStorage, TelnyxResource, store_at, store_for,
 )
 from emergency_pipeline.defs.run_scope import (
     account_lease, applies, mark_and_sweep, stamp, tables,
 )
 from emergency_pipeline.desired_state import DesiredStateError, write_desired_state
-from emergency_pipeline.history import export_runs, history_url
-from emergency_pipeline.outcomes import OUTCOMES_SQL, RESULT_FIELDS, outcome_views
-from emergency_pipeline.plan import plan_views, write_plan
-from emergency_pipeline.publish import publish_orphans, publish_run
-from emergency_pipeline.read_back import resumed_successes
-from emergency_pipeline.run_tables import StageRef, attach, attached, prune
-from emergency_pipeline.safety import SafetyGuardError, check_disable_guard
-from emergency_pipeline.snapshot import list_numbers_into
+from emergency_pipeline.analytics.parquet_history import export_runs, history_url
+from emergency_pipeline.analytics.outcomes import OUTCOMES_SQL, RESULT_FIELDS, outcome_views
+from emergency_pipeline.planning.plan import plan_views, write_plan
+from emergency_pipeline.analytics.publish import publish_orphans, publish_run
+from emergency_pipeline.applying.read_back import resumed_successes
+from emergency_pipeline.stage_files import StageRef, attach, attached, prune
+from emergency_pipeline.planning.disable_guard import SafetyGuardError, check_disable_guard
+from emergency_pipeline.account_snapshot import list_numbers_into
 from emergency_pipeline.safety_store import Ledger
-from emergency_pipeline.submission import RunIdentity, Settings, Submission, submit_and_follow
+from emergency_pipeline.applying.submission import RunIdentity, Settings, Submission, submit_and_follow
 
 GROUP = "emergency"
 RESULT_COLUMNS = ["identifier", *RESULT_FIELDS]
@@ -105,11 +105,11 @@ def _now() -> datetime:
 @asset(group_name=GROUP, partitions_def=desired_state_sources,
        **md.asset_args("desired_settings", {"csv", "excel", "duckdb"}))
 def desired_emergency_settings(context: AssetExecutionContext, config: DesiredStateConfig,
-                               duckdb: DuckDBResource, state: PipelineState) -> StageRef:
+                               duckdb: DuckDBResource, storage: PipelineStorage) -> StageRef:
     """What the operators asked for: validated rows, and the rows rejected with the fix."""
     source = context.partition_key
     mark_and_sweep(context)
-    stage = tables(context, state)
+    stage = tables(context, storage)
     try:
         with stage.building("desired") as con:
             # Read into the stage file chunk by chunk: memory bounded by the chunk, not the
@@ -160,13 +160,13 @@ def _in_flight_rows(jobs: list[dict]) -> pd.DataFrame:
        **md.asset_args("numbers", {"telnyx", "duckdb"}, telnyx="read", analytics=False))
 def emergency_account_snapshot(context: AssetExecutionContext,
                                desired_emergency_settings: StageRef, telnyx: TelnyxResource,
-                               duckdb: DuckDBResource, state: PipelineState) -> StageRef:
+                               duckdb: DuckDBResource, storage: PipelineStorage) -> StageRef:
     """The live account: every number's emergency fields, the addresses, the jobs in flight.
 
     Read after the desired state (a missing sheet fails before the account is listed) and,
     on an apply run, after the account lease is held (rule 3)."""
-    stage = tables(context, state)
-    with account_lease(context, telnyx, state, first=True), \
+    stage = tables(context, storage)
+    with account_lease(context, telnyx, storage, first=True), \
             failures_explained(telnyx.base_url), telnyx.client(context.log) as client, \
             stage.building("snapshot") as con:
         taken = _now()
@@ -204,12 +204,12 @@ def emergency_address_resolution(context: AssetExecutionContext, config: Address
                                  desired_emergency_settings: StageRef,
                                  emergency_account_snapshot: StageRef,
                                  telnyx: TelnyxResource, duckdb: DuckDBResource,
-                                 state: PipelineState) -> StageRef:
+                                 storage: PipelineStorage) -> StageRef:
     """Addresses given by their fields -> ids: matched in the account, or validated and
     (when applying) created once; rows with a bad or ambiguous address are rejected."""
-    stage = tables(context, state)
+    stage = tables(context, storage)
     apply = applies(context)
-    with account_lease(context, telnyx, state), failures_explained(telnyx.base_url), \
+    with account_lease(context, telnyx, storage), failures_explained(telnyx.base_url), \
             telnyx.client(context.log) as client, \
             stage.building("resolution", rows=desired_emergency_settings.rows) as con:
         attach(con, d=desired_emergency_settings, s=emergency_account_snapshot)
@@ -220,9 +220,9 @@ def emergency_address_resolution(context: AssetExecutionContext, config: Address
         todo = con.execute(f"SELECT * FROM acc WHERE {NEEDS_RESOLUTION}").df()
         res: Resolution = resolve_addresses(
             todo, con.execute("SELECT * FROM s.addresses").df(), client,
-            state.ledger() if apply else None, apply=apply,
+            storage.ledger() if apply else None, apply=apply,
             run_id=context.run.run_id, log=context.log,
-            account=telnyx.account(state.safety_store().names) if apply else "",
+            account=telnyx.account(storage.safety_store().names) if apply else "",
             contact=ContactDefaults(config.default_first_name, config.default_last_name,
                                     config.default_business_name))
         if len(todo):   # the resolved rows go back to their places
@@ -265,12 +265,12 @@ def emergency_settings_plan(context: AssetExecutionContext,
                             emergency_address_resolution: StageRef,
                             emergency_account_snapshot: StageRef,
                             telnyx: TelnyxResource, duckdb: DuckDBResource,
-                            state: PipelineState) -> StageRef:
+                            storage: PipelineStorage) -> StageRef:
     """One action per desired number: enable, disable, change_address, noop or skip.
     Planned in SQL (plan.write_plan) over the resolution's and the snapshot's tables."""
-    stage = tables(context, state)
+    stage = tables(context, storage)
     rows = max(emergency_address_resolution.rows, emergency_account_snapshot.rows)
-    with account_lease(context, telnyx, state), stage.building("plan", rows) as con:
+    with account_lease(context, telnyx, storage), stage.building("plan", rows) as con:
         attach(con, r=emergency_address_resolution, s=emergency_account_snapshot)
         plan_views(con, "r.accepted", "s.numbers", "r.addresses", "s.in_flight")
         write_plan(con, "plan")
@@ -333,7 +333,7 @@ def emergency_update_jobs(context: AssetExecutionContext, config: ApplyConfig,
                           emergency_settings_plan: StageRef,
                           emergency_account_snapshot: StageRef,
                           telnyx: TelnyxResource, duckdb: DuckDBResource,
-                          state: PipelineState) -> StageRef:
+                          storage: PipelineStorage) -> StageRef:
     """Batches submitted as update_emergency_settings jobs (when applying), followed to the
     end; every batch recorded in the ledger before its POST, closed with its results."""
     apply = applies(context)
@@ -356,7 +356,7 @@ def emergency_update_jobs(context: AssetExecutionContext, config: ApplyConfig,
     if not apply:
         context.log.info(f"plan-only run: {len(batches)} batch(es) not submitted (apply them "
                          "with --apply, or the run tag emergency_pipeline/apply: <account>)")
-        ref = tables(context, state).write(
+        ref = tables(context, storage).write(
             "submission", {"results": pd.DataFrame(columns=RESULT_COLUMNS).astype(str)},
             counts={"batches_planned": len(batches)}, info={"applied": False, "errors": []})
         context.add_output_metadata({
@@ -367,12 +367,12 @@ def emergency_update_jobs(context: AssetExecutionContext, config: ApplyConfig,
             "batches": md.batches_table(batches),
         })
         return ref
-    with account_lease(context, telnyx, state) as hold, \
+    with account_lease(context, telnyx, storage) as hold, \
             failures_explained(telnyx.base_url), telnyx.client(context.log) as client:
         # Absolute: a run that resumes this one from another working folder must find it.
         run = RunIdentity(context.run.run_id, hold.holder.account, context.partition_key,
                           str(Path(duckdb.database).resolve()))
-        ledger = state.ledger()
+        ledger = storage.ledger()
         done = submit_and_follow(
             client, ledger, run, batches,
             snapshot_at=datetime.fromisoformat(emergency_account_snapshot.info["taken_at"]),
@@ -392,7 +392,7 @@ def emergency_update_jobs(context: AssetExecutionContext, config: ApplyConfig,
               "jobs_adopted": done.adopted, "batches_abandoned": done.abandoned,
               "numbers_left_to_others_jobs": done.taken_out,
               **{f"batches_{s}": int(n) for s, n in jobs["state"].value_counts().items()}}
-    ref = tables(context, state).write("submission", {"results": results, "batches": jobs},
+    ref = tables(context, storage).write("submission", {"results": results, "batches": jobs},
                                        counts=counts,
                                        info={"applied": True, "errors": done.errors})
     if len(jobs):
@@ -416,10 +416,10 @@ def emergency_operation_outcomes(context: AssetExecutionContext,
                                  emergency_settings_plan: StageRef,
                                  emergency_update_jobs: StageRef,
                                  telnyx: TelnyxResource, duckdb: DuckDBResource,
-                                 state: PipelineState) -> StageRef:
+                                 storage: PipelineStorage) -> StageRef:
     """One row per desired number of the run, appended to operation_outcomes (history)."""
-    stage = tables(context, state)
-    with account_lease(context, telnyx, state, last=True):
+    stage = tables(context, storage)
+    with account_lease(context, telnyx, storage, last=True):
         with stage.building("outcomes", rows=emergency_settings_plan.rows) as con:
             stages = {"p": emergency_settings_plan, "sub": emergency_update_jobs,
                       "d": desired_emergency_settings, "r": emergency_address_resolution}
@@ -445,16 +445,16 @@ def emergency_operation_outcomes(context: AssetExecutionContext,
         context.log.info("results: " + ", ".join(f"{r} {n}" for r, n in by_result.items()))
         ref = stage.ref("outcomes", counts)
         store = store_for(duckdb)
-        where = publish_run(store, ref, state.ledger() if applies(context) else None,
+        where = publish_run(store, ref, storage.ledger() if applies(context) else None,
                             context.run.run_id)
     if where == "spool":
         context.log.warning(f"{store.database} is held by another process: the outcomes are "
                             f"kept in {store.spool_dir} and land at the next write")
-    exported = export_history(store, state.history_url, telnyx, context.run.run_id)
+    exported = export_history(store, storage.history_url, telnyx, context.run.run_id)
     if exported:
         context.log.info(f"history: {sum(exported.values())} rows as Parquet files to "
-                         f"{history_url(state.history_url)}")
-    prune(state.directory, state.keep_run_tables_days * 86400, keep={context.run.run_id})
+                         f"{history_url(storage.history_url)}")
+    prune(storage.directory, storage.keep_run_tables_days * 86400, keep={context.run.run_id})
     context.add_output_metadata({
         **counts, "stored_in": where,
         **md.stage(context, duckdb.database, ref, counts["rows"], "operation_outcomes",

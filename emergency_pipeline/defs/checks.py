@@ -17,20 +17,20 @@ from dagster import (
 )
 
 from emergency_pipeline.client import TelnyxAPIError
-from emergency_pipeline.account_identity import AccountUnknown
+from emergency_pipeline.client.account_identity import AccountUnknown
 from emergency_pipeline.defs import metadata as md
 from emergency_pipeline.defs.assets import (
     desired_emergency_settings, emergency_account_snapshot, emergency_operation_outcomes,
 )
 from emergency_pipeline.defs.partitions import desired_state_sources
-from emergency_pipeline.defs.resources import PipelineState, TelnyxResource
+from emergency_pipeline.defs.resources import PipelineStorage, TelnyxResource
 from emergency_pipeline.defs.run_scope import applies
-from emergency_pipeline.read_back import (
+from emergency_pipeline.applying.read_back import (
     VERDICTS, agrees, judge_at_snapshot, plan_reads, read_back, snapshot_pages, target_counts,
     target_of, within_budget,
 )
-from emergency_pipeline.run_tables import StageRef
-from emergency_pipeline.run_tables import query as run_query
+from emergency_pipeline.stage_files import StageRef
+from emergency_pipeline.stage_files import query as run_query
 
 # Partitioned checks are a deliberate choice (see above); say so once here rather than warn
 # at every load of the code location.
@@ -125,7 +125,7 @@ WHERE result IN ('failed', 'expired') GROUP BY ALL ORDER BY numbers DESC, error_
 
 
 # A share of the snapshot's requests: a read-back costlier than that now is left to the next
-# snapshot (see read_back.py). "inf" reads back every time, 0 never.
+# snapshot (see applying/read_back.py). "inf" reads back every time, 0 never.
 READ_BACK_SHARE = ("EMERGENCY_PIPELINE_READ_BACK_MAX_SHARE", 0.05)
 DISAGREEING_COLUMNS = ["phone_number", "number_id", "target_enabled", "target_address_id",
                        "live_enabled", "live_address_id"]
@@ -140,7 +140,7 @@ DISAGREEING_COLUMNS = ["phone_number", "number_id", "target_enabled", "target_ad
 def account_agrees_after_apply(context: AssetCheckExecutionContext,
                                emergency_operation_outcomes: StageRef, snapshot: StageRef,
                                telnyx: TelnyxResource,
-                               state: PipelineState) -> AssetCheckResult:
+                               storage: PipelineStorage) -> AssetCheckResult:
     outcomes = emergency_operation_outcomes
     # Only the succeeded rows leave the stage file (a tenth of a million-row run at most).
     done = run_query("SELECT number_id, phone_number, target_enabled, target_address_id, "
@@ -156,12 +156,12 @@ def account_agrees_after_apply(context: AssetCheckExecutionContext,
     reads = plan_reads(*target_counts(snapshot, targets))
     pages = snapshot_pages(snapshot.counts["numbers"])
     share = _threshold(*READ_BACK_SHARE)
-    account, recorded_at = telnyx.account(state.safety_store().names), float(done[0][4])
+    account, recorded_at = telnyx.account(storage.safety_store().names), float(done[0][4])
     rows = [(i, phone, bool(on), a or None) for i, phone, on, a, _ in done if i is not None]
     cost = {"estimated_requests": reads.requests, "snapshot_requests": pages,
             "limit": share}
     if not within_budget(reads.requests, pages, share):
-        state.ledger().defer_verification(account, outcomes.run_id, recorded_at, rows)
+        storage.ledger().defer_verification(account, outcomes.run_id, recorded_at, rows)
         context.log.info(f"{len(rows)} numbers left to verify at the next snapshot "
                          f"({reads.requests} requests now would be over the budget)")
         wrong = _disagreeing([d for d in done if d[0] is None], {})
@@ -184,7 +184,7 @@ def account_agrees_after_apply(context: AssetCheckExecutionContext,
                                 description=f"could not read the account back: {exc}")
     # Verified now against this run's target: an earlier run's pending row for the same
     # number is moot.
-    state.ledger().verified(account, [(r[0], recorded_at) for r in rows])
+    storage.ledger().verified(account, [(r[0], recorded_at) for r in rows])
     wrong = _disagreeing(done, got.records)
     return AssetCheckResult(
         passed=not wrong,
@@ -220,16 +220,16 @@ def _named(wrong: list[tuple]) -> str:
                          "their target in this snapshot. No request: the snapshot has them.")
 def earlier_successes_hold(context: AssetCheckExecutionContext,
                            emergency_account_snapshot: StageRef, telnyx: TelnyxResource,
-                           state: PipelineState) -> AssetCheckResult:
+                           storage: PipelineStorage) -> AssetCheckResult:
     snapshot = emergency_account_snapshot
     try:
-        account = telnyx.account(state.safety_store().names)
+        account = telnyx.account(storage.safety_store().names)
     except AccountUnknown as exc:
         # A plan-only run with a key refused the users list and no TELNYX_ACCOUNT: no apply
         # run can have left anything for this account's ledger to verify under a name.
         return AssetCheckResult(passed=True, severity=AssetCheckSeverity.WARN,
                                 description=f"nothing verified: {exc}")
-    ledger = state.ledger()
+    ledger = storage.ledger()
     # Only the rows recorded before this snapshot began: it cannot show later changes.
     taken = datetime.fromisoformat(snapshot.info["taken_at"]).timestamp()
     judged = judge_at_snapshot(snapshot, ledger.to_verify(account, taken))

@@ -1,4 +1,4 @@
-"""The E911 coverage report (coverage.py): its asset, check, job and schedule.
+"""The E911 coverage report (e911_coverage/report.py): its asset, check, job and schedule.
 
 Unpartitioned and apart from the reconcile job: it needs no sheet. It reads the account
 (numbers and addresses, read-only: it never takes the account lease, never writes) into the
@@ -19,22 +19,22 @@ from dagster import (
 )
 from dagster_duckdb import DuckDBResource
 
-from emergency_pipeline import coverage as cov
-from emergency_pipeline.cli_errors import failures_explained
-from emergency_pipeline.coverage_export import write_export
+from emergency_pipeline.e911_coverage import report as cov
+from emergency_pipeline.one_line_errors import failures_explained
+from emergency_pipeline.e911_coverage.export import write_export
 from emergency_pipeline.defs import metadata as md
-from emergency_pipeline.defs.resources import PipelineState, TelnyxResource, store_for
-from emergency_pipeline.run_tables import StageRef, attach, prune
-from emergency_pipeline.snapshot import list_numbers_into
+from emergency_pipeline.defs.resources import PipelineStorage, TelnyxResource, store_for
+from emergency_pipeline.stage_files import StageRef, attach, prune
+from emergency_pipeline.account_snapshot import list_numbers_into
 
 COVERAGE_GROUP = "e911_coverage"
 COVERAGE_JOB = "e911_coverage_report"
 
 
 def _read_account(context: AssetExecutionContext, telnyx: TelnyxResource,
-                  state: PipelineState) -> StageRef:
+                  storage: PipelineStorage) -> StageRef:
     """Numbers and addresses into the run's snapshot stage (no jobs: nothing is planned)."""
-    stage = state.tables(context.run.run_id)
+    stage = storage.tables(context.run.run_id)
     with failures_explained(telnyx.base_url), telnyx.client(context.log) as client, \
             stage.building("snapshot") as con:
         taken = datetime.now(timezone.utc)
@@ -65,12 +65,12 @@ def _attach_history(con: duckdb_lib.DuckDBPyConnection, database: str, log) -> b
 @asset(group_name=COVERAGE_GROUP,
        **md.asset_args("e911_coverage", {"telnyx", "duckdb"}, telnyx="read"))
 def emergency_e911_coverage(context: AssetExecutionContext, telnyx: TelnyxResource,
-                            duckdb: DuckDBResource, state: PipelineState) -> StageRef:
+                            duckdb: DuckDBResource, storage: PipelineStorage) -> StageRef:
     """Every number of the account: E911 state and address, the source that manages it, its
-    last applied target and result; counts of the numbers to act on (coverage.py)."""
-    snapshot = _read_account(context, telnyx, state)
+    last applied target and result; counts of the numbers to act on (e911_coverage/report.py)."""
+    snapshot = _read_account(context, telnyx, storage)
     account, run_id = telnyx.account_label(), context.run.run_id
-    stage = state.tables(run_id)
+    stage = storage.tables(run_id)
     with stage.building("coverage", rows=snapshot.rows) as con:
         attach(con, n=snapshot)
         history = _attach_history(con, str(duckdb.database), context.log)
@@ -96,7 +96,7 @@ def emergency_e911_coverage(context: AssetExecutionContext, telnyx: TelnyxResour
     store.write("e911_coverage_runs", pd.DataFrame([{
         "account": account, "run_id": run_id,
         "taken_at": pd.Timestamp(snapshot.info["taken_at"]), **counts}]))
-    prune(state.directory, state.keep_run_tables_days * 86400, keep={run_id})
+    prune(storage.directory, storage.keep_run_tables_days * 86400, keep={run_id})
     context.log.info("coverage: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
     context.add_output_metadata({
         "account": account, **counts,

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from dagster import ConfigurableIOManager, InputContext, OutputContext
 
-from emergency_pipeline.run_tables import StageRef
+from emergency_pipeline.stage_files import StageRef
 
 
 class RunScopedIOManager(ConfigurableIOManager):

@@ -15,9 +15,9 @@ import duckdb
 import pandas as pd
 from dagster import AssetExecutionContext, MetadataValue, TableColumn, TableRecord, TableSchema
 
-from emergency_pipeline import plan_report
-from emergency_pipeline.run_tables import StageRef, attached, spill_early
-from emergency_pipeline.run_tables import query as run_query
+from emergency_pipeline.planning import report as plan_report
+from emergency_pipeline.stage_files import StageRef, attached, spill_early
+from emergency_pipeline.stage_files import query as run_query
 
 OWNERS = ["team:operations"]
 # Rows a sample table shows: enough to see a pattern, few enough to read on one screen.

@@ -15,15 +15,15 @@ from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
 from emergency_pipeline.client import ClientConfig, TelnyxClient
-from emergency_pipeline.contract import DEFAULT_BASE_URL, DEFAULT_MAX_CONCURRENCY
-from emergency_pipeline.run_tables import RunTables
-from emergency_pipeline.account_identity import (
+from emergency_pipeline.telnyx_contract import DEFAULT_BASE_URL, DEFAULT_MAX_CONCURRENCY
+from emergency_pipeline.stage_files import RunTables
+from emergency_pipeline.client.account_identity import (
     AccountIdentity, identify_account, normalise_base_url,
 )
 from emergency_pipeline.safety_store import (
     AccountLease, AccountNames, Ledger, SafetyStore, shared_safety_store,
 )
-from emergency_pipeline.store import Store
+from emergency_pipeline.analytics.store import Store
 
 DEFAULT_DATABASE = "data/emergency.duckdb"
 LEASE_STALE_ENV = "EMERGENCY_PIPELINE_LEASE_STALE_SECONDS"
@@ -52,8 +52,8 @@ class TelnyxResource(ConfigurableResource):
         "(default: the base URL's host). $TELNYX_ACCOUNT in the code location.")
 
     def identity(self, names: AccountNames | None = None) -> AccountIdentity:
-        """The account behind the key (account_identity.py): one request, once a process.
-        `names`: the safety store's names of accounts (PipelineState.safety_store().names)."""
+        """The account behind the key (client/account_identity.py): one request, once a process.
+        `names`: the safety store's names of accounts (PipelineStorage.safety_store().names)."""
         cache_key = (normalise_base_url(self.base_url), _digest(self.api_key),
                      self.account_name)
         found = _IDENTITIES.get(cache_key)
@@ -102,7 +102,7 @@ def state_dir_for(database: str) -> str:
     return str(path.with_name(path.stem + ".state"))
 
 
-class PipelineState(ConfigurableResource):
+class PipelineStorage(ConfigurableResource):
     """Where the run's state lives: the runs' working tables (`directory`, beside the
     analytics file) and the deployment's safety store (the account lease and the ledgers,
     `store_url`: one per deployment, shared by every run of every account on it)."""
@@ -123,7 +123,7 @@ class PipelineState(ConfigurableResource):
                                         "dropped after this many days.")
     history_url: str | None = Field(default=None, description="Where each run's history "
                                     "rows also go as Parquet files (a folder, s3://, gs://; "
-                                    "history.py). Default $EMERGENCY_PIPELINE_HISTORY_URL; "
+                                    "analytics/parquet_history.py). Default $EMERGENCY_PIPELINE_HISTORY_URL; "
                                     "unset: the analytics file alone.")
 
     def tables(self, run_id: str) -> RunTables:
@@ -146,7 +146,7 @@ def store_for(duckdb: DuckDBResource) -> Store:
 
     The store opens connections itself rather than through DuckDBResource.get_connection,
     whose fixed ~100 s lock backoff would stall a run behind an analyst's open file; the
-    store waits briefly and spools instead (see store.py)."""
+    store waits briefly and spools instead (see analytics/store.py)."""
     wait = float(os.environ.get("EMERGENCY_PIPELINE_LOCK_WAIT_SECONDS", "0.5"))
     return Store(duckdb.database, dict(duckdb.connection_config), lock_wait_seconds=wait)
 
@@ -175,6 +175,6 @@ def lease_timing_from_env() -> dict[str, float]:
         if not 0 < out[field] < float("inf"):
             raise ValueError(f"{name}={raw!r} must be a positive number of seconds")
     if "lease_stale_seconds" in out and "fence_seconds" not in out:
-        out["fence_seconds"] = min(PipelineState.model_fields["fence_seconds"].default,
+        out["fence_seconds"] = min(PipelineStorage.model_fields["fence_seconds"].default,
                                    out["lease_stale_seconds"] / 3)
     return out

@@ -18,9 +18,9 @@ import pandas as pd
 from dagster import AssetCheckExecutionContext, AssetExecutionContext, Failure
 
 from emergency_pipeline.defs.run_tags import ACCOUNT_TAG, APPLY_TAG, DEFAULT_ACCOUNT
-from emergency_pipeline.defs.resources import PipelineState, TelnyxResource
-from emergency_pipeline.run_tables import RunTables
-from emergency_pipeline.account_identity import AccountUnknown
+from emergency_pipeline.defs.resources import PipelineStorage, TelnyxResource
+from emergency_pipeline.stage_files import RunTables
+from emergency_pipeline.client.account_identity import AccountUnknown
 from emergency_pipeline.safety_store import LeaseLost, LeaseUnavailable, StoreUnavailable, held
 from emergency_pipeline.safety_store.legacy import legacy_account_key
 
@@ -48,7 +48,7 @@ def mark_and_sweep(context: AssetExecutionContext) -> None:
     """Tag this run with its worker's host and pid (the CLI tags its runs at launch; the
     daemon's are tagged here), then fail the runs of the job whose worker died (dead_runs):
     whatever launched it, the next run never leaves a dead one STARTED, nor its lease held."""
-    from emergency_pipeline.dead_runs import HOST_TAG, fail_dead_runs, process_tags, \
+    from emergency_pipeline.defs.dead_runs import HOST_TAG, fail_dead_runs, process_tags, \
         run_worker_pid
 
     if HOST_TAG not in context.run.tags:
@@ -56,8 +56,8 @@ def mark_and_sweep(context: AssetExecutionContext) -> None:
     fail_dead_runs(context.instance, context.run.job_name, say=context.log.warning)
 
 
-def tables(context: AssetExecutionContext, state: PipelineState) -> RunTables:
-    return state.tables(context.run.run_id)
+def tables(context: AssetExecutionContext, storage: PipelineStorage) -> RunTables:
+    return storage.tables(context.run.run_id)
 
 
 def stamp(frame: pd.DataFrame, context: AssetExecutionContext) -> pd.DataFrame:
@@ -72,13 +72,13 @@ class _NoLease:
 
 
 def _import_legacy_ledger(context: AssetExecutionContext, telnyx: TelnyxResource,
-                          state: PipelineState, account: str) -> None:
+                          storage: PipelineStorage, account: str) -> None:
     """A ledger of the layout before the safety store (<database>.state/ledger.sqlite, keyed by
     the API key's hash), brought in once under the lease, so that its open batches are
     resumed like any other."""
-    old = Path(state.directory) / "ledger.sqlite"
+    old = Path(storage.directory) / "ledger.sqlite"
     if old.is_file():
-        moved = state.ledger().import_legacy(
+        moved = storage.ledger().import_legacy(
             old, account, legacy_keys={legacy_account_key(telnyx.base_url, telnyx.api_key)})
         if moved:
             context.log.info(f"brought {moved} batch(es) of the old ledger {old} into the "
@@ -87,7 +87,7 @@ def _import_legacy_ledger(context: AssetExecutionContext, telnyx: TelnyxResource
 
 @contextlib.contextmanager
 def account_lease(context: AssetExecutionContext, telnyx: TelnyxResource,
-                  state: PipelineState, *, first: bool = False,
+                  storage: PipelineStorage, *, first: bool = False,
                   last: bool = False) -> Iterator[Any]:
     """Hold the account's lease for this step of an apply run (no-op when plan-only).
 
@@ -106,22 +106,22 @@ def account_lease(context: AssetExecutionContext, telnyx: TelnyxResource,
         return run is not None and run.is_finished
 
     def waiting(holder: Any) -> None:
-        context.log.warning(f"waiting up to {state.lease_wait_seconds:.0f}s for the account "
+        context.log.warning(f"waiting up to {storage.lease_wait_seconds:.0f}s for the account "
                             f"lease, held by {holder.describe()}")
 
     holding: str | None = None   # the account's key, once this step holds its lease
     try:
-        identity = telnyx.identity(state.safety_store().names)
-        with held(state.lease(), identity.key, run_id,
-                  wait_seconds=state.lease_wait_seconds if first else 0.0,
-                  fence_seconds=state.fence_seconds, on_wait=waiting,
+        identity = telnyx.identity(storage.safety_store().names)
+        with held(storage.lease(), identity.key, run_id,
+                  wait_seconds=storage.lease_wait_seconds if first else 0.0,
+                  fence_seconds=storage.fence_seconds, on_wait=waiting,
                   # Several beats per fence: a short fence (a soak's) stays valid.
-                  heartbeat_seconds=min(5.0, state.fence_seconds / 4),
+                  heartbeat_seconds=min(5.0, storage.fence_seconds / 4),
                   is_run_finished=finished, reenter=not first,
                   release_on_exit=last, confirm_on_exit=True) as hold:
             holding = identity.key
             if first:
-                _import_legacy_ledger(context, telnyx, state, identity.key)
+                _import_legacy_ledger(context, telnyx, storage, identity.key)
                 took = hold.holder.took_over
                 context.log.info(f"holding the account lease of {identity.label} (token "
                                  f"{hold.token}; the account told by {identity.how})")
@@ -141,7 +141,7 @@ def account_lease(context: AssetExecutionContext, telnyx: TelnyxResource,
     except LeaseUnavailable as exc:
         raise Failure(description=f"not applying: {exc}") from None
     except (AccountUnknown, StoreUnavailable) as exc:
-        now = _holder_if_not(state, holding, run_id) if isinstance(exc, StoreUnavailable) \
+        now = _holder_if_not(storage, holding, run_id) if isinstance(exc, StoreUnavailable) \
             else None
         if now is not None:
             # A store call failed while we held the lease, and another run holds it now (a
@@ -152,12 +152,12 @@ def account_lease(context: AssetExecutionContext, telnyx: TelnyxResource,
         raise Failure(description=f"not applying: {exc}") from None
 
 
-def _holder_if_not(state: PipelineState, account: str | None, run_id: str) -> Any:
+def _holder_if_not(storage: PipelineStorage, account: str | None, run_id: str) -> Any:
     """The lease's holder when it is another run's (None when unknown or still ours)."""
     if account is None:
         return None
     try:
-        holder = state.lease().holder(account)
+        holder = storage.lease().holder(account)
     except StoreUnavailable:
         return None
     return holder if holder is not None and holder.run_id != run_id else None

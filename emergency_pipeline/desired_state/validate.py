@@ -17,7 +17,7 @@ import re
 import numpy as np
 import pandas as pd
 
-from emergency_pipeline import addresses as addr
+from emergency_pipeline.addressing import fields as addr
 
 from .columns import (ADDRESS, CONTACT_FIELDS, COUNTRY, FLAG, PHONE, ColumnMatch,
                       describe_aliases, match_columns)

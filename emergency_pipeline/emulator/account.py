@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-from emergency_pipeline import contract
+from emergency_pipeline import telnyx_contract as contract
 
 # Area codes for which `phonenumbers` accepts every exchange 200-999 (except N11 and 555)
 # as a valid US geographic number; hard-coded so generation does not need the library.

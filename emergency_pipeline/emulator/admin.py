@@ -17,20 +17,20 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from emergency_pipeline import contract
+from emergency_pipeline import telnyx_contract as contract
 from emergency_pipeline.emulator.account import _STATUS_CODE
-from emergency_pipeline.emulator.state import State
+from emergency_pipeline.emulator.engine import Engine
 
 
-def patch_number(state: State, key: str, body: Any) -> dict[str, Any]:
+def patch_number(engine: Engine, key: str, body: Any) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise ValueError("the body must be a JSON object")
     unknown = set(body) - {"emergency_enabled", "emergency_address_id", "status"}
     if unknown:
         raise ValueError(f"unknown fields: {', '.join(sorted(unknown))}")
-    with state.lock:
-        state.advance()
-        acc = state.account
+    with engine.lock:
+        engine.advance()
+        acc = engine.account
         i = acc.index_of(str(key))
         if i is None:
             raise KeyError(key)
@@ -52,11 +52,11 @@ def patch_number(state: State, key: str, body: Any) -> dict[str, Any]:
         return acc.number_dict(i)
 
 
-def patch_address(state: State, address_id: str, body: Any) -> dict[str, Any]:
+def patch_address(engine: Engine, address_id: str, body: Any) -> dict[str, Any]:
     if not isinstance(body, dict) or set(body) - {"validate_address"}:
         raise ValueError("the body must be {\"validate_address\": true|false}")
-    with state.lock:
-        acc = state.account
+    with engine.lock:
+        acc = engine.account
         k = acc.address_index(str(address_id))
         if k is None:
             raise KeyError(address_id)

@@ -9,7 +9,7 @@ import signal
 import sys
 import time
 
-from emergency_pipeline import contract
+from emergency_pipeline import telnyx_contract as contract
 
 EMULATOR_KEY_ENV = "EMULATOR_API_KEY"
 
@@ -106,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
                    clock_offset_seconds=args.clock_offset,
                    extra_api_keys=[k for k in extra if k],
                    users_listable=not args.users_forbidden)
-    n = len(emu.state.account)
+    n = len(emu.engine.account)
     if args.write_state_file:
         emu.save_state(args.write_state_file)
         print(f"wrote {n} numbers to {args.write_state_file}", flush=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from emergency_pipeline import contract
+from emergency_pipeline import telnyx_contract as contract
 
 DOCS_URL = "https://developers.telnyx.com/docs/overview/errors/"
 
@@ -23,7 +23,7 @@ def invalid(detail: str, pointer: str, title: str = "Bad Request") -> dict[str, 
     return error(contract.CODE_INVALID, title, detail, pointer)
 
 
-class ApiError(Exception):
+class ErrorReply(Exception):
     """An answer other than success: HTTP status plus the `errors` list."""
 
     def __init__(self, status: int, errors: list[dict[str, Any]]) -> None:
@@ -35,28 +35,28 @@ class ApiError(Exception):
         return {"errors": self.errors}
 
 
-def unprocessable(detail: str, pointer: str, title: str = "Bad Request") -> ApiError:
-    return ApiError(422, [invalid(detail, pointer, title)])
+def unprocessable(detail: str, pointer: str, title: str = "Bad Request") -> ErrorReply:
+    return ErrorReply(422, [invalid(detail, pointer, title)])
 
 
-def not_found() -> ApiError:
-    return ApiError(404, [error(contract.CODE_NOT_FOUND, "Resource not found",
+def not_found() -> ErrorReply:
+    return ErrorReply(404, [error(contract.CODE_NOT_FOUND, "Resource not found",
                                 "The requested resource or URL could not be found.", "/base")])
 
 
-def unauthorized() -> ApiError:
-    return ApiError(401, [error(contract.CODE_UNAUTHORIZED, "Authentication failed",
+def unauthorized() -> ErrorReply:
+    return ErrorReply(401, [error(contract.CODE_UNAUTHORIZED, "Authentication failed",
                                 "Could not understand the provided credentials.")])
 
 
-def rate_limited() -> ApiError:
-    return ApiError(429, [error(contract.CODE_RATE_LIMITED, "Too many requests",
+def rate_limited() -> ErrorReply:
+    return ErrorReply(429, [error(contract.CODE_RATE_LIMITED, "Too many requests",
                                 "Too many requests have been made in this time window. "
                                 "Wait for the window to reset and try again.")])
 
 
-def server_error(status: int) -> ApiError:
+def server_error(status: int) -> ErrorReply:
     if status == 503:
-        return ApiError(503, [error("10008", "Service unavailable",
+        return ErrorReply(503, [error("10008", "Service unavailable",
                                     "The service is temporarily unavailable. Try again later.")])
-    return ApiError(500, [error("10007", "Unexpected error", "An unexpected error occured.")])
+    return ErrorReply(500, [error("10007", "Unexpected error", "An unexpected error occured.")])

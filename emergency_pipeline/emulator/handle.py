@@ -7,7 +7,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from emergency_pipeline import contract
+from emergency_pipeline import telnyx_contract as contract
 from emergency_pipeline.emulator.account import Account
 from emergency_pipeline.emulator.clock import EmulatorClock
 from emergency_pipeline.emulator.conformance import SpecCheck
@@ -15,7 +15,7 @@ from emergency_pipeline.emulator.faults import FaultInjector, Faults
 from emergency_pipeline.emulator.organization import Organization
 from emergency_pipeline.emulator.server import App, JobPost, Server
 from emergency_pipeline.emulator.shape import Shape, as_shape
-from emergency_pipeline.emulator.state import RateLimiter, State
+from emergency_pipeline.emulator.engine import RateLimiter, Engine
 
 # Accepted when neither api_key nor TELNYX_API_KEY is given; it opens nothing but the emulator.
 DEV_API_KEY = "emulator-development-key"
@@ -45,7 +45,7 @@ class Emulator:
         account = (Account.load(state_file) if state_file
                    else Account.generate(numbers, seed=seed, addresses=addresses))
         self._faults = FaultInjector(faults or Faults())
-        self.state = State(
+        self.engine = Engine(
             account, job_seconds=job_seconds,
             settle_seconds=job_seconds / 2 if settle_seconds is None else settle_seconds,
             max_jobs_in_flight=max_jobs_in_flight, faults=self._faults, seed=seed,
@@ -53,7 +53,7 @@ class Emulator:
         self.organization = Organization(seed, users_listable=users_listable)
         for key in (api_key or default_api_key(), *extra_api_keys):
             self.organization.add_key(key)
-        self._app = App(self.state, self.organization,
+        self._app = App(self.engine, self.organization,
                         RateLimiter(rate_limit, rate_window, self.clock), self._faults,
                         SpecCheck.from_file(spec) if spec else SpecCheck.from_env())
         self._address = (host, port)
@@ -61,7 +61,7 @@ class Emulator:
         self._thread: threading.Thread | None = None
 
     def __repr__(self) -> str:
-        return f"Emulator(numbers={len(self.state.account)}, url={self.root_url!r})"
+        return f"Emulator(numbers={len(self.engine.account)}, url={self.root_url!r})"
 
     # ---- lifecycle ------------------------------------------------------------------
 
@@ -121,11 +121,11 @@ class Emulator:
         return self._faults.faults
 
     def set_shape(self, shape: Shape | str | dict) -> None:
-        self.state.shape = as_shape(shape)
+        self.engine.shape = as_shape(shape)
 
     @property
     def shape(self) -> Shape:
-        return self.state.shape
+        return self.engine.shape
 
     def spec_violations(self) -> list[dict[str, str]]:
         """What strict mode found: {method, path, problem} per violation ([] when off)."""
@@ -156,50 +156,50 @@ class Emulator:
     def advance(self, seconds: float) -> None:
         """Move the emulator's time forward: jobs, settling numbers and rate-limit windows
         get `seconds` further along at once (a test need not sleep through a job)."""
-        self.state.move_clock(seconds)
+        self.engine.move_clock(seconds)
 
     # ---- state ----------------------------------------------------------------------
 
     def jobs(self) -> list[dict[str, Any]]:
-        with self.state.lock:
-            self.state.advance()
-            return [j.to_dict(self.state.account) for j in self.state.job_order]
+        with self.engine.lock:
+            self.engine.advance()
+            return [j.to_dict(self.engine.account) for j in self.engine.job_order]
 
     def job(self, job_id: str) -> dict[str, Any]:
-        with self.state.lock:
-            self.state.advance()
-            return self.state.job(job_id).to_dict(self.state.account)
+        with self.engine.lock:
+            self.engine.advance()
+            return self.engine.job(job_id).to_dict(self.engine.account)
 
     def number(self, key: str) -> dict[str, Any]:
         """A number as GET /phone_numbers/{id} gives it; key is its id or E.164."""
-        with self.state.lock:
-            self.state.advance()
-            i = self.state.account.index_of(str(key))
+        with self.engine.lock:
+            self.engine.advance()
+            i = self.engine.account.index_of(str(key))
             if i is None:
                 raise KeyError(key)
-            return self.state.account.number_dict(i)
+            return self.engine.account.number_dict(i)
 
     def numbers(self) -> Iterator[dict[str, Any]]:
         """Every number's dict, in listing order (a snapshot taken in chunks)."""
-        n = len(self.state.account)
+        n = len(self.engine.account)
         for start in range(0, n, 10_000):
-            with self.state.lock:
-                self.state.advance()
-                chunk = [self.state.account.number_dict(i)
+            with self.engine.lock:
+                self.engine.advance()
+                chunk = [self.engine.account.number_dict(i)
                          for i in range(start, min(n, start + 10_000))]
             yield from chunk
 
     def addresses(self) -> list[dict[str, Any]]:
-        with self.state.lock:
-            return [dict(a) for a in self.state.account.addresses]
+        with self.engine.lock:
+            return [dict(a) for a in self.engine.account.addresses]
 
     def finish_jobs(self, settle: bool = True) -> None:
         """Every in-flight job to its end now; settle=True also ends provisioning and
         deprovisioning (to active / disabled) of the numbers jobs changed."""
-        self.state.finish_jobs(settle=settle)
+        self.engine.finish_jobs(settle=settle)
 
     def save_state(self, path: str) -> None:
         """Write the account (numbers and addresses) as a state file."""
-        with self.state.lock:
-            self.state.advance()
-            self.state.account.save(path)
+        with self.engine.lock:
+            self.engine.advance()
+            self.engine.account.save(path)

@@ -12,9 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from emergency_pipeline import contract
+from emergency_pipeline import telnyx_contract as contract
 from emergency_pipeline.emulator.account import Account, iso
-from emergency_pipeline.emulator.errors import ApiError, error, invalid, unprocessable
+from emergency_pipeline.emulator.errors import ErrorReply, error, invalid, unprocessable
 from emergency_pipeline.emulator.shape import Shape
 
 PENDING_SHARE = 0.2      # share of job_seconds spent `pending`
@@ -35,7 +35,7 @@ class JobRequest:
 
 def validate(body: Any, account: Account, in_flight: int, max_in_flight: int,
              shape: Shape | None = None) -> JobRequest:
-    """The checks Telnyx makes before accepting a job; raises ApiError(422) like it. `shape`
+    """The checks Telnyx makes before accepting a job; raises ErrorReply(422) like it. `shape`
     chooses between the answers the spec leaves open (emulator/shape.py)."""
     shape = shape or Shape()
     if not isinstance(body, dict):
@@ -87,7 +87,7 @@ def validate(body: Any, account: Account, in_flight: int, max_in_flight: int,
         if shape.unowned_numbers == "one_error":   # the spec's example: no index
             raise unprocessable("You must own every number in the bulk request",
                                 "/phone_numbers")
-        raise ApiError(422, unowned)
+        raise ErrorReply(422, unowned)
 
     address_id = body.get("emergency_address_id")
     address: int | None = None

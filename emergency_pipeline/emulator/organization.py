@@ -15,8 +15,8 @@ import hmac
 import uuid
 from dataclasses import dataclass, field
 
-from emergency_pipeline import contract
-from emergency_pipeline.emulator.errors import ApiError, error
+from emergency_pipeline import telnyx_contract as contract
+from emergency_pipeline.emulator.errors import ErrorReply, error
 
 _NAMESPACE = uuid.UUID("5f1d7c8e-4b1a-4f35-9d0b-2d9e3a6c1e70")
 USER_STATUSES = ("enabled", "disabled", "blocked")
@@ -66,7 +66,7 @@ class Organization:
 
     def list_users(self, query: dict[str, str]) -> list[dict]:
         if not self.users_listable:
-            raise ApiError(403, [error(contract.CODE_FORBIDDEN, "Forbidden",
+            raise ErrorReply(403, [error(contract.CODE_FORBIDDEN, "Forbidden",
                                        "You are not allowed to list this organization's "
                                        "users.")])
         users = self.users()

@@ -18,15 +18,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from emergency_pipeline import contract
-from emergency_pipeline.emulator import addresses, admin
+from emergency_pipeline import telnyx_contract as contract
+from emergency_pipeline.emulator import address_book, admin
 from emergency_pipeline.emulator.conformance import SpecCheck
 from emergency_pipeline.emulator.errors import (
-    ApiError, invalid, not_found, rate_limited, server_error, unauthorized, unprocessable)
+    ErrorReply, invalid, not_found, rate_limited, server_error, unauthorized, unprocessable)
 from emergency_pipeline.emulator.faults import Faults, FaultInjector
 from emergency_pipeline.emulator.organization import USER_STATUSES, Organization
 from emergency_pipeline.emulator.shape import Shape
-from emergency_pipeline.emulator.state import RateLimiter, State, Stats
+from emergency_pipeline.emulator.engine import RateLimiter, Engine, Stats
 
 PREFIX = "/v2"
 _ROUTES: list[tuple[str, re.Pattern[str], str]] = [
@@ -89,9 +89,9 @@ class JobPost:
 class App:
     """Everything a request handler needs; owned by the Emulator handle."""
 
-    def __init__(self, state: State, organization: Organization, limiter: RateLimiter,
+    def __init__(self, engine: Engine, organization: Organization, limiter: RateLimiter,
                  faults: FaultInjector, spec: SpecCheck | None = None) -> None:
-        self.state, self.limiter, self.faults, self.spec = state, limiter, faults, spec
+        self.engine, self.limiter, self.faults, self.spec = engine, limiter, faults, spec
         self.organization = organization   # its users, and every key of the account
         self.stats = Stats()
         self.job_posts: list[JobPost] = []   # every job POST that arrived, in order
@@ -107,7 +107,7 @@ class App:
 
     def dispatch(self, name: str, params: dict[str, str], query: dict[str, str],
                  body: Any) -> tuple[int, str]:
-        st = self.state
+        st = self.engine
         acc = st.account
         _check_enums(_QUERY_ENUMS.get(name, {}), query)
         if name == "list_numbers":
@@ -150,9 +150,9 @@ class App:
         if name == "list_addresses":
             return 200, self._list_addresses(query)
         if name == "validate_address":
-            return 200, _data(addresses.validate(body))
+            return 200, _data(address_book.validate(body))
         if name == "create_address":
-            return 200, _data(addresses.create(acc, body, st.clock.wall()))
+            return 200, _data(address_book.create(acc, body, st.clock.wall()))
         if name == "get_address":
             k = acc.address_index(params["id"])
             if k is None:
@@ -162,7 +162,7 @@ class App:
 
     def _list_addresses(self, query: dict[str, str]) -> str:
         # The spec lists 400 (no 422) for this endpoint's bad parameters.
-        acc = self.state.account
+        acc = self.engine.account
         number, size = _page(query, status=400)
         rows = list(range(len(acc.addresses)))
         used = query.get("filter[used_as_emergency]")
@@ -197,7 +197,7 @@ def _page(query: dict[str, str], status: int = 422) -> tuple[int, int]:
         except ValueError:
             value = low - 1
         if value < low or (high is not None and value > high):
-            raise ApiError(status, [invalid(
+            raise ErrorReply(status, [invalid(
                 "The provided 'page' parameter is invalid. It must be an object with 'size' "
                 "and/or 'number' with numeric values.", f"page/{name}", "Invalid pagination")])
         return value
@@ -218,14 +218,14 @@ def _id_only(key: str) -> str:
     return key if key.isdigit() else "-"
 
 
-def _bad_sort(status: int = 422) -> ApiError:
-    return ApiError(status, [invalid("The value provided for sorting is not valid. Check the "
+def _bad_sort(status: int = 422) -> ErrorReply:
+    return ErrorReply(status, [invalid("The value provided for sorting is not valid. Check the "
                                      "value used and try again.", "/sort",
                                      "Invalid sorting value")])
 
 
-def _bad_request(detail: str, pointer: str) -> ApiError:
-    return ApiError(400, [invalid(detail, pointer)])
+def _bad_request(detail: str, pointer: str) -> ErrorReply:
+    return ErrorReply(400, [invalid(detail, pointer)])
 
 
 def _object(raw: bytes) -> dict[str, Any]:
@@ -259,7 +259,7 @@ class Handler(BaseHTTPRequestHandler):
         """The `Date` header (RFC 7231, as Telnyx sends it) from the emulator's clock, so a
         skewed emulator shows its skew there too."""
         if timestamp is None:
-            timestamp = self.server.app.state.clock.wall()  # type: ignore[attr-defined]
+            timestamp = self.server.app.engine.clock.wall()  # type: ignore[attr-defined]
         return formatdate(timestamp, usegmt=True)
 
     def do_GET(self) -> None:
@@ -332,17 +332,17 @@ class Handler(BaseHTTPRequestHandler):
             except ValueError:
                 # The address routes list no 400 in the spec: they refuse a bad body with 422.
                 status = 422 if name in ("create_address", "validate_address") else 400
-                return self._send_error(app, ApiError(status, [invalid(
+                return self._send_error(app, ErrorReply(status, [invalid(
                     "The request body is not valid JSON.", "/base")]), rl)
         if name == "create_job" and app.faults.happens("slow_job_post_rate"):
             # A slow server: the job is made only after this wait, long after a client's
             # read timeout may have given up on the answer.
             time.sleep(app.faults.faults.slow_job_post_seconds)
         try:
-            with app.state.lock:
-                app.state.advance()
+            with app.engine.lock:
+                app.engine.advance()
                 status, text = app.dispatch(name, params, query, body)
-        except ApiError as err:
+        except ErrorReply as err:
             return self._send_error(app, err, rl)
         if name in _CREATIONS:
             made, rate, lost = _CREATIONS[name]
@@ -353,7 +353,7 @@ class Handler(BaseHTTPRequestHandler):
                 return
         self._send(app, status, text, rl)
 
-    def _send_error(self, app: App, err: ApiError, headers: dict[str, str]) -> None:
+    def _send_error(self, app: App, err: ErrorReply, headers: dict[str, str]) -> None:
         if err.status == 429:
             headers = {**headers, "Retry-After": headers.get("x-ratelimit-reset", "1")}
         self._send(app, err.status, json.dumps(err.body()), headers)
@@ -387,10 +387,10 @@ class Handler(BaseHTTPRequestHandler):
                 app.faults.set(faults)
                 return self._send(None, 200, json.dumps(faults.to_dict()))
             if path == "/_emulator/shape" and method == "GET":
-                return self._send(None, 200, json.dumps(app.state.shape.to_dict()))
+                return self._send(None, 200, json.dumps(app.engine.shape.to_dict()))
             if path == "/_emulator/shape" and method == "PUT":
                 shape = Shape.from_dict(json.loads(raw or b"{}"))
-                app.state.shape = shape
+                app.engine.shape = shape
                 return self._send(None, 200, json.dumps(shape.to_dict()))
             if path == "/_emulator/violations" and method == "GET":
                 found = list(app.spec.violations) if app.spec is not None else []
@@ -401,17 +401,17 @@ class Handler(BaseHTTPRequestHandler):
                 app.stats.reset()
                 return self._send(None, 200, "{}")
             if path == "/_emulator/clock" and method == "GET":
-                return self._send(None, 200, json.dumps(app.state.clock.to_dict()))
+                return self._send(None, 200, json.dumps(app.engine.clock.to_dict()))
             if path == "/_emulator/clock" and method == "PUT":
                 body = _object(raw)
                 if "offset_seconds" in body:
-                    app.state.clock.set_offset(body["offset_seconds"])
-                return self._send(None, 200, json.dumps(app.state.clock.to_dict()))
+                    app.engine.clock.set_offset(body["offset_seconds"])
+                return self._send(None, 200, json.dumps(app.engine.clock.to_dict()))
             if path == "/_emulator/advance" and method == "POST":
-                app.state.move_clock(_object(raw).get("seconds"))
-                return self._send(None, 200, json.dumps(app.state.clock.to_dict()))
+                app.engine.move_clock(_object(raw).get("seconds"))
+                return self._send(None, 200, json.dumps(app.engine.clock.to_dict()))
             if path == "/_emulator/finish_jobs" and method == "POST":
-                app.state.finish_jobs()
+                app.engine.finish_jobs()
                 return self._send(None, 200, "{}")
             for prefix, patch in (("/_emulator/numbers/", admin.patch_number),
                                   ("/_emulator/addresses/", admin.patch_address)):

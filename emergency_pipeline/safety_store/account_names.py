@@ -1,4 +1,4 @@
-"""The names operators give accounts, and the account each stands for (account_identity.py).
+"""The names operators give accounts, and the account each stands for (client/account_identity.py).
 
 A key that may list its organization's users tells its account; a key refused that list
 (403) can only go by the name the operator configured. So that both meet on one lease, a run

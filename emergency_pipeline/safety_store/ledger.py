@@ -19,7 +19,7 @@ reached an analytics file's `operation_outcomes`. Times are the store's clock
 (`SafetyStore.now()`), except `telnyx_recorded_at` (Telnyx's clock, as the client estimates it).
 
 `to_verify` holds the numbers whose job succeeded but whose run did not read them back (too
-dear then: see read_back.py), one row per number of an account, the latest run's target; the
+dear then: see applying/read_back.py), one row per number of an account, the latest run's target; the
 next snapshot verifies them and an apply run deletes the rows it checked. Recording a new
 job for a number deletes its row: the older target is no longer wanted. Its `recorded_at` is
 the caller's epoch seconds.
@@ -34,7 +34,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from emergency_pipeline.batching import Batch
+from emergency_pipeline.planning.batching import Batch
 from emergency_pipeline.safety_store.lease import utc
 
 if TYPE_CHECKING:

@@ -1,0 +1,3 @@
+from emergency_pipeline.cli import main
+
+raise SystemExit(main())

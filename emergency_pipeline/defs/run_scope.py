@@ -14,12 +14,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 from dagster import AssetCheckExecutionContext, AssetExecutionContext, Failure
+from dagster_duckdb import DuckDBResource
 
 from emergency_pipeline.defs.run_tags import ACCOUNT_TAG, APPLY_TAG, DEFAULT_ACCOUNT
-from emergency_pipeline.defs.resources import PipelineStorage, TelnyxResource
-from emergency_pipeline.stage_files import RunTables
+from emergency_pipeline.defs.resources import PipelineStorage, TelnyxResource, store_for
+from emergency_pipeline.steps.context import RunContext
 from emergency_pipeline.client.account_identity import AccountUnknown
 from emergency_pipeline.safety_store import LeaseLost, LeaseUnavailable, StoreUnavailable, held
 from emergency_pipeline.safety_store.legacy import legacy_account_key
@@ -56,11 +56,26 @@ def mark_and_sweep(context: AssetExecutionContext) -> None:
     fail_dead_runs(context.instance, context.run.job_name, say=context.log.warning)
 
 
-def tables(context: AssetExecutionContext, storage: PipelineStorage) -> RunTables:
+def run_context(context: AssetExecutionContext, telnyx: TelnyxResource, duckdb: DuckDBResource,
+                storage: PipelineStorage) -> RunContext:
+    """The run as its step sees it (steps/context.py), built once per step from the Dagster
+    context and the account's resources."""
+    return RunContext(
+        run_id=context.run.run_id, account=account_of(context),
+        account_label=telnyx.account_label(),
+        source=context.partition_key if context.has_partition_key else "",
+        applies=applies(context), log=context.log, base_url=telnyx.base_url,
+        stages=storage.tables(context.run.run_id), analytics=store_for(duckdb),
+        storage_dir=storage.directory, keep_run_tables_days=storage.keep_run_tables_days,
+        history_url=storage.history_url,
+        open_client=lambda: telnyx.client(context.log), open_ledger=storage.ledger)
+
+
+def tables(context: AssetExecutionContext, storage: PipelineStorage):
     return storage.tables(context.run.run_id)
 
 
-def stamp(frame: pd.DataFrame, context: AssetExecutionContext) -> pd.DataFrame:
+def stamp(frame, context: AssetExecutionContext):
     return frame.assign(run_id=context.run.run_id, source=context.partition_key)
 
 

@@ -19,7 +19,8 @@ from dagster_duckdb import DuckDBResource
 
 from emergency_pipeline.defs.run_tags import ACCOUNT_TAG, APPLY_TAG, DEFAULT_ACCOUNT
 from emergency_pipeline.defs.resources import PipelineStorage, TelnyxResource, store_for
-from emergency_pipeline.steps.context import RunContext
+from emergency_pipeline.one_line_errors import failures_explained
+from emergency_pipeline.steps.context import RunContext, StepFailed
 from emergency_pipeline.client.account_identity import AccountUnknown
 from emergency_pipeline.safety_store import LeaseLost, LeaseUnavailable, StoreUnavailable, held
 from emergency_pipeline.safety_store.legacy import legacy_account_key
@@ -69,6 +70,17 @@ def run_context(context: AssetExecutionContext, telnyx: TelnyxResource, duckdb: 
         storage_dir=storage.directory, keep_run_tables_days=storage.keep_run_tables_days,
         history_url=storage.history_url,
         open_client=lambda: telnyx.client(context.log), open_ledger=storage.ledger)
+
+
+@contextlib.contextmanager
+def step_failures(run: RunContext) -> Iterator[None]:
+    """A step's failures as the run's one-line failure: StepFailed as it is, the client's and
+    the network's explained with the fix (one_line_errors)."""
+    with failures_explained(run.base_url):
+        try:
+            yield
+        except StepFailed as exc:
+            raise Failure(description=str(exc)) from None
 
 
 def tables(context: AssetExecutionContext, storage: PipelineStorage):

@@ -16,6 +16,11 @@ from emergency_pipeline.safety_store import Ledger
 from emergency_pipeline.stage_files import RunTables
 
 
+class StepFailed(Exception):
+    """The step cannot go on; the message is the one line people see (what and the fix).
+    The asset turns it into the run's failure (defs/run_scope.step_failures)."""
+
+
 class StepLog(Protocol):
     """Dagster's step log, or any logger: progress lines for the people watching the run."""
 

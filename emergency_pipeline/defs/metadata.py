@@ -11,12 +11,11 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pandas as pd
 from dagster import AssetExecutionContext, MetadataValue, TableColumn, TableRecord, TableSchema
 
 from emergency_pipeline.planning import report as plan_report
-from emergency_pipeline.stage_files import StageRef, attached, spill_early
+from emergency_pipeline.stage_files import StageRef
 from emergency_pipeline.stage_files import query as run_query
 
 OWNERS = ["team:operations"]
@@ -304,38 +303,13 @@ def batches_table(batches: "pd.DataFrame | list[Any]") -> MetadataValue:
     return table(shown, descriptions=BATCH_TABLE, kinds={"enabled": "bool"})
 
 
-def plan_full_list(plan: StageRef, addresses: pd.DataFrame | None, database: str,
-                   run_id: str) -> dict[str, Any]:
-    """The whole plan as CSV next to the analytics file (where `emergency-pipeline run` puts
-    it too: plan_report.full_list's columns and order), written by DuckDB from the stage file;
-    where the folder is not writable, the SQL gives the same rows."""
-    path = plan_report.plan_csv_path(database, run_id)
-    texts = pd.DataFrame(list(plan_report.address_texts(addresses).items()),
-                         columns=["id", "text"])
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".csv.tmp")
-        with attached({"texts": texts}, p=plan) as con:
-            spill_early(con)
-            con.execute(f"COPY ({FULL_LIST_SQL}) TO '{tmp}' (HEADER)")
-        tmp.replace(path)
-    except (OSError, duckdb.IOException):
+def plan_full_list(full_list: Path | None, database: str, run_id: str) -> dict[str, Any]:
+    """The plan's CSV (planning/full_list.py), or where it could not be written the SQL that
+    gives the same rows."""
+    if full_list is None:
         return {"full_list": MetadataValue.text(
             f"{database_path(database)}: {plan_report.plan_sql(run_id)}")}
-    return {"full_list": MetadataValue.path(str(path))}
-
-
-FULL_LIST_SQL = """
-SELECT action, phone_number, number_id, target_enabled, target_address_id,
-    CASE WHEN NOT coalesce(target_enabled, false) OR target_address_id IS NULL THEN ''
-         ELSE coalesce(t.text, address_given, 'not an address of the account')
-    END AS target_address,
-    reason, current_enabled, current_address_id, address_given, source_file, source_row, extras
-FROM p.plan LEFT JOIN texts t ON t.id = target_address_id
-ORDER BY CASE action WHEN 'enable' THEN 0 WHEN 'change_address' THEN 1 WHEN 'disable' THEN 2
-                     WHEN 'skip' THEN 3 WHEN 'noop' THEN 4 ELSE 5 END,
-         target_address_id NULLS LAST, phone_number NULLS LAST
-"""
+    return {"full_list": MetadataValue.path(str(full_list))}
 
 
 def plan_list_of_run(database: str, run_id: str) -> dict[str, Any]:

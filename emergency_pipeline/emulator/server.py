@@ -417,7 +417,7 @@ class Handler(BaseHTTPRequestHandler):
                                   ("/_emulator/addresses/", admin.patch_address)):
                 if path.startswith(prefix) and method == "PATCH":
                     try:
-                        done = patch(app.state, path[len(prefix):], json.loads(raw or b"{}"))
+                        done = patch(app.engine, path[len(prefix):], json.loads(raw or b"{}"))
                     except KeyError:
                         break       # 404 below
                     return self._send(None, 200, json.dumps({"data": done}))

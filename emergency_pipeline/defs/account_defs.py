@@ -136,7 +136,7 @@ def account_definitions(spec: AccountSpec, templates: Templates) -> Definitions:
     from emergency_pipeline.defs.account_automation import (
         coverage_schedule, inbox_sensor, sheet_schedule,
     )
-    from emergency_pipeline.defs.coverage import COVERAGE_JOB
+    from emergency_pipeline.defs.e911_coverage import COVERAGE_JOB
 
     partitions = (DynamicPartitionsDefinition(name=spec.named(desired_state_sources.name))
                   if spec.prefixed else desired_state_sources)

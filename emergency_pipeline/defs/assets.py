@@ -39,9 +39,9 @@ from emergency_pipeline.planning.disable_guard import SafetyGuardError, check_di
 from emergency_pipeline.safety_store import Ledger
 from emergency_pipeline.stage_files import StageRef, attach, attached
 from emergency_pipeline.steps.account_snapshot import take_snapshot
-from emergency_pipeline.steps.desired_state import SheetOptions, read_desired_state
-from emergency_pipeline.steps.outcomes import RunStages, record_outcomes
-from emergency_pipeline.steps.plan import plan_changes
+from emergency_pipeline.steps.desired_settings import SheetOptions, read_desired_state
+from emergency_pipeline.steps.operation_outcomes import RunStages, record_outcomes
+from emergency_pipeline.steps.settings_plan import plan_changes
 from emergency_pipeline.telnyx_contract import DEFAULT_MAX_JOBS_IN_FLIGHT
 
 GROUP = "emergency"

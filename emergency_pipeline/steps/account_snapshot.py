@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 import duckdb
 import pandas as pd
 
-from emergency_pipeline.account_snapshot import list_numbers_into
+from emergency_pipeline.number_pages import list_numbers_into
 from emergency_pipeline.client import TelnyxClient, job_numbers
 from emergency_pipeline.stage_files import StageRef
 from emergency_pipeline.steps.context import RunContext

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dagster import (
-    AssetChecksDefinition, AssetIn, AssetKey, AssetsDefinition, AssetSelection, Config,
+    AssetChecksDefinition, AssetIn, AssetsDefinition, AssetSelection, Config,
     Definitions, DynamicPartitionsDefinition, ScheduleDefinition, SensorDefinition, asset,
     asset_check, define_asset_job, in_process_executor,
 )

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import os
 import random
 import re
@@ -238,12 +239,12 @@ def run_workload(tree: Tree, w: Workload, sheet: Path | None, workdir: Path
     finally:
         emu.stop()
     took = time.time() - started
-    raw = table_dump.raw_dump(workdir, database, home / "emergency_pipeline" / "safety.sqlite")
+    raw = table_dump.raw_dump(database, home / "emergency_pipeline" / "safety.sqlite")
     ctx = table_dump.Context(since=started - 60, until=time.time() + 60, run_ids=tuple(runs),
                              workdir=str(workdir), port=emu.port)
     dump = table_dump.normalise(raw, ctx)
     dump["cli:exit_status"] = {"columns": [["step", "VARCHAR"], ["status", "INTEGER"]],
-                               "rows": sorted([k, v] for k, v in statuses.items())}
+                               "rows": [json.dumps([k, v]) for k, v in sorted(statuses.items())]}
     return dict(sorted(dump.items())), statuses, took
 
 

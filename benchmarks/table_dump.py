@@ -31,6 +31,7 @@ import json
 import re
 import sqlite3
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from pathlib import Path
@@ -113,31 +114,42 @@ class Normaliser:
         return self.text(value)
 
 
-@dataclass
+@dataclass(frozen=True)
 class Table:
-    columns: list[list[str]]          # [name, type]
-    rows: list[list[Any]]
+    """A table as found: its columns ([name, type]) and how to read its rows (read twice,
+    never kept raw: a 100,000-number workload's tables hold about two million rows)."""
+    columns: list[list[str]]
+    fetch: Callable[[], list[list[Any]]]
     ordered: bool = False             # files: their order is what a reader sees
 
 
 def _duckdb_tables(path: Path) -> dict[str, Table]:
+    def fetch(name: str) -> Callable[[], list[list[Any]]]:
+        def rows() -> list[list[Any]]:
+            with duckdb.connect(str(path), read_only=True) as con:
+                return [list(r) for r in con.execute(f'SELECT * FROM "{name}"').fetchall()]
+        return rows
     out: dict[str, Table] = {}
-    con = duckdb.connect(str(path), read_only=True)
-    try:
+    with duckdb.connect(str(path), read_only=True) as con:
         names = con.execute(
             "SELECT table_name FROM duckdb_tables() WHERE NOT internal AND NOT temporary "
             "UNION SELECT view_name FROM duckdb_views() WHERE NOT internal AND NOT temporary"
         ).fetchall()
         for (name,) in names:
             cols = [[c[0], c[1]] for c in con.execute(f'DESCRIBE "{name}"').fetchall()]
-            rows = [list(r) for r in con.execute(f'SELECT * FROM "{name}"').fetchall()]
-            out[f"duckdb:{name}"] = Table(cols, rows)
-    finally:
-        con.close()
+            out[f"duckdb:{name}"] = Table(cols, fetch(name))
     return out
 
 
 def _sqlite_tables(path: Path) -> dict[str, Table]:
+    def fetch(name: str) -> Callable[[], list[list[Any]]]:
+        def rows() -> list[list[Any]]:
+            con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+            try:
+                return [list(r) for r in con.execute(f'SELECT * FROM "{name}"')]
+            finally:
+                con.close()
+        return rows
     out: dict[str, Table] = {}
     con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
@@ -145,11 +157,15 @@ def _sqlite_tables(path: Path) -> dict[str, Table]:
                             "AND name NOT LIKE 'sqlite_%'").fetchall()
         for (name,) in names:
             cols = [[c[1], c[2]] for c in con.execute(f'PRAGMA table_info("{name}")')]
-            rows = [list(r) for r in con.execute(f'SELECT * FROM "{name}"')]
-            out[f"safety:{name}"] = Table(cols, rows)
+            out[f"safety:{name}"] = Table(cols, fetch(name))
     finally:
         con.close()
     return out
+
+
+def _csv_rows(path: Path) -> list[list[str]]:
+    with path.open(newline="", encoding="utf-8") as fh:
+        return list(csv.reader(fh))
 
 
 def _files(root: Path) -> dict[str, Table]:
@@ -158,17 +174,17 @@ def _files(root: Path) -> dict[str, Table]:
         for path in sorted((root / folder).glob("*")):
             rel = f"file:{folder}/{path.name}"
             if path.suffix == ".csv":
-                with path.open(newline="", encoding="utf-8") as fh:
-                    rows = list(csv.reader(fh))
-                header = rows[0] if rows else []
-                out[rel] = Table([[h, "csv"] for h in header], rows[1:], ordered=True)
+                header = next(iter(_csv_rows(path)), [])
+                out[rel] = Table([[h, "csv"] for h in header],
+                                 lambda p=path: _csv_rows(p)[1:], ordered=True)
             elif path.suffix == ".html":
-                lines = path.read_text(encoding="utf-8").splitlines()
-                out[rel] = Table([["line", "html"]], [[x] for x in lines], ordered=True)
+                out[rel] = Table([["line", "html"]], lambda p=path: [
+                    [x] for x in p.read_text(encoding="utf-8").splitlines()], ordered=True)
     return out
 
 
-def raw_dump(workdir: Path, database: Path, safety: Path) -> dict[str, Table]:
+def raw_dump(database: Path, safety: Path) -> dict[str, Table]:
+    """The tables of the analytics file, the safety store and the files beside them."""
     tables = _duckdb_tables(database)
     if safety.exists():
         tables.update(_sqlite_tables(safety))
@@ -176,26 +192,27 @@ def raw_dump(workdir: Path, database: Path, safety: Path) -> dict[str, Table]:
     return tables
 
 
+def _masked(row: list[Any]) -> str:
+    return UUID.sub("<uuid>", json.dumps(row, default=str))
+
+
 def normalise(tables: dict[str, Table], ctx: Context) -> dict[str, Any]:
-    """The dump as JSON-able data: {name: {"columns", "rows"}}, names and values
-    normalised, ids numbered by first appearance (ANCHOR first, then by name)."""
+    """The dump: {name: {"columns", "rows"}}, each row the JSON text of its normalised
+    values, ids numbered by first appearance (ANCHOR first, then by name)."""
     norm = Normaliser(ctx)
     order = sorted(tables, key=lambda n: (n != ANCHOR, n))
-
-    def masked(row: list[Any]) -> str:
-        return UUID.sub("<uuid>", json.dumps(row, default=str))
     for name in order:
         norm.learn(name)
-        rows = tables[name].rows if tables[name].ordered else sorted(tables[name].rows,
-                                                                     key=masked)
-        for row in rows:
+        rows = tables[name].fetch()
+        for row in (rows if tables[name].ordered else sorted(rows, key=_masked)):
             norm.learn(json.dumps(row, default=str))
     out: dict[str, Any] = {}
     for name in order:
         t = tables[name]
-        rows = [[norm.value(c[0], v) for c, v in zip(t.columns, row)] for row in t.rows]
+        cols = [c[0] for c in t.columns]
+        rows = [json.dumps([norm.value(c, v) for c, v in zip(cols, row)]) for row in t.fetch()]
         if not t.ordered:
-            rows.sort(key=lambda r: json.dumps(r, default=str))
+            rows.sort()
         out[norm.text(name)] = {"columns": t.columns, "rows": rows}
     return dict(sorted(out.items()))
 
@@ -206,7 +223,7 @@ def write_dump(dump: dict[str, Any], path: Path, meta: dict[str, Any]) -> None:
     for k, (name, t) in enumerate(dump.items()):
         lines.append(f'{json.dumps(name)}: {{"columns": {json.dumps(t["columns"])}, "rows": [')
         if t["rows"]:
-            lines.append(",\n".join(json.dumps(r) for r in t["rows"]))
+            lines.append(",\n".join(t["rows"]))
         lines[-1] += "]}" + ("," if k < len(dump) - 1 else "")
     lines.append("}}")
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -214,7 +231,9 @@ def write_dump(dump: dict[str, Any], path: Path, meta: dict[str, Any]) -> None:
 
 def read_dump(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     data = json.loads(path.read_text(encoding="utf-8"))
-    return data["tables"], data["meta"]
+    tables = {name: {"columns": t["columns"], "rows": [json.dumps(r) for r in t["rows"]]}
+              for name, t in data["tables"].items()}
+    return tables, data["meta"]
 
 
 def _row_text(columns: list[list[str]], row: list[Any], only: set[int] | None = None) -> str:
@@ -236,8 +255,7 @@ def compare(before: dict[str, Any], after: dict[str, Any], show: int = 3) -> tup
                          f"{'-' if a is None else len(a['rows']):<7}  DIFFERENT (no such "
                          f"table {side})")
             continue
-        b_rows = Counter(json.dumps(r) for r in b["rows"])
-        a_rows = Counter(json.dumps(r) for r in a["rows"])
+        b_rows, a_rows = Counter(b["rows"]), Counter(a["rows"])
         columns_same = b["columns"] == a["columns"]
         order_same = b["rows"] == a["rows"] or b_rows == a_rows and not name.startswith("file:")
         ok = columns_same and b_rows == a_rows and order_same

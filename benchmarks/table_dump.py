@@ -81,19 +81,30 @@ class Normaliser:
         self.labels = {run: f"run#{k}" for k, run in enumerate(ctx.run_ids, 1)}
         self.port = re.compile(rf"(127\.0\.0\.1|localhost|loopback|\[::1\]):{ctx.port}\b")
 
-    def learn(self, text: str) -> None:
-        for found in UUID.findall(text):
-            self.labels.setdefault(found, f"uuid#{len(self.labels) + 1}")
+    def unknown(self, row: list[Any]) -> list[str]:
+        """The UUIDs of `row` not numbered yet."""
+        return [u for v in row if isinstance(v, str) and "-" in v
+                for u in UUID.findall(v) if u not in self.labels]
+
+    def learn(self, found: list[str]) -> None:
+        for u in found:
+            self.labels.setdefault(u, f"uuid#{len(self.labels) + 1}")
 
     def text(self, value: str) -> str:
-        value = UUID.sub(lambda m: self.labels.get(m.group(), "<uuid>"), value)
-        value = value.replace(self.ctx.workdir, "<work>")
-        value = self.port.sub(r"\1:<port>", value)
+        # The cheap tests first: most values (numbers, ids, reasons) need none of it.
+        if "-" in value and len(value) >= 36:
+            value = UUID.sub(lambda m: self.labels.get(m.group(), "<uuid>"), value)
+        if "/" in value:
+            value = value.replace(self.ctx.workdir, "<work>")
+        if ":" in value:
+            value = self.port.sub(r"\1:<port>", value)
+        if ":" in value or "Z" in value:
+            value = ISO.sub(self._moment, value)
+        return value
 
-        def moment(m: re.Match) -> str:
-            at = _iso_moment(m.group())
-            return "<now>" if at is not None and _in_window(self.ctx, at) else m.group()
-        return ISO.sub(moment, value)
+    def _moment(self, m: re.Match) -> str:
+        at = _iso_moment(m.group())
+        return "<now>" if at is not None and _in_window(self.ctx, at) else m.group()
 
     def value(self, column: str, value: Any) -> Any:
         if value is None:
@@ -202,10 +213,12 @@ def normalise(tables: dict[str, Table], ctx: Context) -> dict[str, Any]:
     norm = Normaliser(ctx)
     order = sorted(tables, key=lambda n: (n != ANCHOR, n))
     for name in order:
-        norm.learn(name)
+        norm.learn(norm.unknown([name]))
         rows = tables[name].fetch()
+        if not any(norm.unknown(row) for row in rows):
+            continue   # nothing to number here (the run ids are numbered already)
         for row in (rows if tables[name].ordered else sorted(rows, key=_masked)):
-            norm.learn(json.dumps(row, default=str))
+            norm.learn(norm.unknown(row))
     out: dict[str, Any] = {}
     for name in order:
         t = tables[name]

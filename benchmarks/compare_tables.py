@@ -188,10 +188,10 @@ def _cli(tree: Tree, env: dict[str, str], workdir: Path, log: str, *args: str) -
         done = subprocess.run(tree.command(*args), env=env, cwd=workdir, stdout=subprocess.PIPE,
                               stderr=err, text=True)
     (workdir / f"{log}.stdout").write_text(done.stdout)
-    found = re.match(r"run (\S+): ", done.stdout)
+    found = re.search(r"^run (\S+): ", done.stdout, re.M)
     if not found:
         raise SystemExit(f"{tree.label}: `{' '.join(args)}` gave no run (exit "
-                         f"{done.returncode}); see {workdir}/{log}.stderr")
+                         f"{done.returncode}); see {workdir}/{log}.stdout and .stderr")
     return done.returncode, found.group(1)
 
 
@@ -261,10 +261,14 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     w = WORKLOADS[args.workload]
     scratch = Path(tempfile.mkdtemp(prefix=f"compare-tables-{w.name}-"))
+    keep = args.keep
     try:
         return _main(args, w, scratch)
+    except BaseException:
+        keep = True       # what the runs said, for the error's reader
+        raise
     finally:
-        if args.keep:
+        if keep:
             print(f"work folders kept: {scratch}")
         else:
             shutil.rmtree(scratch, ignore_errors=True)

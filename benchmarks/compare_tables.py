@@ -75,6 +75,7 @@ WORKLOADS = {
 class Tree:
     root: Path
     label: str
+    python: str = sys.executable      # this venv, unless the tree needs its own
 
     def command(self, *args: str) -> list[str]:
         """The tree's own console script (its pyproject's entry point), in this venv."""
@@ -82,7 +83,7 @@ class Tree:
         module, func = scripts["emergency-pipeline"].split(":")
         code = (f"import sys; sys.argv[0] = 'emergency-pipeline'; from {module} import {func}; "
                 f"sys.exit({func}())")
-        return [sys.executable, "-c", code, *args]
+        return [self.python, "-c", code, *args]
 
     def env(self, extra: dict[str, str]) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items()
@@ -96,7 +97,7 @@ class Tree:
 
     def check(self) -> None:
         """The package imported is this tree's, not the venv's editable install."""
-        out = subprocess.run([sys.executable, "-c", "import emergency_pipeline as p; "
+        out = subprocess.run([self.python, "-c", "import emergency_pipeline as p; "
                               "print(p.__file__)"], env=self.env({}), cwd=self.root.parent,
                              capture_output=True,
                              text=True, check=True).stdout.strip()
@@ -104,11 +105,11 @@ class Tree:
             raise SystemExit(f"{self.label}: imported {out}, not the tree {self.root}")
 
 
-def before_tree(ref: str, scratch: Path) -> Tree:
+def before_tree(ref: str, scratch: Path, python: str) -> Tree:
     """A folder as it is, else the commit extracted (git archive: nothing to clean up in the
     repository, unlike a worktree left by a killed run)."""
     if Path(ref).is_dir():
-        return Tree(Path(ref).resolve(), f"tree {ref}")
+        return Tree(Path(ref).resolve(), f"tree {ref}", python)
     commit = subprocess.run(["git", "-C", str(HERE), "rev-parse", "--short", ref],
                             capture_output=True, text=True, check=True).stdout.strip()
     root = scratch / f"tree-{commit}"
@@ -118,7 +119,7 @@ def before_tree(ref: str, scratch: Path) -> Tree:
     subprocess.run(["tar", "-x", "-C", str(root)], stdin=archive.stdout, check=True)
     if archive.wait() != 0:
         raise SystemExit(f"git archive {ref} failed")
-    return Tree(root, f"commit {commit}")
+    return Tree(root, f"commit {commit}", python)
 
 
 class EmulatorProcess:
@@ -196,8 +197,9 @@ def _cli(tree: Tree, env: dict[str, str], workdir: Path, log: str, *args: str) -
 
 
 def run_workload(tree: Tree, w: Workload, sheet: Path | None, workdir: Path
-                 ) -> tuple[dict, dict[str, int], float]:
-    """The workload on a fresh emulator of `tree`: (normalised dump, exit statuses, seconds).
+                 ) -> tuple[dict, dict[str, int], str]:
+    """The workload on a fresh emulator of `tree`: (normalised dump, exit statuses, how long
+    the runs and the dump took, as text).
     `sheet`: the changed-state sheet to use (made from this emulator's account if None)."""
     workdir.mkdir(parents=True)
     home = workdir / "dagster_home"
@@ -238,13 +240,14 @@ def run_workload(tree: Tree, w: Workload, sheet: Path | None, workdir: Path
         runs.append(run)
     finally:
         emu.stop()
-    took = time.time() - started
+    ran = time.time()
     raw = table_dump.raw_dump(database, home / "emergency_pipeline" / "safety.sqlite")
     ctx = table_dump.Context(since=started - 60, until=time.time() + 60, run_ids=tuple(runs),
                              workdir=str(workdir), port=emu.port)
     dump = table_dump.normalise(raw, ctx)
     dump["cli:exit_status"] = {"columns": [["step", "VARCHAR"], ["status", "INTEGER"]],
                                "rows": [json.dumps([k, v]) for k, v in sorted(statuses.items())]}
+    took = f"runs {ran - started:.1f}s, dump {time.time() - ran:.1f}s"
     return dict(sorted(dump.items())), statuses, took
 
 
@@ -253,6 +256,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workload", choices=sorted(WORKLOADS), default="demo")
     p.add_argument("--before", default=DEFAULT_BEFORE, help="git ref or folder (default "
                    f"{DEFAULT_BEFORE})")
+    p.add_argument("--before-python", default=sys.executable, metavar="PATH",
+                   help="the Python that runs --before (default: this venv's; another when "
+                        "the two trees' dependencies differ)")
     p.add_argument("--after", default=str(HERE), help="folder (default: this checkout)")
     p.add_argument("--write-golden", metavar="PATH", help="run --before only; write its dump")
     p.add_argument("--against-golden", metavar="PATH",
@@ -280,14 +286,14 @@ def _main(args: argparse.Namespace, w: Workload, scratch: Path) -> int:
         after.check()
         dump, _, took = run_workload(after, w, None, scratch / "after")
         golden, meta = table_dump.read_dump(Path(args.against_golden))
-        print(f"{w.name}: {meta.get('tree')} (golden) vs {after.label}: {took:.1f}s")
+        print(f"{w.name}: {meta.get('tree')} (golden) vs {after.label}: {took}")
         same, report = table_dump.compare(golden, dump)
         print(report)
         return 0 if same else 1
-    before = before_tree(args.before, scratch)
+    before = before_tree(args.before, scratch, args.before_python)
     before.check()
     b_dump, _, b_took = run_workload(before, w, None, scratch / "before")
-    print(f"{w.name} on {before.label}: {b_took:.1f}s, {len(b_dump)} tables, "
+    print(f"{w.name} on {before.label}: {b_took}, {len(b_dump)} tables, "
           f"{sum(len(t['rows']) for t in b_dump.values()):,} rows", flush=True)
     if args.write_golden:
         table_dump.write_dump(b_dump, Path(args.write_golden),
@@ -297,7 +303,7 @@ def _main(args: argparse.Namespace, w: Workload, scratch: Path) -> int:
     after.check()
     a_dump, _, a_took = run_workload(after, w, scratch / "before" / "desired_state.csv",
                                      scratch / "after")
-    print(f"{w.name} on {after.label}: {a_took:.1f}s")
+    print(f"{w.name} on {after.label}: {a_took}")
     same, report = table_dump.compare(b_dump, a_dump)
     print(report)
     print("identical" if same else "DIFFERENT")

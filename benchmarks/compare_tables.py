@@ -105,11 +105,21 @@ class Tree:
             raise SystemExit(f"{self.label}: imported {out}, not the tree {self.root}")
 
 
+def folder_label(folder: Path) -> str:
+    """A checkout by its commit, and whether it has changes beyond it."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(folder), *args], capture_output=True,
+                              text=True).stdout.strip()
+    commit = git("rev-parse", "--short", "HEAD") or "no commit"
+    return f"tree at {commit}" + (" with changes" if git("status", "--porcelain",
+                                                         "--untracked-files=no") else "")
+
+
 def before_tree(ref: str, scratch: Path, python: str) -> Tree:
     """A folder as it is, else the commit extracted (git archive: nothing to clean up in the
     repository, unlike a worktree left by a killed run)."""
     if Path(ref).is_dir():
-        return Tree(Path(ref).resolve(), f"tree {ref}", python)
+        return Tree(Path(ref).resolve(), folder_label(Path(ref)), python)
     commit = subprocess.run(["git", "-C", str(HERE), "rev-parse", "--short", ref],
                             capture_output=True, text=True, check=True).stdout.strip()
     root = scratch / f"tree-{commit}"
@@ -281,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(args: argparse.Namespace, w: Workload, scratch: Path) -> int:
-    after = Tree(Path(args.after).resolve(), f"tree {args.after}")
+    after = Tree(Path(args.after).resolve(), folder_label(Path(args.after)))
     if args.against_golden:
         after.check()
         dump, _, took = run_workload(after, w, None, scratch / "after")

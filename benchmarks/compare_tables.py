@@ -159,7 +159,7 @@ class EmulatorProcess:
 
 
 def changed_sheet(emu: EmulatorProcess, path: Path, share: float, seed: int) -> None:
-    """The whole account, `share` of it changed, as changed_state.py makes it (the same
+    """The whole account, `share` of it changed, as samples/changed_share.py makes it (the same
     choice; written here so that the workload owes nothing to the code under comparison)."""
     with httpx.Client(base_url=emu.base_url, timeout=60,
                       headers={"Authorization": f"Bearer {KEY}"}) as api:

@@ -43,7 +43,10 @@ from emergency_pipeline.stage_files import StageRef, attach, attached, prune
 from emergency_pipeline.planning.disable_guard import SafetyGuardError, check_disable_guard
 from emergency_pipeline.account_snapshot import list_numbers_into
 from emergency_pipeline.safety_store import Ledger
-from emergency_pipeline.applying.submission import RunIdentity, Settings, Submission, submit_and_follow
+from emergency_pipeline.applying.number_result import results_frame
+from emergency_pipeline.applying.submission import (
+    RunIdentity, Settings, Submission, batches_frame, submit_and_follow,
+)
 
 GROUP = "emergency"
 RESULT_COLUMNS = ["identifier", *RESULT_FIELDS]
@@ -383,10 +386,8 @@ def emergency_update_jobs(context: AssetExecutionContext, config: ApplyConfig,
         publish_orphans(ledger, run.account, run.run_id, context.log, store_at,
                         own_db=run.outcomes_db, account_label=telnyx.account_label())
         _defer_resumed_successes(context, ledger, run, done, emergency_account_snapshot)
-    results = pd.DataFrame(list(done.results.values()), columns=RESULT_COLUMNS)
-    jobs = pd.DataFrame(done.batches, columns=["batch_id", "job_id", "state", "job_status",
-                                               "numbers", "emergency_enabled",
-                                               "emergency_address_id"])
+    results = results_frame(done.results.values())
+    jobs = batches_frame(done.batches)
     counts = {"batches_planned": len(batches), "jobs": int(jobs["job_id"].notna().sum()),
               "batches_resumed_from_earlier_runs": done.resumed,
               "jobs_adopted": done.adopted, "batches_abandoned": done.abandoned,
@@ -394,7 +395,7 @@ def emergency_update_jobs(context: AssetExecutionContext, config: ApplyConfig,
               **{f"batches_{s}": int(n) for s, n in jobs["state"].value_counts().items()}}
     ref = tables(context, storage).write("submission", {"results": results, "batches": jobs},
                                        counts=counts,
-                                       info={"applied": True, "errors": done.errors})
+                                       info={"applied": True, "errors": list(done.errors)})
     if len(jobs):
         store_for(duckdb).write("emergency_jobs", stamp(jobs, context).assign(
             recorded_at=_now()))

@@ -60,12 +60,13 @@ class ResultsSoFar:
         self.by_identifier: dict[str, NumberResult] = {}
 
     def put(self, rows: Iterable[NumberResult]) -> None:
+        run_id, kept = self.run_id, self.by_identifier
         for row in rows:
-            if row.run_id != self.run_id:
-                had = self.by_identifier.get(row.identifier)
-                if had is not None and had.run_id == self.run_id:
+            if row.origin is None or row.origin.run_id != run_id:
+                had = kept.get(row.identifier)
+                if had is not None and had.run_id == run_id:
                     continue   # this run's own batch speaks for the number, not an earlier one's
-            self.by_identifier[row.identifier] = row
+            kept[row.identifier] = row
 
     def leave_alone(self, identifier: str, reason: str) -> None:
         """A number no batch of this run sends: skipped, with why (whatever was said before)."""

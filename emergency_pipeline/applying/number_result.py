@@ -17,6 +17,7 @@ from typing import Any
 import pandas as pd
 
 from emergency_pipeline.analytics.outcomes import RESULT_FIELDS
+from emergency_pipeline.client.errors import ApiError
 from emergency_pipeline.planning.batching import Batch
 from emergency_pipeline.telnyx_contract import JOB_TERMINAL_STATUSES
 
@@ -78,39 +79,43 @@ class NumberResult:
         return None if target is None else target.emergency_address_id
 
 
+_SUCCEEDED = ("succeeded", None, None, None, None)
+
+
 def job_results(batch: Batch, job: Mapping[str, Any], origin: Origin) -> list[NumberResult]:
     """One result per identifier of the batch, from its job (pure)."""
     status = job.get("status")
     job_id = job.get("id")
     finished = job.get("updated_at") if status in JOB_TERMINAL_STATUSES else None
-    found: dict[str, tuple[str, dict[str, Any]]] = {}
+    # identifier -> (result, error_code, error_title, error_detail, error_pointer)
+    found: dict[str, tuple[str, Any, Any, Any, Any]] = {}
     for op in job.get("successful_operations") or []:
         for key in (op.get("id"), op.get("phone_number")):
             if key:
-                found[str(key)] = ("succeeded", {})
+                found[str(key)] = _SUCCEEDED
     for op in job.get("failed_operations") or []:
         err = (op.get("errors") or [{}])[0]
-        error = {"error_code": err.get("code"), "error_title": err.get("title"),
-                 "error_detail": err.get("detail"),
-                 "error_pointer": (err.get("source") or {}).get("pointer")}
+        failed = ("failed", err.get("code"), err.get("title"), err.get("detail"),
+                  (err.get("source") or {}).get("pointer"))
         for key in (op.get("id"), op.get("phone_number")):
             if key:
-                found[str(key)] = ("failed", error)
+                found[str(key)] = failed
     result, reason = {
         "expired": ("expired", "the job expired before this number was processed"),
         "failed": ("failed", "the job failed before this number was processed"),
         "completed": ("failed", "the job completed without reporting this number"),
     }.get(status, ("pending", f"job {job_id} was still {status or 'in flight'} when the run "
                    "stopped following it"))
+    # Positional, once per number: a million of them are made in a big run.
     out = []
     for ident in batch.identifiers:
         settled = found.get(ident)
         if settled is None:
-            out.append(NumberResult(ident, result, reason, job_id, status,
-                                    finished_at=finished, origin=origin))
+            out.append(NumberResult(ident, result, reason, job_id, status, None, None, None,
+                                    None, finished, origin))
         else:
-            out.append(NumberResult(ident, settled[0], None, job_id, status, **settled[1],
-                                    finished_at=finished, origin=origin))
+            out.append(NumberResult(ident, settled[0], None, job_id, status, *settled[1:],
+                                    finished, origin))
     return out
 
 
@@ -120,8 +125,8 @@ def batch_results(batch: Batch, result: str, reason: str,
     return [NumberResult(i, result, reason, origin=origin) for i in batch.identifiers]
 
 
-def refused_results(refused: Mapping[str, Any], origin: Origin, *, status: int | None,
-                    message: str) -> list[NumberResult]:
+def refused_results(refused: Mapping[str, ApiError | None], origin: Origin, *,
+                    status: int | None, message: str) -> list[NumberResult]:
     """The numbers Telnyx refused when the job was submitted, each with its own error
     (`refused`: identifier -> ApiError, or None when the refusal named none: then the
     answer's HTTP status and text)."""

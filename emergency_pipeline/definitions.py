@@ -27,7 +27,7 @@ def step_templates() -> Any:
     """The steps and checks every account gets a copy of (account_defs.py): the reconcile
     job's, and the E911 coverage report's (its own job and schedule, no partitions)."""
     from emergency_pipeline.defs.account_defs import Templates
-    from emergency_pipeline.defs.coverage import coverage_gaps, emergency_e911_coverage
+    from emergency_pipeline.defs.e911_coverage import coverage_gaps, emergency_e911_coverage
 
     return Templates(
         steps=[assets.desired_emergency_settings, assets.emergency_account_snapshot,

@@ -12,7 +12,7 @@ from dagster import DagsterInstance
 from dagster_duckdb import DuckDBResource
 
 from emergency_pipeline.definitions import build_definitions
-from emergency_pipeline.defs.coverage import COVERAGE_JOB
+from emergency_pipeline.defs.e911_coverage import COVERAGE_JOB
 from emergency_pipeline.launch import run_job
 from emergency_pipeline.defs.resources import TelnyxResource
 from emergency_pipeline.emulator import Emulator

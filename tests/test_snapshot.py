@@ -1,6 +1,6 @@
 """The snapshot's page conversion (pure): typed pages in one call, odd values coerced."""
 
-from emergency_pipeline.account_snapshot import NUMBER_SCHEMA, page_table
+from emergency_pipeline.number_pages import NUMBER_SCHEMA, page_table
 
 
 def test_a_page_keeps_only_its_columns_typed() -> None:
@@ -33,7 +33,7 @@ def test_a_number_listed_twice_is_kept_once_at_its_first_sighting() -> None:
     # Pages arrive out of order from the concurrent listing; the table keeps listing order.
     import duckdb
 
-    from emergency_pipeline.account_snapshot import list_numbers_into
+    from emergency_pipeline.number_pages import list_numbers_into
 
     pages = {1: [{"id": "1", "emergency_enabled": True}, {"id": "2", "emergency_enabled": False}],
              2: [{"id": "3", "emergency_enabled": True}, {"id": "2", "emergency_enabled": True}]}

@@ -96,10 +96,10 @@ def export_runs(store: Any, url: str, account: str, run_ids: list[str],
 
 def make_views(url: str, out: str) -> list[str]:
     """A DuckDB file at `out` with a view per history table over `url`'s files (every
-    account), and store.VIEWS on top. Returns the tables found."""
+    account), and schema.VIEWS on top. Returns the tables found."""
     import duckdb
 
-    from emergency_pipeline.analytics.store import VIEWS
+    from emergency_pipeline.analytics.schema import VIEWS
 
     fs, root = _filesystem(url)
     remote = "://" in url and not url.startswith("file://")

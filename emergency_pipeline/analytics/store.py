@@ -5,21 +5,20 @@ a run's working data is in run_tables: neither ever waits on this file.
 
 DuckDB allows one writing process at a time, and any other process holding the file open,
 even read-only, blocks a writer. An analyst's open notebook must not fail a scheduled run or
-lose its results, so a write that cannot get the lock within `lock_wait_seconds` goes to a
-spool folder beside the database (`<file>.spool/`, one DuckDB file per write) and the next
-write that gets the lock applies the spool first, in order, exactly once.
+lose its results, so a write that cannot get the lock within `lock_wait_seconds` goes to the
+spool (spool.py: `<file>.spool/`, one DuckDB file per write) and the next write that gets
+the lock applies the spool first, in order, exactly once.
 
-All of it sits behind this one module so that moving to a shared DuckDB service or a
-warehouse is a change here, not in the assets.
+All of it sits behind this module (its schema in schema.py, how rows land in a table in
+table_writes.py) so that moving to a shared DuckDB service or a warehouse is a change here,
+not in the assets.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,93 +27,13 @@ from typing import Any
 import duckdb
 import pandas as pd
 
+from emergency_pipeline.analytics.schema import SCHEMA, VIEWS
+from emergency_pipeline.analytics.spool import Spool
+from emergency_pipeline.analytics.table_writes import (
+    bind_frame, has_table, transaction, write_frame, write_mode, write_relation)
 from emergency_pipeline.stage_files import attach, connect_file, stage_config
 
 log = logging.getLogger(__name__)
-
-# Tables with a fixed schema: history that analysts query and the pipeline appends to.
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS operation_outcomes (
-    run_id VARCHAR, source VARCHAR, source_file VARCHAR, source_row INTEGER,
-    phone_number VARCHAR, number_id VARCHAR, action VARCHAR,
-    target_enabled BOOLEAN, target_address_id VARCHAR, result VARCHAR, reason VARCHAR,
-    batch_id VARCHAR, job_id VARCHAR, job_status VARCHAR,
-    error_code VARCHAR, error_title VARCHAR, error_detail VARCHAR, error_pointer VARCHAR,
-    extras VARCHAR, planned_at TIMESTAMPTZ, submitted_at TIMESTAMPTZ,
-    finished_at TIMESTAMPTZ, recorded_at TIMESTAMPTZ, address_given VARCHAR,
-    enabled_before BOOLEAN, address_id_before VARCHAR, applied BOOLEAN, account VARCHAR
-);
--- Files made before addresses could be given by their fields (issue 7).
-ALTER TABLE operation_outcomes ADD COLUMN IF NOT EXISTS address_given VARCHAR;
--- Files made before issue 27: the setting before the change, whether the run applied, the
--- account (NULL in older rows; the views infer `applied` from the results).
-ALTER TABLE operation_outcomes ADD COLUMN IF NOT EXISTS enabled_before BOOLEAN;
-ALTER TABLE operation_outcomes ADD COLUMN IF NOT EXISTS address_id_before VARCHAR;
-ALTER TABLE operation_outcomes ADD COLUMN IF NOT EXISTS applied BOOLEAN;
-ALTER TABLE operation_outcomes ADD COLUMN IF NOT EXISTS account VARCHAR;
-CREATE TABLE IF NOT EXISTS address_resolutions (
-    run_id VARCHAR, source VARCHAR, address_key VARCHAR, address_given VARCHAR,
-    status VARCHAR, address_id VARCHAR, candidates VARCHAR, "rows" INTEGER,
-    phone_numbers VARCHAR, errors VARCHAR, suggested VARCHAR, detail VARCHAR,
-    recorded_at TIMESTAMPTZ
-);
-CREATE TABLE IF NOT EXISTS _spool_applied (spool_id VARCHAR PRIMARY KEY, applied_at TIMESTAMPTZ);
-"""
-
-# Views for analysts; the README shows how to query them.
-VIEWS = """
--- A run applied when it says so, or (rows from before the column, results a later run
--- published for a stopped one) when any of its numbers has a job's result.
-CREATE OR REPLACE VIEW applied_runs AS
-SELECT run_id FROM operation_outcomes GROUP BY run_id
-HAVING coalesce(bool_or(applied), false)
-    OR bool_or(result IN ('succeeded', 'failed', 'pending', 'expired'));
-
--- The latest row of every number from any run, plan-only runs included (a plan-only run's
--- `planned` hides an earlier failure here: see latest_applied_outcome_per_number).
-CREATE OR REPLACE VIEW latest_outcome_per_number AS
-SELECT * FROM operation_outcomes
-WHERE coalesce(phone_number, number_id) IS NOT NULL
-QUALIFY row_number() OVER (
-    PARTITION BY coalesce(phone_number, number_id) ORDER BY recorded_at DESC, run_id DESC
-) = 1;
-
--- What the account was last told, per number: the latest row from applied runs only,
--- rejected rows left out (a rejected row never reached the account).
-CREATE OR REPLACE VIEW latest_applied_outcome_per_number AS
-SELECT * FROM operation_outcomes
-WHERE coalesce(phone_number, number_id) IS NOT NULL AND result <> 'rejected'
-  AND run_id IN (SELECT run_id FROM applied_runs)
-QUALIFY row_number() OVER (
-    PARTITION BY coalesce(phone_number, number_id) ORDER BY recorded_at DESC, run_id DESC
-) = 1;
-
--- What is failing now: numbers whose latest applied result is failed or expired.
-CREATE OR REPLACE VIEW failing_now AS
-SELECT * FROM latest_applied_outcome_per_number WHERE result IN ('failed', 'expired');
-
-CREATE OR REPLACE VIEW failures_by_error_code AS
-SELECT error_code, error_title, count(*) AS failures,
-       count(DISTINCT coalesce(phone_number, number_id)) AS numbers,
-       min(recorded_at) AS first_seen, max(recorded_at) AS last_seen
-FROM operation_outcomes WHERE result IN ('failed', 'expired')
-GROUP BY ALL ORDER BY failures DESC;
-
-CREATE OR REPLACE VIEW run_summary AS
-SELECT run_id, any_value(source) AS source, min(recorded_at) AS recorded_at,
-       run_id IN (SELECT run_id FROM applied_runs) AS applied,
-       any_value(account) AS account,
-       count(*) AS desired_rows,
-       count(*) FILTER (result = 'succeeded') AS succeeded,
-       count(*) FILTER (result = 'failed') AS failed,
-       count(*) FILTER (result = 'pending') AS pending,
-       count(*) FILTER (result = 'expired') AS expired,
-       count(*) FILTER (result = 'unchanged') AS unchanged,
-       count(*) FILTER (result = 'planned') AS planned,
-       count(*) FILTER (result = 'skipped') AS skipped,
-       count(*) FILTER (result = 'rejected') AS rejected
-FROM operation_outcomes GROUP BY run_id ORDER BY recorded_at DESC;
-"""
 
 
 # How long a writer remembers that the file was held by someone else (see Store._connect).
@@ -138,6 +57,10 @@ class Store:
     @property
     def spool_dir(self) -> Path:
         return Path(f"{self.database}.spool")
+
+    @property
+    def spool(self) -> Spool:
+        return Spool(self.spool_dir)
 
     # -- connections -------------------------------------------------------------------------
 
@@ -190,8 +113,8 @@ class Store:
         try:
             con.execute(SCHEMA)
             con.execute(VIEWS)
-            self._apply_spool(con)
-            if _has_table(con, "e911_coverage"):   # the coverage report has run once
+            self.spool.apply(con)
+            if has_table(con, "e911_coverage"):   # the coverage report has run once
                 from emergency_pipeline.e911_coverage.report import views_sql
 
                 con.execute(views_sql())
@@ -227,14 +150,14 @@ class Store:
         of the frame are deleted in the same transaction, so writing the same rows again (a
         re-executed step, results published by another run) lands them exactly once.
         A frame that cannot reach the database in time is spooled, never dropped."""
-        mode = _mode(mode, replace_on)
+        mode = write_mode(mode, replace_on)
         try:
             with self.writer(rows=len(frame)) as con:
-                with _transaction(con):
-                    _write_frame(con, table, frame, mode)
+                with transaction(con):
+                    write_frame(con, table, frame, mode)
                 return "database"
         except StoreLocked:
-            self._spool(table, mode, lambda con: _bind_frame(con, frame), len(frame))
+            self.spool.keep(table, mode, lambda con: bind_frame(con, frame), len(frame))
             return "spool"
 
     def copy_from(self, table: str, stage_file: str, select: str, mode: str = "append",
@@ -242,7 +165,7 @@ class Store:
         """As write(), for the rows of `select` over a run's stage file (attached as `src`):
         a million rows go from file to file inside DuckDB, never through pandas. `rows`:
         about how many (stage_config)."""
-        mode = _mode(mode, replace_on)
+        mode = write_mode(mode, replace_on)
 
         def bind(con: duckdb.DuckDBPyConnection) -> None:
             attach(con, src=stage_file)
@@ -252,14 +175,14 @@ class Store:
             with self.writer(rows=rows) as con:
                 bind(con)
                 try:
-                    with _transaction(con):
-                        _write_relation(con, table, mode)
+                    with transaction(con):
+                        write_relation(con, table, mode)
                 finally:
                     con.execute("DROP VIEW frame")
                     con.execute("DETACH src")
                 return "database"
         except StoreLocked:
-            self._spool(table, mode, bind, rows)
+            self.spool.keep(table, mode, bind, rows)
             return "spool"
 
     def flush(self) -> int:
@@ -269,41 +192,7 @@ class Store:
                 pass
         except StoreLocked:
             pass
-        return len(self._spool_files())
-
-    def _spool(self, table: str, mode: str, bind, rows: int | None) -> None:
-        """Keep the rows that `bind` makes visible as `frame` in a spool file of their own."""
-        self.spool_dir.mkdir(parents=True, exist_ok=True)
-        # Nanosecond time first so that files sort in write order; the uuid makes them unique.
-        name = f"{time.time_ns():020d}-{uuid.uuid4().hex[:8]}-{mode}-{table}.duckdb"
-        tmp = self.spool_dir / f".{name}.tmp"
-        con = connect_file(tmp, stage_config(rows))
-        try:
-            bind(con)
-            con.execute("CREATE TABLE spooled AS SELECT * FROM frame")
-        finally:
-            con.close()
-        os.replace(tmp, self.spool_dir / name)  # atomic: a half-written spool is never seen
-        log.warning("database locked: %s rows for %s kept in %s until it is free",
-                    "the" if rows is None else rows, table, self.spool_dir / name)
-
-    def _spool_files(self) -> list[Path]:
-        if not self.spool_dir.exists():
-            return []
-        return sorted(p for p in self.spool_dir.glob("*.duckdb") if not p.name.startswith("."))
-
-    def _apply_spool(self, con: duckdb.DuckDBPyConnection) -> None:
-        for path in self._spool_files():
-            spool_id = path.stem
-            _, _, mode, table = spool_id.split("-", 3)
-            already = con.execute("SELECT 1 FROM _spool_applied WHERE spool_id = ?",
-                                  [spool_id]).fetchone()
-            if not already:
-                frame = _read_spool(path)
-                with _transaction(con):
-                    _write_frame(con, table, frame, mode)
-                    con.execute("INSERT INTO _spool_applied VALUES (?, now())", [spool_id])
-            path.unlink()  # after the commit; a crash before it is caught by _spool_applied
+        return len(self.spool.files())
 
     # -- reads -------------------------------------------------------------------------------
 
@@ -311,17 +200,10 @@ class Store:
         """Rows of a table from the database and from the spool (not yet applied)."""
         frames = []
         with self.reader() as con:
-            if con is not None and _has_table(con, sql_table):
+            if con is not None and has_table(con, sql_table):
                 frames.append(con.execute(f"SELECT * FROM {sql_table} WHERE {where}",
                                           params or []).df())
-        for path in self._spool_files():
-            if path.stem.endswith(f"-{sql_table}"):
-                spooled = _read_spool(path)
-                mem = duckdb.connect()
-                mem.register("spooled", spooled)
-                frames.append(mem.execute(f"SELECT * FROM spooled WHERE {where}",
-                                          params or []).df())
-                mem.close()
+        frames.extend(self.spool.rows(sql_table, where, params))
         frames = [f for f in frames if len(f)]
         if not frames:
             return pd.DataFrame()
@@ -333,76 +215,3 @@ class Store:
             if con is None:
                 raise StoreLocked(f"{self.database} is missing or write-locked")
             return con.execute(sql, params or []).df()
-
-
-def _has_table(con: duckdb.DuckDBPyConnection, table: str) -> bool:
-    # fetchall: a result left half-read (fetchone) makes DuckDB 2 refuse the unregister that
-    # follows, so appending an empty frame to an existing table failed.
-    return bool(con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_name = ? "
-        "AND table_catalog = current_database()", [table]
-    ).fetchall()[0][0])
-
-
-def _read_spool(path: Path) -> pd.DataFrame:
-    con = duckdb.connect(str(path), read_only=True)
-    try:
-        return con.execute("SELECT * FROM spooled").df()
-    finally:
-        con.close()
-
-
-def _mode(mode: str, replace_on: tuple[str, ...] | list[str]) -> str:
-    if mode not in ("append", "replace"):
-        raise ValueError(f"mode must be 'append' or 'replace', not {mode!r}")
-    if replace_on:
-        if mode != "append" or not all(c.isidentifier() for c in replace_on):
-            raise ValueError("replace_on takes column names, with mode 'append'")
-        return "upsert." + ".".join(replace_on)
-    return mode
-
-
-def _bind_frame(con: duckdb.DuckDBPyConnection, frame: pd.DataFrame) -> None:
-    con.register("frame", frame)
-
-
-def _write_frame(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame, mode: str) -> None:
-    _bind_frame(con, frame)
-    try:
-        _write_relation(con, table, mode)
-    finally:
-        con.unregister("frame")
-
-
-def _write_relation(con: duckdb.DuckDBPyConnection, table: str, mode: str) -> None:
-    """Write the relation `frame` (a registered frame or a view) into `table`."""
-    if mode == "replace" or not _has_table(con, table):
-        con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM frame")
-        return
-    _add_new_columns(con, table)
-    if mode.startswith("upsert."):
-        cols = mode.split(".")[1:]
-        match = " AND ".join(f't."{c}" IS NOT DISTINCT FROM f."{c}"' for c in cols)
-        con.execute(f"DELETE FROM {table} AS t WHERE EXISTS "
-                    f"(SELECT 1 FROM (SELECT DISTINCT {', '.join(cols)} FROM frame) "
-                    f"AS f WHERE {match})")
-    con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM frame")
-
-
-def _add_new_columns(con: duckdb.DuckDBPyConnection, table: str) -> None:
-    """Columns the frame has and an older file's table lacks (a table grows, never breaks)."""
-    have = {r[0] for r in con.execute(f"DESCRIBE {table}").fetchall()}
-    for name, kind, *_ in con.execute("DESCRIBE SELECT * FROM frame").fetchall():
-        if name not in have:
-            con.execute(f'ALTER TABLE {table} ADD COLUMN "{name}" {kind}')
-
-
-@contextlib.contextmanager
-def _transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
-    con.execute("BEGIN TRANSACTION")
-    try:
-        yield
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
-    con.execute("COMMIT")

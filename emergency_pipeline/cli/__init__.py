@@ -11,7 +11,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
 
     # Each concern registers its own sub-command, so this file stays a table of contents.
-    from emergency_pipeline.cli.coverage import add_parser as add_coverage
+    from emergency_pipeline.cli.e911_coverage import add_parser as add_coverage
     from emergency_pipeline.emulator.cli import add_parser as add_emulator
     from emergency_pipeline.cli.demo import add_parser as add_demo
     from emergency_pipeline.cli.dev import add_parser as add_dev

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dagster import (
-    AssetChecksDefinition, AssetIn, AssetKey, AssetsDefinition, AssetSelection, Config,
+    AssetChecksDefinition, AssetIn, AssetsDefinition, AssetSelection, Config,
     Definitions, DynamicPartitionsDefinition, ScheduleDefinition, SensorDefinition, asset,
     asset_check, define_asset_job, in_process_executor,
 )
@@ -136,7 +136,7 @@ def account_definitions(spec: AccountSpec, templates: Templates) -> Definitions:
     from emergency_pipeline.defs.account_automation import (
         coverage_schedule, inbox_sensor, sheet_schedule,
     )
-    from emergency_pipeline.defs.coverage import COVERAGE_JOB
+    from emergency_pipeline.defs.e911_coverage import COVERAGE_JOB
 
     partitions = (DynamicPartitionsDefinition(name=spec.named(desired_state_sources.name))
                   if spec.prefixed else desired_state_sources)

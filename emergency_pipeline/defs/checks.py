@@ -7,7 +7,6 @@ asset (a dict) from a persistent IO manager, and failed as soon as a second sour
 
 import os
 import warnings
-from datetime import datetime
 from typing import Any
 
 import pandas as pd
@@ -16,7 +15,6 @@ from dagster import (
     asset_check,
 )
 
-from emergency_pipeline.client import TelnyxAPIError
 from emergency_pipeline.client.account_identity import AccountUnknown
 from emergency_pipeline.defs import metadata as md
 from emergency_pipeline.defs.assets import (
@@ -25,12 +23,11 @@ from emergency_pipeline.defs.assets import (
 from emergency_pipeline.defs.partitions import desired_state_sources
 from emergency_pipeline.defs.resources import PipelineStorage, TelnyxResource
 from emergency_pipeline.defs.run_scope import applies
-from emergency_pipeline.applying.read_back import (
-    VERDICTS, agrees, judge_at_snapshot, plan_reads, read_back, snapshot_pages, target_counts,
-    target_of, within_budget,
-)
 from emergency_pipeline.stage_files import StageRef
 from emergency_pipeline.stage_files import query as run_query
+from emergency_pipeline.steps.verification import (
+    CheckOutcome, verify_after_apply, verify_earlier_successes,
+)
 
 # Partitioned checks are a deliberate choice (see above); say so once here rather than warn
 # at every load of the code location.
@@ -127,8 +124,15 @@ WHERE result IN ('failed', 'expired') GROUP BY ALL ORDER BY numbers DESC, error_
 # A share of the snapshot's requests: a read-back costlier than that now is left to the next
 # snapshot (see applying/read_back.py). "inf" reads back every time, 0 never.
 READ_BACK_SHARE = ("EMERGENCY_PIPELINE_READ_BACK_MAX_SHARE", 0.05)
-DISAGREEING_COLUMNS = ["phone_number", "number_id", "target_enabled", "target_address_id",
-                       "live_enabled", "live_address_id"]
+
+
+def _result(outcome: CheckOutcome) -> AssetCheckResult:
+    metadata = dict(outcome.metadata)
+    if outcome.sample is not None:
+        metadata["sample"] = md.table(outcome.sample.head(md.SAMPLE_ROWS))
+    return AssetCheckResult(
+        passed=bool(outcome.passed), metadata=metadata, description=outcome.description,
+        severity=AssetCheckSeverity.WARN if outcome.warn_only else AssetCheckSeverity.ERROR)
 
 
 @asset_check(asset=emergency_operation_outcomes, partitions_def=desired_state_sources,
@@ -141,77 +145,10 @@ def account_agrees_after_apply(context: AssetCheckExecutionContext,
                                emergency_operation_outcomes: StageRef, snapshot: StageRef,
                                telnyx: TelnyxResource,
                                storage: PipelineStorage) -> AssetCheckResult:
-    outcomes = emergency_operation_outcomes
-    # Only the succeeded rows leave the stage file (a tenth of a million-row run at most).
-    done = run_query("SELECT number_id, phone_number, target_enabled, target_address_id, "
-                     "epoch(recorded_at) FROM o.outcomes WHERE result = 'succeeded'",
-                     o=outcomes)
-    if not done:
-        return AssetCheckResult(passed=True, metadata={"checked": 0},
-                                description="no number succeeded in this run: nothing to read back")
-    # A number without an id cannot be read back: it stays unmatched below, so it disagrees.
-    # (The plan submits only numbers the snapshot knows, so none should lack one.)
-    targets = {str(i): target_of(bool(on), a or None)
-               for i, _, on, a, _ in done if i is not None}
-    reads = plan_reads(*target_counts(snapshot, targets))
-    pages = snapshot_pages(snapshot.counts["numbers"])
-    share = _threshold(*READ_BACK_SHARE)
-    account, recorded_at = telnyx.account(storage.safety_store().names), float(done[0][4])
-    rows = [(i, phone, bool(on), a or None) for i, phone, on, a, _ in done if i is not None]
-    cost = {"estimated_requests": reads.requests, "snapshot_requests": pages,
-            "limit": share}
-    if not within_budget(reads.requests, pages, share):
-        storage.ledger().defer_verification(account, outcomes.run_id, recorded_at, rows)
-        context.log.info(f"{len(rows)} numbers left to verify at the next snapshot "
-                         f"({reads.requests} requests now would be over the budget)")
-        wrong = _disagreeing([d for d in done if d[0] is None], {})
-        return AssetCheckResult(
-            passed=not wrong,
-            metadata={"checked": 0, "deferred": len(rows), **cost,
-                      "disagreeing": len(wrong)},
-            description=f"{len(rows)} numbers left to verify at the next snapshot: reading "
-                        f"them back now would take {reads.requests} requests, "
-                        f"{reads.requests / pages:.0%} of the snapshot's (limit {share:.0%})"
-                        + (f"; {_named(wrong)}" if wrong else ""))
-    try:
-        with telnyx.client(context.log) as client:
-            got = read_back(client, targets, reads.listed, context.log)
-    except TelnyxAPIError as exc:
-        # The outcomes are recorded; a read-back the API refuses now is a failed check to
-        # look at, not a failed run.
-        return AssetCheckResult(passed=False, severity=AssetCheckSeverity.WARN,
-                                metadata={"checked": 0, "succeeded": len(done)},
-                                description=f"could not read the account back: {exc}")
-    # Verified now against this run's target: an earlier run's pending row for the same
-    # number is moot.
-    storage.ledger().verified(account, [(r[0], recorded_at) for r in rows])
-    wrong = _disagreeing(done, got.records)
-    return AssetCheckResult(
-        passed=not wrong,
-        metadata={"checked": len(done), "deferred": 0, "disagreeing": len(wrong),
-                  "sample": md.table(pd.DataFrame(wrong[:md.SAMPLE_ROWS],
-                                                  columns=DISAGREEING_COLUMNS)),
-                  "read_back_requests": got.requests, "targets_listed": got.targets_listed,
-                  "read_by_id": got.by_id, **cost},
-        description=None if not wrong else
-        f"{len(wrong)} numbers whose job succeeded do not hold their target, {_named(wrong)}",
-    )
-
-
-def _disagreeing(done: list[tuple], records: dict[str, dict]) -> list[tuple]:
-    """The rows of `done` whose number, as read back, does not hold its target."""
-    wrong = []
-    for i, phone, on, a, *_ in done:
-        live = records.get(str(i)) if i is not None else None
-        if not agrees(live, bool(on), a):
-            live = live or {}
-            wrong.append((phone, i, bool(on), a, live.get("emergency_enabled"),
-                          live.get("emergency_address_id")))
-    return wrong
-
-
-def _named(wrong: list[tuple]) -> str:
-    return "e.g. " + ", ".join(str(w[0]) for w in wrong[:3])
+    return _result(verify_after_apply(
+        emergency_operation_outcomes, snapshot, open_client=lambda: telnyx.client(context.log),
+        ledger=storage.ledger, account=lambda: telnyx.account(storage.safety_store().names),
+        max_share=_threshold(*READ_BACK_SHARE), log=context.log))
 
 
 @asset_check(asset=emergency_account_snapshot, partitions_def=desired_state_sources,
@@ -221,7 +158,6 @@ def _named(wrong: list[tuple]) -> str:
 def earlier_successes_hold(context: AssetCheckExecutionContext,
                            emergency_account_snapshot: StageRef, telnyx: TelnyxResource,
                            storage: PipelineStorage) -> AssetCheckResult:
-    snapshot = emergency_account_snapshot
     try:
         account = telnyx.account(storage.safety_store().names)
     except AccountUnknown as exc:
@@ -229,34 +165,9 @@ def earlier_successes_hold(context: AssetCheckExecutionContext,
         # run can have left anything for this account's ledger to verify under a name.
         return AssetCheckResult(passed=True, severity=AssetCheckSeverity.WARN,
                                 description=f"nothing verified: {exc}")
-    ledger = storage.ledger()
-    # Only the rows recorded before this snapshot began: it cannot show later changes.
-    taken = datetime.fromisoformat(snapshot.info["taken_at"]).timestamp()
-    judged = judge_at_snapshot(snapshot, ledger.to_verify(account, taken))
-    counts = {v: int((judged["verdict"] == v).sum()) for v in VERDICTS}
-    checked = judged[judged["verdict"] != "in_flight"]
-    # A plan-only run only reports: the apply runs own the ledger (they hold the lease).
-    forgotten = ledger.verified(account, zip(checked["number_id"], checked["recorded_at"])) \
-        if applies(context) and len(checked) else 0
-    wrong = judged[judged["verdict"] == "disagreeing"]
-    return AssetCheckResult(
-        passed=wrong.empty, severity=AssetCheckSeverity.WARN,
-        metadata={"pending": len(judged), **counts, "forgotten": forgotten,
-                  "sample": md.table(wrong[DISAGREEING_COLUMNS].head(md.SAMPLE_ROWS))},
-        description=_hold_description(counts, wrong),
-    )
-
-
-def _hold_description(counts: dict[str, int], wrong: pd.DataFrame) -> str:
-    pending = sum(counts.values())
-    if not pending:
-        return "no earlier success left to verify"
-    said = ", ".join(f"{n} {v.replace('_', ' ')}" for v, n in counts.items() if n)
-    if wrong.empty:
-        return f"{pending} numbers earlier runs left to verify: {said}"
-    return (f"{len(wrong)} of {pending} numbers whose job succeeded in an earlier run do not "
-            "hold their target now, e.g. " + ", ".join(wrong["phone_number"].head(3).astype(str))
-            + f" ({said})")
+    return _result(verify_earlier_successes(emergency_account_snapshot,
+                                            ledger=storage.ledger(), account=account,
+                                            applies=applies(context)))
 
 
 def all_checks() -> list[Any]:

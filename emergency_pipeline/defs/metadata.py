@@ -11,12 +11,12 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pandas as pd
 from dagster import AssetExecutionContext, MetadataValue, TableColumn, TableRecord, TableSchema
 
+from emergency_pipeline.analytics.table_columns import COLUMNS
 from emergency_pipeline.planning import report as plan_report
-from emergency_pipeline.stage_files import StageRef, attached, spill_early
+from emergency_pipeline.stage_files import StageRef
 from emergency_pipeline.stage_files import query as run_query
 
 OWNERS = ["team:operations"]
@@ -26,124 +26,6 @@ SAMPLE_ROWS = 20
 PLAN_GROUPS_SHOWN = 50
 # Numbers named per plan group in the UI (the CLI names 10): the cell stays one short line.
 PLAN_NUMBERS_SHOWN = 3
-
-# (name, Dagster type, description) of the table each asset writes for people to query.
-_STAMP = [("run_id", "string", "the Dagster run that wrote the row"),
-          ("source", "string", "the desired-state source (the partition key)")]
-_SOURCE_ROW = [("source_file", "string", "the file the row came from"),
-               ("source_row", "int", "its row in that file (1 = the header)")]
-COLUMNS = {
-    "desired_settings": [
-        *_SOURCE_ROW,
-        ("phone_number", "string", "E.164, when the row gave a number"),
-        ("number_id", "string", "Telnyx number id, when the row gave one"),
-        ("emergency_enabled", "bool", "E911 on (true) or off"),
-        ("emergency_address_id", "string", "the address id the row gave"),
-        ("extras", "string", "the row's other columns, as JSON"),
-        ("address_fields", "string", "the address the row gave by its fields, as JSON"),
-        ("address_columns", "string", "the sheet's columns those fields came from"),
-        *_STAMP],
-    "numbers": [
-        ("id", "string", "Telnyx number id"),
-        ("phone_number", "string", "E.164"),
-        ("status", "string", "the number's status (active, port-pending, ...)"),
-        ("emergency_enabled", "bool", "E911 on now"),
-        ("emergency_address_id", "string", "its E911 address now"),
-        ("emergency_status", "string", "active, provisioning, deprovisioning, disabled, ...")],
-    "address_resolutions": [
-        *_STAMP,
-        ("address_key", "string", "the address normalised (what rows are grouped by)"),
-        ("address_given", "string", "the address as the sheet gave it"),
-        ("status", "string", "matched, matched_by_id, created, adopted, would_create, "
-                             "ambiguous, invalid, disagrees, failed"),
-        ("address_id", "string", "the id used (a new-address-... placeholder when planned)"),
-        ("candidates", "string", "the account's addresses it could be, when ambiguous"),
-        ("rows", "int", "sheet rows giving this address"),
-        ("phone_numbers", "string", "their numbers"),
-        ("errors", "string", "Telnyx's validation errors"),
-        ("suggested", "string", "Telnyx's suggested correction"),
-        ("detail", "string", "what was done and why"),
-        ("recorded_at", "datetime", "when it was recorded")],
-    "emergency_plan": [
-        *_SOURCE_ROW,
-        ("phone_number", "string", "E.164"),
-        ("number_id", "string", "Telnyx number id"),
-        ("identifier", "string", "what the job sends: the id or the E.164 number"),
-        ("id_kind", "string", "id or e164"),
-        ("target_enabled", "bool", "E911 on (true) or off after the change"),
-        ("target_address_id", "string", "the address id after the change"),
-        ("address_given", "string", "the address as the sheet gave it"),
-        ("current_enabled", "bool", "E911 on now"),
-        ("current_address_id", "string", "its address now"),
-        ("current_emergency_status", "string", "its emergency_status now"),
-        ("number_status", "string", "the number's status now"),
-        ("action", "string", "enable, disable, change_address, noop or skip"),
-        ("reason", "string", "why (skips)"),
-        ("extras", "string", "the row's other columns, as JSON"),
-        ("planned_at", "datetime", "when it was planned"),
-        *_STAMP],
-    "emergency_jobs": [
-        ("batch_id", "string", "the batch (a hash of its target and numbers)"),
-        ("job_id", "string", "Telnyx's job id"),
-        ("state", "string", "the batch in the ledger: closed, open, abandoned, ..."),
-        ("job_status", "string", "pending, in_progress, completed, failed, expired"),
-        ("numbers", "int", "numbers in the batch"),
-        ("emergency_enabled", "bool", "the batch's target: E911 on or off"),
-        ("emergency_address_id", "string", "the batch's target address"),
-        *_STAMP,
-        ("recorded_at", "datetime", "when it was recorded")],
-    "operation_outcomes": [
-        *_STAMP, *_SOURCE_ROW,
-        ("phone_number", "string", "E.164"),
-        ("number_id", "string", "Telnyx number id"),
-        ("action", "string", "what was planned"),
-        ("target_enabled", "bool", "the target: E911 on or off"),
-        ("target_address_id", "string", "the target address id"),
-        ("result", "string", "succeeded, failed, pending, expired, unchanged, skipped, "
-                             "planned or rejected"),
-        ("reason", "string", "why (skips, rejections)"),
-        ("batch_id", "string", "the batch it was sent in"),
-        ("job_id", "string", "Telnyx's job id"),
-        ("job_status", "string", "the job's status at the end of the run"),
-        ("error_code", "string", "Telnyx's error code"),
-        ("error_title", "string", "Telnyx's error title"),
-        ("error_detail", "string", "Telnyx's error detail"),
-        ("error_pointer", "string", "what the error points at (source.pointer)"),
-        ("extras", "string", "the row's other columns, as JSON"),
-        ("planned_at", "datetime", "when it was planned"),
-        ("submitted_at", "datetime", "when its job was submitted"),
-        ("finished_at", "datetime", "when its job ended"),
-        ("recorded_at", "datetime", "when the row was recorded"),
-        ("address_given", "string", "the address as the sheet gave it"),
-        ("enabled_before", "bool", "E911 on before the change (the run's snapshot)"),
-        ("address_id_before", "string", "its address id before the change"),
-        ("applied", "bool", "the run applied (false: it only planned)"),
-        ("account", "string", "the account (TELNYX_ACCOUNT, else the API's host)")],
-    "e911_coverage": [
-        ("account", "string", "the account (TELNYX_ACCOUNT, else the API's host)"),
-        ("run_id", "string", "the coverage run that read the account"),
-        ("taken_at", "datetime", "when the account was read"),
-        ("number_id", "string", "Telnyx number id"),
-        ("phone_number", "string", "E.164"),
-        ("status", "string", "the number's status (active, port-pending, ...)"),
-        ("emergency_enabled", "bool", "E911 on now"),
-        ("emergency_status", "string", "active, provisioning, deprovisioning, disabled, ..."),
-        ("emergency_address_id", "string", "its E911 address now"),
-        ("address", "string", "that address as text"),
-        ("address_validated", "bool", "the address's validate_address (false: created "
-                                      "without validation for emergency use; NULL: not said)"),
-        ("managed_by", "string", "the desired-state sources whose latest run has the number"),
-        ("last_applied_enabled", "bool", "the target an applied run last set or found so"),
-        ("last_applied_address_id", "string", "... its address"),
-        ("last_applied_at", "datetime", "when that result was recorded"),
-        ("last_applied_run", "string", "the run that applied it"),
-        ("last_result", "string", "its latest result in an applied run"),
-        ("last_result_at", "datetime", "when that result was recorded"),
-        ("active_without_e911", "bool", "status active and E911 off"),
-        ("unmanaged", "bool", "no desired-state source has it"),
-        ("drift", "bool", "E911 or its address differs from the last applied target"),
-        ("address_not_validated", "bool", "its E911 address says validate_address false")],
-}
 
 
 def column_schema(table: str) -> TableSchema:
@@ -304,38 +186,13 @@ def batches_table(batches: "pd.DataFrame | list[Any]") -> MetadataValue:
     return table(shown, descriptions=BATCH_TABLE, kinds={"enabled": "bool"})
 
 
-def plan_full_list(plan: StageRef, addresses: pd.DataFrame | None, database: str,
-                   run_id: str) -> dict[str, Any]:
-    """The whole plan as CSV next to the analytics file (where `emergency-pipeline run` puts
-    it too: plan_report.full_list's columns and order), written by DuckDB from the stage file;
-    where the folder is not writable, the SQL gives the same rows."""
-    path = plan_report.plan_csv_path(database, run_id)
-    texts = pd.DataFrame(list(plan_report.address_texts(addresses).items()),
-                         columns=["id", "text"])
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".csv.tmp")
-        with attached({"texts": texts}, p=plan) as con:
-            spill_early(con)
-            con.execute(f"COPY ({FULL_LIST_SQL}) TO '{tmp}' (HEADER)")
-        tmp.replace(path)
-    except (OSError, duckdb.IOException):
+def plan_full_list(full_list: Path | None, database: str, run_id: str) -> dict[str, Any]:
+    """The plan's CSV (planning/full_list.py), or where it could not be written the SQL that
+    gives the same rows."""
+    if full_list is None:
         return {"full_list": MetadataValue.text(
             f"{database_path(database)}: {plan_report.plan_sql(run_id)}")}
-    return {"full_list": MetadataValue.path(str(path))}
-
-
-FULL_LIST_SQL = """
-SELECT action, phone_number, number_id, target_enabled, target_address_id,
-    CASE WHEN NOT coalesce(target_enabled, false) OR target_address_id IS NULL THEN ''
-         ELSE coalesce(t.text, address_given, 'not an address of the account')
-    END AS target_address,
-    reason, current_enabled, current_address_id, address_given, source_file, source_row, extras
-FROM p.plan LEFT JOIN texts t ON t.id = target_address_id
-ORDER BY CASE action WHEN 'enable' THEN 0 WHEN 'change_address' THEN 1 WHEN 'disable' THEN 2
-                     WHEN 'skip' THEN 3 WHEN 'noop' THEN 4 ELSE 5 END,
-         target_address_id NULLS LAST, phone_number NULLS LAST
-"""
+    return {"full_list": MetadataValue.path(str(full_list))}
 
 
 def plan_list_of_run(database: str, run_id: str) -> dict[str, Any]:

@@ -1,5 +1,5 @@
 """Changes behind the pipeline's back, as someone in the Telnyx portal would make them: the
-emulator's control routes for tests and demos (loopback only; see server.py).
+emulator's control routes for tests and demos (loopback only; see control_routes.py).
 
     PATCH /_emulator/numbers/{id or E.164}  {"emergency_enabled": bool,
                                              "emergency_address_id": str | null,

@@ -13,8 +13,9 @@ from emergency_pipeline.emulator.clock import EmulatorClock
 from emergency_pipeline.emulator.conformance import SpecCheck
 from emergency_pipeline.emulator.faults import FaultInjector, Faults
 from emergency_pipeline.emulator.organization import Organization
-from emergency_pipeline.emulator.server import App, JobPost, Server
+from emergency_pipeline.emulator.http_server import Server
 from emergency_pipeline.emulator.shape import Shape, as_shape
+from emergency_pipeline.emulator.telnyx_routes import App, JobPost
 from emergency_pipeline.emulator.engine import RateLimiter, Engine
 
 # Accepted when neither api_key nor TELNYX_API_KEY is given; it opens nothing but the emulator.

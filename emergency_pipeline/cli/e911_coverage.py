@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     from dagster import DagsterInstance
 
     from emergency_pipeline.definitions import defs
-    from emergency_pipeline.defs.coverage import COVERAGE_JOB
+    from emergency_pipeline.defs.e911_coverage import COVERAGE_JOB
     from emergency_pipeline.launch import AccountNotChosen, account_job_name
     from emergency_pipeline.cli.run_report import _open_instance
 

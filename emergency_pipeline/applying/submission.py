@@ -17,7 +17,7 @@ job POST. The safety rules carried out here, a part for each:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from datetime import datetime
 from typing import Any
 
@@ -62,8 +62,7 @@ class BatchSummary:
     emergency_address_id: str | None
 
 
-BATCH_COLUMNS = ["batch_id", "job_id", "state", "job_status", "numbers", "emergency_enabled",
-                 "emergency_address_id"]
+BATCH_COLUMNS = [f.name for f in fields(BatchSummary)]
 
 
 def batches_frame(batches: Sequence[BatchSummary]) -> pd.DataFrame:
@@ -118,7 +117,8 @@ def _not_blocked(batches: Sequence[Batch], blocked: frozenset[str], aliases: dic
         for ident in held:
             results.leave_alone(ident, "in an earlier run's batch whose job POST got no answer "
                                        "yet; left alone until its job can appear")
-        rest = [i for i in batch.identifiers if i not in set(held)]
+        left = set(held)
+        rest = [i for i in batch.identifiers if i not in left]
         if rest:
             todo.append(batch if not held else batch_of(
                 rest, batch.emergency_enabled, batch.emergency_address_id, batch.id_kind,

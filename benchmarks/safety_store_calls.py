@@ -25,8 +25,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from pg_server import PgServer  # noqa: E402
 
+from emergency_pipeline.applying.number_result import NumberResult  # noqa: E402
 from emergency_pipeline.planning.batching import batch_of  # noqa: E402
-from emergency_pipeline.safety_store import held, open_safety_store  # noqa: E402
+from emergency_pipeline.safety_store import BatchClose, held, open_safety_store  # noqa: E402
 
 ACCOUNT = "http://127.0.0.1:8080/v2#0123456789abcdef"
 
@@ -59,9 +60,9 @@ def one_run(url: str, batches: int, per_batch: int, wave_size: int) -> dict[str,
                   [((run, b.batch_id), f"job-{b.batch_id}", "pending", None) for b in wave],
                   by_run=run)
             timed("close (with results)", ledger.close,
-                  [((run, b.batch_id), "finished", f"job-{b.batch_id}", "success",
-                    [{"identifier": i, "result": "applied", "finished_at": "t"}
-                     for i in b.identifiers]) for b in wave], by_run=run)
+                  [BatchClose((run, b.batch_id), "finished", f"job-{b.batch_id}", "success",
+                              [NumberResult(i, "applied", finished_at="t")
+                               for i in b.identifiers]) for b in wave], by_run=run)
         mine = timed("batches_of_run", ledger.batches_of_run, run)
         timed("mark_published", ledger.mark_published, [b.key for b in mine])
         timed("unpublished", ledger.unpublished, ACCOUNT, exclude_run=run)

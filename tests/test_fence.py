@@ -100,8 +100,8 @@ def test_a_takeover_from_a_live_holder_waits_out_its_late_posts(tmp_path: Path) 
                 snapshot_at=datetime.now(timezone.utc), aliases={}, log=log,
                 settings=Settings(follow_timeout_seconds=10, poll_seconds=0.1), fence=hold)
         # The paused holder's numbers are left alone; the rest went through.
-        assert {done.results[n]["result"] for n in numbers[:3]} == {"skipped"}
-        assert {done.results[n]["result"] for n in numbers[3:]} == {"succeeded"}
+        assert {done.results[n].result for n in numbers[:3]} == {"skipped"}
+        assert {done.results[n].result for n in numbers[3:]} == {"succeeded"}
         (kept,) = store.ledger.batches_of_run("paused")
         assert kept.state == "unanswered" and kept.sent_by is not None
         assert abs((kept.sent_by - took.at).total_seconds()) < 1e-3
@@ -132,9 +132,9 @@ def test_the_pre_wave_check_uses_telnyx_clock(tmp_path: Path, skew: float) -> No
                 aliases={}, settings=Settings(follow_timeout_seconds=0), log=log, fence=hold)
         assert done.taken_out == 4
         for n in numbers[:4]:
-            assert done.results[n]["result"] == "skipped"
-            assert their_job in done.results[n]["reason"]
-        assert {done.results[n]["result"] for n in numbers[4:]} == {"pending"}
+            assert done.results[n].result == "skipped"
+            assert their_job in done.results[n].reason
+        assert {done.results[n].result for n in numbers[4:]} == {"pending"}
         assert each_number_in_one_job(emu)
 
 
@@ -191,6 +191,6 @@ def test_a_late_job_is_adopted_not_sent_again_whatever_telnyx_clock(
                 snapshot_at=datetime.now(timezone.utc), aliases={}, log=log,
                 settings=Settings(follow_timeout_seconds=20, poll_seconds=0.1), fence=hold)
         assert emu.stats()["jobs_created"] == 1 and done.adopted == 1
-        assert {done.results[n]["result"] for n in numbers} == {"succeeded"}
+        assert {done.results[n].result for n in numbers} == {"succeeded"}
         (closed,) = ledger.batches_of_run("ours")
         assert closed.state == "finished"

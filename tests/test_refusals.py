@@ -83,10 +83,10 @@ def test_unowned_numbers_fail_and_the_others_go_through(tmp_path, shape):
         posts = emu.stats()["by_route"]["POST /v2/phone_numbers/jobs/update_emergency_settings"]
     for n in foreign:
         r = results[n]
-        assert (r["result"], r["error_code"]) == ("failed", "10015")
-        assert r["error_detail"] == "You must own every number in the bulk request"
-        assert r.get("job_id") is None
-    assert {results[n]["result"] for n in mine} == {"succeeded"}
+        assert (r.result, r.error_code) == ("failed", "10015")
+        assert r.error_detail == "You must own every number in the bulk request"
+        assert r.job_id is None
+    assert {results[n].result for n in mine} == {"succeeded"}
     # Bounded: the pointers need one more POST; halving 64 with 2 bad numbers at most
     # 2 * 2 * log2(64) = 24 more.
     if shape == "pointers":
@@ -103,5 +103,5 @@ def test_an_unknown_address_fails_every_number_the_same_way(tmp_path, shape):
         results, _ = _apply(emu, tmp_path, batch_of(mine, True, "1999999999999999999", "e164"))
         posts = emu.stats()["by_route"]["POST /v2/phone_numbers/jobs/update_emergency_settings"]
     assert posts == 1                      # nothing to narrow down: it concerns them all
-    assert {(results[n]["result"], results[n]["error_code"], results[n]["error_pointer"])
+    assert {(results[n].result, results[n].error_code, results[n].error_pointer)
             for n in mine} == {("failed", "10015", "/emergency_address_id")}

@@ -6,9 +6,10 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from emergency_pipeline.applying.number_result import NumberResult
 from emergency_pipeline.planning.batching import batch_of
 from emergency_pipeline.safety_store import (
-    OPEN_STATES, LeaseLost, held, open_safety_store,
+    OPEN_STATES, BatchClose, LeaseLost, held, open_safety_store,
 )
 
 ACCOUNT = "http://127.0.0.1:8080/v2#0123456789abcdef"
@@ -55,13 +56,16 @@ def test_a_batch_through_its_states(store):
     assert {b.key for b in ledger.open_batches(ACCOUNT)} == set(keys[:2])
     assert ledger.job_ids(ACCOUNT) == {"job-1"} and ledger.job_ids(OTHER) == set()
 
-    results = [{"identifier": i, "result": "applied", "job_id": "job-1", "finished_at": "t"}
+    results = [NumberResult(i, "applied", job_id="job-1", finished_at="t")
                for i in states[keys[0]].batch.identifiers]
-    ledger.close([(keys[0], "finished", "job-1", "success", results)], by_run="run-b")
-    ledger.close([(keys[0], "finished", "job-1", "success", results)], by_run="run-b")  # again
+    ledger.close([BatchClose(keys[0], "finished", "job-1", "success", results)], by_run="run-b")
+    ledger.close([BatchClose(keys[0], "finished", "job-1", "success", results)],
+                 by_run="run-b")  # again
     got = ledger.results([keys[0]])
-    assert [r["identifier"] for r in got] == sorted(states[keys[0]].batch.identifiers)
-    assert got[0]["result"] == "applied" and got[0]["reason"] is None
+    assert [r.identifier for r in got] == sorted(states[keys[0]].batch.identifiers)
+    assert got[0].result == "applied" and got[0].reason is None
+    assert (got[0].job_id, got[0].finished_at, got[0].run_id, got[0].batch_id) == (
+        "job-1", "t", *keys[0])
     assert [b.key for b in ledger.unpublished(ACCOUNT, exclude_run="run-b")] == [keys[0]]
     assert ledger.unpublished(ACCOUNT, exclude_run="run-a") == []
     ledger.mark_published([keys[0]])
@@ -221,7 +225,7 @@ def test_an_old_ledger_file_is_imported_once(store, tmp_path):
     (still_open,) = ledger.open_batches(ACCOUNT)
     assert still_open.key == ("killed", wave[1].batch_id) and still_open.outcomes_db == OUT
     assert still_open.batch == wave[1]
-    assert [r["result"] for r in ledger.results([("killed", wave[0].batch_id)])] == ["applied"]
+    assert [r.result for r in ledger.results([("killed", wave[0].batch_id)])] == ["applied"]
     assert [r["number_id"] for r in ledger.to_verify(ACCOUNT, 1e12)] == ["9"]
     assert ledger.open_address_intents(ACCOUNT) == {"place"}
     # An old file's batch already in the store (a row written since) is kept as it is.

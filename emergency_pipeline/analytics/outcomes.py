@@ -4,7 +4,7 @@ Results: succeeded, failed, pending, expired (from jobs); unchanged (noop); skip
 the plan's reason); planned (a plan-only run); rejected (a bad spreadsheet row).
 
 OUTCOMES_SQL reads four relations: `plan` (the plan stage), `results` (per identifier, what
-its job or the submission said: applying/submission.py), `rejected` (the rows the desired state and
+its job or the submission said: applying/number_result.py), `rejected` (the rows the desired state and
 the address resolution rejected, one row per problem) and `params` (one row: run_id,
 source, applied, account, recorded_at). Each row carries the number's setting before the
 change, as the run's snapshot read it (enabled_before, address_id_before). A number's result is looked up by the plan's identifier,

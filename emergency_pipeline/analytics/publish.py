@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -22,13 +22,16 @@ from emergency_pipeline.stage_files import StageRef
 from emergency_pipeline.safety_store import Ledger, LedgerBatch
 from emergency_pipeline.analytics.store import Store
 
+if TYPE_CHECKING:
+    from emergency_pipeline.applying.number_result import NumberResult
 
-def orphan_outcomes(batch: LedgerBatch, results: list[dict[str, Any]], by_run: str,
+
+def orphan_outcomes(batch: LedgerBatch, results: list[NumberResult], by_run: str,
                     recorded_at: datetime, account_label: str | None = None) -> pd.DataFrame:
     """Outcome rows of a batch whose run stopped before recording them (pure)."""
     rows = []
     for r in results:
-        ident = r["identifier"]
+        ident = r.identifier
         by_e164 = batch.batch.id_kind == "e164"
         note = f"recorded by run {by_run} after the submitting run stopped"
         rows.append({
@@ -36,13 +39,13 @@ def orphan_outcomes(batch: LedgerBatch, results: list[dict[str, Any]], by_run: s
             "phone_number": ident if by_e164 else None, "number_id": None if by_e164 else ident,
             "target_enabled": batch.batch.emergency_enabled,
             "target_address_id": batch.batch.emergency_address_id,
-            "result": r.get("result"),
-            "reason": "; ".join(filter(None, [r.get("reason"), note])),
-            "batch_id": batch.batch.batch_id, "job_id": r.get("job_id") or batch.job_id,
-            "job_status": r.get("job_status"), "error_code": r.get("error_code"),
-            "error_title": r.get("error_title"), "error_detail": r.get("error_detail"),
-            "error_pointer": r.get("error_pointer"), "submitted_at": batch.submitted_at,
-            "finished_at": pd.to_datetime(r.get("finished_at"), utc=True, errors="coerce"),
+            "result": r.result,
+            "reason": "; ".join(filter(None, [r.reason, note])),
+            "batch_id": batch.batch.batch_id, "job_id": r.job_id or batch.job_id,
+            "job_status": r.job_status, "error_code": r.error_code,
+            "error_title": r.error_title, "error_detail": r.error_detail,
+            "error_pointer": r.error_pointer, "submitted_at": batch.submitted_at,
+            "finished_at": pd.to_datetime(r.finished_at, utc=True, errors="coerce"),
             "recorded_at": recorded_at, "applied": True, "account": account_label,
         })
     frame = pd.DataFrame(rows, columns=COLUMNS).astype(object)

@@ -22,12 +22,15 @@ from __future__ import annotations
 import math
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from emergency_pipeline.telnyx_contract import MAX_PAGE_SIZE
 from emergency_pipeline.stage_files import StageRef, attached
+
+if TYPE_CHECKING:
+    from emergency_pipeline.applying.number_result import NumberResult
 
 FIELDS = ("id", "emergency_enabled", "emergency_address_id")
 # The spec's value of filter[emergency_address_id] for numbers with no emergency address.
@@ -175,7 +178,7 @@ def read_back(client: Any, targets: Mapping[str, str | None], listed: Collection
 
 # -- successes of earlier runs' jobs, seen to their end by a later run -------------------------
 
-def resumed_successes(results: Mapping[str, Mapping[str, Any]], run_id: str,
+def resumed_successes(results: Mapping[str, NumberResult], run_id: str,
                       snapshot: StageRef | str) -> dict[str, list[tuple]]:
     """The numbers whose earlier run's job this run followed to success, as defer_verification
     takes them, per earlier run: (number_id, phone_number, target_enabled, target_address_id).
@@ -183,8 +186,8 @@ def resumed_successes(results: Mapping[str, Mapping[str, Any]], run_id: str,
     its own rows, so they wait for the next snapshot. A number the snapshot does not know is
     left out (it cannot be verified by id)."""
     done = [(ident, r) for ident, r in results.items()
-            if r.get("run_id") not in (None, run_id) and r.get("result") == "succeeded"
-            and r.get("job_target_enabled") is not None]
+            if r.run_id not in (None, run_id) and r.result == "succeeded"
+            and r.job_target_enabled is not None]
     if not done:
         return {}
     frame = pd.DataFrame({"identifier": [i for i, _ in done]}, dtype="string")
@@ -197,9 +200,9 @@ def resumed_successes(results: Mapping[str, Mapping[str, Any]], run_id: str,
     for ident, r in done:
         if ident in ids:
             number_id, phone = ids[ident]
-            enabled = bool(r["job_target_enabled"])
-            out.setdefault(r["run_id"], []).append(
-                (number_id, phone, enabled, r.get("job_target_address_id") if enabled else None))
+            enabled = bool(r.job_target_enabled)
+            out.setdefault(r.run_id, []).append(
+                (number_id, phone, enabled, r.job_target_address_id if enabled else None))
     return out
 
 

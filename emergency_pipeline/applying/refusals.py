@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
+from emergency_pipeline.client.errors import ApiError
 from emergency_pipeline.planning.batching import Batch, batch_of
 
 # Extra job POSTs one run may spend narrowing down refused batches.
@@ -26,7 +26,7 @@ _ABOUT_THE_LIST = "/phone_numbers"
 
 @dataclass(frozen=True)
 class Narrowed:
-    refused: dict[str, Any]          # identifier -> the error it ends `failed` with (or None)
+    refused: dict[str, ApiError | None]   # identifier -> the error it ends `failed` with
     resend: tuple[Batch, ...]        # to submit again, first, in this order
 
     @property
@@ -34,10 +34,11 @@ class Narrowed:
         return len(self.resend)
 
 
-def narrow_refusal(batch: Batch, errors: Sequence[Any],
-                   by_number: Mapping[str, Sequence[Any]], splits_left: int) -> Narrowed:
-    """`errors`: every error of the 422 (objects with `.pointer`); `by_number`: those that
-    point at one number, by identifier (client.errors.errors_by_number)."""
+def narrow_refusal(batch: Batch, errors: Sequence[ApiError],
+                   by_number: Mapping[str, Sequence[ApiError]], splits_left: int) -> Narrowed:
+    """`errors`: every error of the 422; `by_number`: those that point at one number, by
+    identifier (client.errors.errors_by_number). A refused number's error is None when the
+    answer had no error body."""
     def part(idents: Sequence[str]) -> Batch:
         return batch_of(idents, batch.emergency_enabled, batch.emergency_address_id,
                         batch.id_kind)

@@ -12,7 +12,6 @@ An apply run holds the account lease from the snapshot to the outcomes (run_scop
 # No `from __future__ import annotations` in Dagster modules: Dagster reads the annotations
 # (config classes, inputs) at definition time.
 from datetime import datetime, timezone
-from pathlib import Path
 
 import pandas as pd
 from dagster import AssetExecutionContext, Config, Failure, asset
@@ -21,12 +20,6 @@ from pydantic import Field
 
 from emergency_pipeline.addressing.fields import ContactDefaults
 from emergency_pipeline.addressing.resolution import Resolution, is_placeholder, resolve_addresses
-from emergency_pipeline.analytics.outcomes import RESULT_FIELDS
-from emergency_pipeline.analytics.publish import publish_orphans
-from emergency_pipeline.applying.read_back import resumed_successes
-from emergency_pipeline.applying.submission import (
-    RunIdentity, Settings, Submission, submit_and_follow,
-)
 from emergency_pipeline.defs import metadata as md
 from emergency_pipeline.defs.partitions import desired_state_sources
 from emergency_pipeline.defs.resources import PipelineStorage, TelnyxResource, store_at, store_for
@@ -34,18 +27,15 @@ from emergency_pipeline.defs.run_scope import (
     account_lease, applies, mark_and_sweep, run_context, stamp, step_failures, tables,
 )
 from emergency_pipeline.one_line_errors import failures_explained
-from emergency_pipeline.planning.batching import other_names, plan_batches
-from emergency_pipeline.planning.disable_guard import SafetyGuardError, check_disable_guard
-from emergency_pipeline.safety_store import Ledger
 from emergency_pipeline.stage_files import StageRef, attach, attached
 from emergency_pipeline.steps.account_snapshot import take_snapshot
 from emergency_pipeline.steps.desired_settings import SheetOptions, read_desired_state
 from emergency_pipeline.steps.operation_outcomes import RunStages, record_outcomes
 from emergency_pipeline.steps.settings_plan import plan_changes
+from emergency_pipeline.steps.update_jobs import ApplySettings, update_jobs
 from emergency_pipeline.telnyx_contract import DEFAULT_MAX_JOBS_IN_FLIGHT
 
 GROUP = "emergency"
-RESULT_COLUMNS = ["identifier", *RESULT_FIELDS]
 
 
 class DesiredStateConfig(Config):
@@ -226,16 +216,6 @@ def emergency_settings_plan(context: AssetExecutionContext,
     return done.ref
 
 
-def _defer_resumed_successes(context: AssetExecutionContext, ledger: Ledger,
-                             run: RunIdentity, done: Submission, snapshot: StageRef) -> None:
-    """Earlier runs' jobs this run saw succeed: left to the next snapshot to verify."""
-    now = _now().timestamp()
-    for earlier, rows in resumed_successes(done.results, run.run_id, snapshot).items():
-        ledger.defer_verification(run.account, earlier, now, rows)
-        context.log.info(f"{len(rows)} numbers whose job of run {earlier} succeeded in this "
-                         "run are left to verify at the next snapshot")
-
-
 @asset(group_name=GROUP, partitions_def=desired_state_sources,
        **md.asset_args("emergency_jobs", {"telnyx", "duckdb"}, telnyx="write"))
 def emergency_update_jobs(context: AssetExecutionContext, config: ApplyConfig,
@@ -245,76 +225,26 @@ def emergency_update_jobs(context: AssetExecutionContext, config: ApplyConfig,
                           storage: PipelineStorage) -> StageRef:
     """Batches submitted as update_emergency_settings jobs (when applying), followed to the
     end; every batch recorded in the ledger before its POST, closed with its results."""
-    apply = applies(context)
-    with attached(p=emergency_settings_plan) as con:
-        batches = plan_batches(con, "p.plan", max_size=config.max_batch_size)
-        aliases = other_names(con, "p.plan") if apply else {}
-    if apply and any(is_placeholder(b.emergency_address_id) for b in batches):
-        # Cannot be configured (one switch for the run): a bug, never sent.
-        raise Failure(description="some numbers target addresses the resolution did not "
-                      "create: nothing submitted; report this with the run id")
-    try:
-        check_disable_guard(emergency_settings_plan.counts.get("action_disable", 0),
-                            emergency_account_snapshot.counts["numbers"],
-                            config.max_disable_count, config.max_disable_share,
-                            allow=config.allow_mass_disable)
-    except SafetyGuardError as exc:
-        if apply:
-            raise Failure(description=str(exc)) from None
-        context.log.warning(f"an apply run would be refused: {exc}")
-    if not apply:
-        context.log.info(f"plan-only run: {len(batches)} batch(es) not submitted (apply them "
-                         "with --apply, or the run tag emergency_pipeline/apply: <account>)")
-        ref = tables(context, storage).write(
-            "submission", {"results": pd.DataFrame(columns=RESULT_COLUMNS).astype(str)},
-            counts={"batches_planned": len(batches)}, info={"applied": False, "errors": []})
-        context.add_output_metadata({
-            "applied": False, "batches_planned": len(batches),
-            **md.stage(context, duckdb.database, ref, 0, "emergency_jobs",
-                       also=["emergency_plan"]),
-            **md.plan_list_of_run(duckdb.database, context.run.run_id),
-            "batches": md.batches_table(batches),
-        })
-        return ref
-    with account_lease(context, telnyx, storage) as hold, \
-            failures_explained(telnyx.base_url), telnyx.client(context.log) as client:
-        # Absolute: a run that resumes this one from another working folder must find it.
-        run = RunIdentity(context.run.run_id, hold.holder.account, context.partition_key,
-                          str(Path(duckdb.database).resolve()))
-        ledger = storage.ledger()
-        done = submit_and_follow(
-            client, ledger, run, batches,
-            snapshot_at=datetime.fromisoformat(emergency_account_snapshot.info["taken_at"]),
-            aliases=aliases, log=context.log, fence=hold,
-            settings=Settings(max_jobs_in_flight=config.max_jobs_in_flight,
-                              wave_size=config.wave_size,
-                              follow_timeout_seconds=config.follow_timeout_seconds))
-        publish_orphans(ledger, run.account, run.run_id, context.log, store_at,
-                        own_db=run.outcomes_db, account_label=telnyx.account_label())
-        _defer_resumed_successes(context, ledger, run, done, emergency_account_snapshot)
-    results = pd.DataFrame(list(done.results.values()), columns=RESULT_COLUMNS)
-    jobs = pd.DataFrame(done.batches, columns=["batch_id", "job_id", "state", "job_status",
-                                               "numbers", "emergency_enabled",
-                                               "emergency_address_id"])
-    counts = {"batches_planned": len(batches), "jobs": int(jobs["job_id"].notna().sum()),
-              "batches_resumed_from_earlier_runs": done.resumed,
-              "jobs_adopted": done.adopted, "batches_abandoned": done.abandoned,
-              "numbers_left_to_others_jobs": done.taken_out,
-              **{f"batches_{s}": int(n) for s, n in jobs["state"].value_counts().items()}}
-    ref = tables(context, storage).write("submission", {"results": results, "batches": jobs},
-                                       counts=counts,
-                                       info={"applied": True, "errors": done.errors})
-    if len(jobs):
-        store_for(duckdb).write("emergency_jobs", stamp(jobs, context).assign(
-            recorded_at=_now()))
+    run = run_context(context, telnyx, duckdb, storage)
+    with step_failures(run), account_lease(context, telnyx, storage) as hold:
+        done = update_jobs(run, hold, emergency_settings_plan, emergency_account_snapshot,
+                           settings=ApplySettings(
+                               max_batch_size=config.max_batch_size,
+                               max_disable_count=config.max_disable_count,
+                               max_disable_share=config.max_disable_share,
+                               allow_mass_disable=config.allow_mass_disable,
+                               follow_timeout_seconds=config.follow_timeout_seconds,
+                               max_jobs_in_flight=config.max_jobs_in_flight,
+                               wave_size=config.wave_size))
     context.add_output_metadata({
-        "applied": True, **counts,
-        **md.stage(context, duckdb.database, ref, len(jobs), "emergency_jobs",
-                   also=["emergency_plan", "operation_outcomes"]),
+        "applied": done.applied, **done.counts,
+        **md.stage(context, duckdb.database, done.ref, done.history_rows, "emergency_jobs",
+                   also=["emergency_plan", "operation_outcomes"] if done.applied
+                   else ["emergency_plan"]),
         **md.plan_list_of_run(duckdb.database, context.run.run_id),
-        "batches": md.batches_table(jobs),
+        "batches": md.batches_table(done.batches),
     })
-    return ref
+    return done.ref
 
 
 @asset(group_name=GROUP, partitions_def=desired_state_sources,

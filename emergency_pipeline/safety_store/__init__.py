@@ -17,14 +17,14 @@ from emergency_pipeline.safety_store.fence import HeldLease, held
 from emergency_pipeline.safety_store.lease import (
     AccountLease, IsRunFinished, LeaseHolder, LeaseLost, LeaseUnavailable, OnWait, TakeOver,
 )
-from emergency_pipeline.safety_store.ledger import OPEN_STATES, Ledger, LedgerBatch
+from emergency_pipeline.safety_store.ledger import OPEN_STATES, BatchClose, Ledger, LedgerBatch
 from emergency_pipeline.safety_store.location import (
     LEASE_DIR_ENV, STATE_URL_ENV, Location, StoreUnavailable, resolve, scrub,
 )
 from emergency_pipeline.safety_store.schema import SCHEMA_VERSION, install
 
 __all__ = [
-    "AccountLease", "AccountNames", "HeldLease", "IsRunFinished", "LEASE_DIR_ENV",
+    "AccountLease", "AccountNames", "BatchClose", "HeldLease", "IsRunFinished", "LEASE_DIR_ENV",
     "LeaseHolder", "LeaseLost", "LeaseUnavailable", "Ledger", "LedgerBatch", "OPEN_STATES",
     "OnWait", "SCHEMA_VERSION", "STATE_URL_ENV", "SafetyStore", "StoreUnavailable",
     "TakeOver", "held", "open_safety_store", "shared_safety_store",

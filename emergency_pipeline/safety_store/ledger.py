@@ -34,6 +34,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from emergency_pipeline.applying.number_result import Key, NumberResult, Origin
 from emergency_pipeline.planning.batching import Batch
 from emergency_pipeline.safety_store.lease import utc
 
@@ -44,6 +45,18 @@ OPEN_STATES = ("recorded", "unanswered", "submitted")
 RESULT_FIELDS = ("result", "reason", "job_id", "job_status", "error_code", "error_title",
                  "error_detail", "error_pointer", "finished_at")
 _CHUNK = 500  # values in one IN (...) list: under every SQLite's variable limit
+
+
+@dataclass(frozen=True)
+class BatchClose:
+    """A batch closed with its numbers' results (rule 5): `finished` (its job reached a
+    terminal status: job_id and job_status from it) or `rejected` (Telnyx refused its POST)."""
+
+    key: Key
+    state: str
+    job_id: str | None
+    job_status: str | None
+    results: Sequence[NumberResult]
 
 
 @dataclass(frozen=True)
@@ -168,35 +181,28 @@ class Ledger:
                 [(r, b, by_run, "submitted", job, status, detail, now)
                  for (r, b), job, status, detail in items])
 
-    def close(self, closing: Sequence[tuple[tuple[str, str], str, str | None, str | None,
-                                             list[dict[str, Any]]]], *, by_run: str) -> None:
-        """Close batches together with their numbers' results, in one transaction.
-
-        closing: ((run_id, batch_id), state 'finished' | 'rejected', job_id, job_status,
-        results: [{identifier, result, reason, error_..., finished_at}]).
-        """
+    def close(self, closing: Sequence[BatchClose], *, by_run: str) -> None:
+        """Close batches together with their numbers' results, in one transaction."""
         if not closing:
             return
         with self.backend.transaction() as con:
             now = self._now(con)
             self.backend.insert_text_rows(
                 con, "number_results", ("run_id", "batch_id", "identifier", *RESULT_FIELDS),
-                [(run_id, batch_id, str(r["identifier"]),
-                  *[None if r.get(f) is None else str(r[f]) for f in RESULT_FIELDS])
-                 for (run_id, batch_id), _s, _j, _st, results in closing for r in results],
+                [(c.key[0], c.key[1], str(r.identifier),
+                  *[None if (v := getattr(r, f)) is None else str(v) for f in RESULT_FIELDS])
+                 for c in closing for r in c.results],
                 "ON CONFLICT (run_id, batch_id, identifier) DO UPDATE SET "
                 + ", ".join(f"{f}=excluded.{f}" for f in RESULT_FIELDS))
             con.executemany(
                 "UPDATE batches SET state=?, job_id=coalesce(?, job_id), "
                 "job_status=coalesce(?, job_status), closed_at=? "
                 "WHERE run_id=? AND batch_id=?",
-                [(state, job_id, job_status, now, run_id, batch_id)
-                 for (run_id, batch_id), state, job_id, job_status, _r in closing])
+                [(c.state, c.job_id, c.job_status, now, *c.key) for c in closing])
             con.executemany(
                 "INSERT INTO batch_events VALUES (?,?,?,?,?,?,?,?)",
-                [(run_id, batch_id, by_run, state, job_id, job_status,
-                  f"{len(results)} results", now)
-                 for (run_id, batch_id), state, job_id, job_status, results in closing])
+                [(*c.key, by_run, c.state, c.job_id, c.job_status,
+                  f"{len(c.results)} results", now) for c in closing])
 
     def mark_published(self, keys: Iterable[tuple[str, str]]) -> None:
         keys = list(keys)
@@ -253,15 +259,17 @@ class Ledger:
         return self._select("account = ? AND run_id <> ? AND state IN ('finished', 'rejected') "
                             "AND published_at IS NULL", [account, exclude_run])
 
-    def results(self, keys: Iterable[tuple[str, str]]) -> list[dict[str, Any]]:
-        """The recorded number results of these batches."""
-        out: list[dict[str, Any]] = []
-        cols = ("run_id", "batch_id", "identifier", *RESULT_FIELDS)
+    def results(self, keys: Iterable[Key]) -> list[NumberResult]:
+        """The recorded number results of these batches (their origin: run and batch only)."""
+        out: list[NumberResult] = []
         with self.backend.transaction(write=False) as con:
             for run_id, batch_id in keys:
-                out += [dict(zip(cols, row)) for row in con.execute(
-                    f"SELECT {', '.join(cols)} FROM number_results WHERE run_id=? AND "
-                    "batch_id=? ORDER BY identifier", (run_id, batch_id)).fetchall()]
+                origin = Origin(run_id, batch_id)
+                out += [NumberResult(row[0], **dict(zip(RESULT_FIELDS, row[1:])), origin=origin)
+                        for row in con.execute(
+                            f"SELECT identifier, {', '.join(RESULT_FIELDS)} FROM number_results "
+                            "WHERE run_id=? AND batch_id=? ORDER BY identifier",
+                            (run_id, batch_id)).fetchall()]
         return out
 
     # -- numbers left to verify at the next snapshot --------------------------------------

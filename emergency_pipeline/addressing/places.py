@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, assert_never
 
 from emergency_pipeline.addressing.creation import Created, Creation, Failed, Refused
 from emergency_pipeline.addressing.fields import FIRST, LAST, NAME, STREET, ContactDefaults, \
@@ -162,7 +162,7 @@ def creation_outcome(creation: Creation) -> PlaceOutcome:
             return PlaceOutcome("failed", errors=text,
                                 note=f"the address could not be created ({text}); "
                                 "a re-run looks for it before creating it")
-    raise TypeError(f"not an address creation: {creation!r}")
+    assert_never(creation)
 
 
 def _errors_text(errors: list[dict] | tuple) -> str:

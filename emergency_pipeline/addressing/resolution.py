@@ -5,7 +5,7 @@ For the accepted rows that give an address by its fields (`address_fields`, JSON
   spreadsheet rounded: the plan must not guess);
 - a row that also gives an id is checked against that address of the account; rows whose
   fields disagree with it are rejected;
-- the other rows are grouped by place (addresses.address_key), and each distinct place is
+- the other rows are grouped by place (fields.address_key), and each distinct place is
   matched against the account: one match gives its id; several are ambiguous, and the rows
   are rejected with the candidates' ids;
 - a place with no match is validated (POST /addresses/actions/validate, on plan-only runs
@@ -14,9 +14,9 @@ For the accepted rows that give an address by its fields (`address_fields`, JSON
   placeholder id (`new-address-...`) that the plan carries and nothing ever submits.
 
 Creation never doubles an address: the intent is recorded in the address ledger
-(safety_store/ledger.py) before the POST; a run that finds an intent still open (its creation was never recorded)
-lists the account's addresses again and matches by fields before creating; after an
-ambiguous failure the client does the same before sending again.
+(safety_store/ledger.py) before the POST; a run that finds an intent still open (its
+creation was never recorded) lists the account's addresses again and matches by fields
+before creating; after an ambiguous failure the client does the same before sending again.
 
 The stages, each in its module: the rows and their ids (sheet_rows.py), each place matched
 or validated (places.py), created once (creation.py); this module runs them in order and
@@ -97,14 +97,14 @@ def resolve_addresses(accepted: pd.DataFrame, account_addresses: list[dict] | pd
         fields = place_fields([rows.fields[p] for p in positions])
         outcome = in_account.match(key, fields)
         if outcome is None:     # not in the account: validate, then create or show
-            checked = validate_new(client, fields, contact)
-            if not isinstance(checked, NewPlace):
-                outcome = checked
-            elif apply:
-                outcome = creation_outcome(
-                    create_once(client, ledger, account, key, checked.body, run_id, log))
-            else:
-                outcome = would_create(key, checked.body)
+            match validate_new(client, fields, contact):
+                case NewPlace(body=body) if apply:
+                    outcome = creation_outcome(
+                        create_once(client, ledger, account, key, body, run_id, log))
+                case NewPlace(body=body):
+                    outcome = would_create(key, body)
+                case PlaceOutcome() as refused_or_failed:
+                    outcome = refused_or_failed
         settled.append(SettledPlace(key, tuple(positions), fields, outcome))
     return _assemble(rows, known, given, settled)
 

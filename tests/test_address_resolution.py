@@ -15,6 +15,8 @@ from dagster_duckdb import DuckDBResource
 from _client_support import KEY, fast_config, running_emulator
 from _emulator_support import allowing
 from emergency_pipeline.addressing import fields as addr
+from emergency_pipeline.addressing import matching
+from emergency_pipeline.addressing.creation import Created, Failed, Refused, create_once
 from emergency_pipeline.addressing.resolution import resolve_addresses
 from emergency_pipeline.client import AddressRejected, TelnyxClient
 from emergency_pipeline.definitions import build_definitions
@@ -23,6 +25,7 @@ from emergency_pipeline.defs.resources import TelnyxResource
 from emergency_pipeline.emulator import Emulator, Faults
 from emergency_pipeline.defs.resources import PipelineStorage, state_dir_for
 from emergency_pipeline.analytics.store import Store
+from emergency_pipeline.safety_store import open_safety_store
 
 NEW = {"street_address": "1 Main Street", "locality": "Springfield",
        "administrative_area": "IL", "postal_code": "62701", "country_code": "US",
@@ -94,7 +97,7 @@ def test_client_create_after_a_lost_answer_adopts_instead_of_creating_again():
     with running_emulator(numbers=20, faults=Faults(lose_address_post_rate=1.0, seed=1)) as emu:
         with TelnyxClient(fast_config(emu), log=log) as client:
             def find():
-                index = addr.AddressIndex(client.list_addresses())
+                index = matching.AddressIndex(client.list_addresses())
                 hit = index.find(NEW)
                 return dict(index.by_id[hit.ids[0]]) if hit.ids else None
 
@@ -115,6 +118,30 @@ def test_client_create_refused_raises_address_rejected_and_validate_tells_why():
         assert "/street_address" in str(err.value)
         assert KEY not in str(err.value)
         assert emu.stats()["addresses_created"] == 0
+
+
+def test_create_once_tells_refused_from_unanswered_and_leaves_only_the_unanswered_open(
+        tmp_path: Path):
+    # A refusal closes the intent and rejects the rows; no answer must keep it open, so that
+    # the next run lists the account's addresses before creating (never two of one place).
+    store = open_safety_store(tmp_path / "safety.sqlite")
+    ledger, key = store.ledger, addr.address_key(NEW).group
+    with running_emulator(numbers=20) as emu:
+        with TelnyxClient(fast_config(emu, max_attempts=2), log=log) as client:
+            bad = {**NEW, "street_address": "0 Main St"}
+            refused = create_once(client, ledger, "acct", "bad", bad, "run-1", log)
+            assert isinstance(refused, Refused) and "/street_address" in refused.errors
+            emu.set_faults(Faults(drop_rate=1.0, seed=1))    # the POST and the look-up unanswered
+            failed = create_once(client, ledger, "acct", key, NEW, "run-1", log)
+            assert isinstance(failed, Failed) and KEY not in failed.reason
+            assert ledger.open_address_intents("acct") == {key}
+            emu.set_faults(Faults())
+            made = create_once(client, ledger, "acct", key, NEW, "run-2", log)
+        assert isinstance(made, Created) and not made.adopted
+        assert made.address_id in {a["id"] for a in emu.addresses()}
+        assert emu.stats()["addresses_created"] == 1
+    assert ledger.open_address_intents("acct") == set()
+    store.close()
 
 
 # ---- the whole job ----------------------------------------------------------------------------

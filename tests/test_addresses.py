@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from emergency_pipeline.addressing import fields as addr
+from emergency_pipeline.addressing import matching
 from emergency_pipeline.desired_state.columns import match_columns
 
 ACCOUNT = {"id": "1", "business_name": "Acme", "street_address": "1 Main Street",
@@ -51,16 +52,16 @@ def place(street, extended, city, state, postal, country="US", **more):
     (place("19 Elm Rd", "", "Austin", "TX", "78701"), None),
 ])
 def test_matching(given, expected):
-    found = addr.AddressIndex([ACCOUNT, NORTH, BARE]).find(given)
+    found = matching.AddressIndex([ACCOUNT, NORTH, BARE]).find(given)
     assert found.address_id == expected, (given, found)
     assert found.status == ("matched" if expected else "none")
 
 
 def test_two_account_addresses_at_one_place_are_ambiguous_unless_the_name_decides():
     twin = {**ACCOUNT, "id": "9", "business_name": "Other Co"}
-    index = addr.AddressIndex([ACCOUNT, twin])
+    index = matching.AddressIndex([ACCOUNT, twin])
     given = place("1 Main St", "Ste 200", "Springfield", "IL", "62701")
-    assert index.find(given) == addr.AddressMatch("ambiguous", ("1", "9"))
+    assert index.find(given) == matching.AddressMatch("ambiguous", ("1", "9"))
     assert index.find({**given, "business_name": "other co."}).address_id == "9"
 
 
@@ -86,9 +87,9 @@ def test_a_place_needs_street_city_and_postal_code():
 
 
 def test_disagreements_compare_only_the_given_fields():
-    assert addr.disagreements({"locality": "springfield", "postal_code": "62701-0001"}, ACCOUNT) \
+    assert matching.disagreements({"locality": "springfield", "postal_code": "62701-0001"}, ACCOUNT) \
         == []
-    assert addr.disagreements({"locality": "Chicago", "street_address": "1 Main St"},
+    assert matching.disagreements({"locality": "Chicago", "street_address": "1 Main St"},
                               ACCOUNT) == ["locality"]
 
 

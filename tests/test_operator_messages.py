@@ -10,7 +10,7 @@ import duckdb
 import pytest
 
 from _workbooks import workbook
-from emergency_pipeline.addressing.resolution import _missing_fix
+from emergency_pipeline.addressing.places import _missing_fix
 from emergency_pipeline.desired_state import DesiredStateError, write_desired_state
 
 ROWS = [["phone_number", "emergency_enabled"], ["+12135550100", "false"]]

@@ -5,7 +5,7 @@ For the accepted rows that give an address by its fields (`address_fields`, JSON
   spreadsheet rounded: the plan must not guess);
 - a row that also gives an id is checked against that address of the account; rows whose
   fields disagree with it are rejected;
-- the other rows are grouped by place (addresses.address_key), and each distinct place is
+- the other rows are grouped by place (fields.address_key), and each distinct place is
   matched against the account: one match gives its id; several are ambiguous, and the rows
   are rejected with the candidates' ids;
 - a place with no match is validated (POST /addresses/actions/validate, on plan-only runs
@@ -14,24 +14,29 @@ For the accepted rows that give an address by its fields (`address_fields`, JSON
   placeholder id (`new-address-...`) that the plan carries and nothing ever submits.
 
 Creation never doubles an address: the intent is recorded in the address ledger
-(safety_store/ledger.py) before the POST; a run that finds an intent still open (its creation was never recorded)
-lists the account's addresses again and matches by fields before creating; after an
-ambiguous failure the client does the same before sending again.
+(safety_store/ledger.py) before the POST; a run that finds an intent still open (its
+creation was never recorded) lists the account's addresses again and matches by fields
+before creating; after an ambiguous failure the client does the same before sending again.
+
+The stages, each in its module: the rows and their ids (sheet_rows.py), each place matched
+or validated (places.py), created once (creation.py); this module runs them in order and
+assembles the accepted and rejected rows, the addresses and the resolutions table.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Any
 
 import pandas as pd
 
-from emergency_pipeline.addressing import fields as addr
-from emergency_pipeline.client import AddressRejected, TelnyxAPIError
-from emergency_pipeline.desired_state.validate import REJECTED_COLUMNS
+from emergency_pipeline.addressing.creation import create_once
+from emergency_pipeline.addressing.fields import ContactDefaults, describe
+from emergency_pipeline.addressing.matching import AddressIndex
+from emergency_pipeline.addressing.places import AccountPlaces, NewPlace, PlaceOutcome, \
+    creation_outcome, place_fields, validate_new
+from emergency_pipeline.addressing.sheet_rows import GivenIds, SheetRows, check_given_ids
 from emergency_pipeline.safety_store import Ledger
 
 PLACEHOLDER_PREFIX = "new-address-"
@@ -39,10 +44,6 @@ RESOLUTION_COLUMNS = ["address_key", "address_given", "status", "address_id", "c
                       "rows", "phone_numbers", "errors", "suggested", "detail"]
 # status: matched, matched_by_id, created, adopted, would_create, ambiguous, invalid,
 #         disagrees, failed
-
-
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 def is_placeholder(address_id: Any) -> bool:
@@ -61,236 +62,88 @@ class Resolution:
         return {f"addresses_{s}": int(n) for s, n in dict(by).items()}
 
 
-def _errors_text(errors: list[dict] | tuple) -> str:
-    parts = []
-    for e in errors:
-        get = e.get if isinstance(e, dict) else (lambda k, e=e: getattr(e, k, None))
-        source = get("source") if isinstance(e, dict) else None
-        pointer = (source or {}).get("pointer") if isinstance(source, dict) else get("pointer")
-        text = " ".join(str(p) for p in (get("code"), get("title")) if p)
-        detail = get("detail") or get("description")
-        if detail:
-            text += f": {detail}"
-        if pointer:
-            text += f" (at {pointer})"
-        parts.append(text)
-    return "; ".join(parts)
+@dataclass(frozen=True)
+class SettledPlace:
+    key: str                    # PlaceKey.group (the ledger's key of its creation)
+    positions: tuple[int, ...]  # its rows
+    fields: dict                # as resolved (place_fields)
+    outcome: PlaceOutcome
 
 
 def resolve_addresses(accepted: pd.DataFrame, account_addresses: list[dict] | pd.DataFrame,
                       client: Any, ledger: Ledger | None, *, apply: bool, run_id: str,
-                      log: Any, contact: addr.ContactDefaults | None = None,
+                      log: Any, contact: ContactDefaults | None = None,
                       account: str = "") -> Resolution:
     """`contact`: names for new addresses whose rows give none (Telnyx requires first name,
     last name and business name to create one). `account`: the account's key in the ledger
     (client/account_identity.py), whose creation intents this run sees and adds to."""
     if ledger is not None and not account:
         raise ValueError("the address ledger is per account: pass account=")
-    acc = accepted.reset_index(drop=True).copy()
     if isinstance(account_addresses, pd.DataFrame):
         known = [{k: (None if pd.isna(v) else v) for k, v in r.items()}
                  for r in account_addresses.to_dict("records")]
     else:
         known = [dict(a) for a in account_addresses]
-    index = addr.AddressIndex(known)
-    given = acc["address_fields"] if "address_fields" in acc else pd.Series(
-        [None] * len(acc), dtype=object)
-    fields_of = [json.loads(t) if isinstance(t, str) and t else None for t in given]
-    acc["address_given"] = [addr.describe(f) if f else None for f in fields_of]
-    acc["address_note"] = None
-    ids = acc["emergency_address_id"].astype(object).where(
-        acc["emergency_address_id"].notna(), None).tolist()
-    reject_rows: list[dict] = []
-    rejected_pos: set[int] = set()
-    table: list[dict] = []
-    extra_addresses: list[dict] = []
-
-    def reject(pos: int, column: str, value: str, reason: str, fix: str) -> None:
-        rejected_pos.add(pos)
-        reject_rows.append({
-            "source_file": acc.at[pos, "source_file"], "source_row": acc.at[pos, "source_row"],
-            "column": sheet_header(pos, column), "value": value, "reason": reason, "fix": fix,
-            "phone_number": acc.at[pos, "phone_number"]
-            if pd.notna(acc.at[pos, "phone_number"]) else acc.at[pos, "number_id"],
-            "extras": acc.at[pos, "extras"] if "extras" in acc else "{}"})
-
-    def sheet_header(pos: int, column: str) -> str:
-        """The column as the row's sheet names it (the canonical name when unknown)."""
-        names = acc.at[pos, "address_columns"] if "address_columns" in acc else None
-        return json.loads(names).get(column, column) if isinstance(names, str) else column
-
-    def refused_or_unsettled(positions: list[int], refused: bool, reason: str,
-                             note: str) -> None:
-        """Telnyx refused the address: its rows are rejected. No clear answer: they go on
-        without an id (the plan skips them) and a re-run tries again."""
-        for p in positions:
-            if refused:
-                reject(p, addr.STREET, acc.at[p, "address_given"], reason,
-                       "correct the address fields")
-            else:
-                ids[p] = None
-                acc.at[p, "address_note"] = note
-
-    def numbers_of(positions: list[int]) -> str:
-        shown = [str(acc.at[p, "phone_number"] if pd.notna(acc.at[p, "phone_number"])
-                     else acc.at[p, "number_id"]) for p in positions[:5]]
-        return ", ".join(shown) + (f" and {len(positions) - 5} more" if len(positions) > 5 else "")
-
-    # 0. An id the account does not have is a mistake in the sheet: rejected, with the fix.
-    for pos, given_id in enumerate(ids):
-        if given_id is not None and str(given_id) not in index.by_id:
-            reject(pos, "emergency_address_id", str(given_id),
-                   f"address id {given_id} is not one of the account's addresses",
-                   "use the id of an address of the account (table account_addresses, or "
-                   "GET /v2/addresses), or give the address by its fields")
-
-    # 1. An id and fields: they must agree.
-    groups: dict[str, list[int]] = {}
-    for pos, fields in enumerate(fields_of):
-        if not fields or pos in rejected_pos:
-            continue
-        if ids[pos] is not None:
-            have = index.by_id[str(ids[pos])]
-            wrong = [f for f in addr.disagreements(fields, have) if f != addr.NAME]
-            status = "disagrees" if wrong else "matched_by_id"
-            if wrong:
-                reject(pos, "emergency_address_id", str(ids[pos]),
-                       f"the address fields disagree with address {ids[pos]} of the account "
-                       f"({', '.join(wrong)}: the account has {addr.describe(have)})",
-                       "give either the emergency_address_id or the address fields, or make "
-                       "them agree")
-            table.append({"address_key": (addr.address_key(fields) or addr.address_key(have)
-                                          or addr.PlaceKey(*[""] * 7)).text,
-                          "address_given": acc.at[pos, "address_given"], "status": status,
-                          "address_id": str(ids[pos]), "rows": 1,
-                          "phone_numbers": numbers_of([pos])})
-            continue
-        key = addr.address_key(fields)
-        groups.setdefault(key.group if key else addr.fields_json(fields), []).append(pos)
-
+    rows = SheetRows(accepted)
+    index = AddressIndex(known)
+    given = check_given_ids(rows, index)
     open_intents = (ledger.open_address_intents(account)
-                    if (ledger is not None and apply and groups)
+                    if (ledger is not None and apply and given.places)
                     else set())
-    fresh: addr.AddressIndex | None = None
+    in_account = AccountPlaces(index, open_intents,
+                               lambda: AddressIndex(client.list_addresses()), log)
+    settled = []
+    for key, positions in given.places.items():
+        fields = place_fields([rows.fields[p] for p in positions])
+        outcome = in_account.match(key, fields)
+        if outcome is None:     # not in the account: validate, then create or show
+            match validate_new(client, fields, contact):
+                case NewPlace(body=body) if apply:
+                    outcome = creation_outcome(
+                        create_once(client, ledger, account, key, body, run_id, log))
+                case NewPlace(body=body):
+                    outcome = would_create(key, body)
+                case PlaceOutcome() as refused_or_failed:
+                    outcome = refused_or_failed
+        settled.append(SettledPlace(key, tuple(positions), fields, outcome))
+    return _assemble(rows, known, given, settled)
 
-    def relist() -> addr.AddressIndex:
-        return addr.AddressIndex(client.list_addresses())
 
-    # 2. Each distinct place once.
-    for key, positions in groups.items():
-        fields = dict(fields_of[positions[0]])
-        for name in (addr.NAME, addr.FIRST, addr.LAST):  # any row of the place may name them
-            given_names = [fields_of[p][name] for p in positions if fields_of[p].get(name)]
-            if given_names and not fields.get(name):
-                fields[name] = given_names[0]
-        row = {"address_key": key, "address_given": addr.describe(fields),
-               "rows": len(positions), "phone_numbers": numbers_of(positions)}
-        found = index.find(fields)
-        if found.status == "none" and key in open_intents:
-            # An earlier run recorded this creation and never saw its answer: look again.
-            fresh = fresh or relist()
-            found = fresh.find(fields)
-            if found.status != "none":
-                extra_addresses.append(dict(fresh.by_id[found.ids[0]]))
-                log.warning(f"address {row['address_given']}: found {found.ids[0]}, created by "
-                            "an earlier run whose answer was not recorded")
-        if found.status == "matched":
-            table.append({**row, "status": "matched", "address_id": found.address_id})
-            for p in positions:
-                ids[p] = found.address_id
-            continue
-        if found.status == "ambiguous":
-            table.append({**row, "status": "ambiguous", "candidates": ", ".join(found.ids)})
-            for p in positions:
-                reject(p, addr.STREET, acc.at[p, "address_given"],
-                       f"the address matches {len(found.ids)} addresses of the account: "
-                       f"{', '.join(found.ids)}",
-                       "give the emergency_address_id of the one meant")
-            continue
-        # 3. Not in the account: validate, then create (apply) or show (plan only).
-        try:
-            result = client.validate_address(fields)
-        except TelnyxAPIError as exc:
-            invalid = isinstance(exc, AddressRejected)
-            text = "; ".join(e.describe() for e in exc.errors) or str(exc)
-            table.append({**row, "status": "invalid" if invalid else "failed", "errors": text})
-            refused_or_unsettled(positions, invalid, f"Telnyx refused the address: {text}",
-                                 f"the address could not be validated: {exc}")
-            continue
-        if result.get("result") != "valid":
-            text = _errors_text(result.get("errors") or [])
-            suggested = {k: v for k, v in (result.get("suggested") or {}).items() if v}
-            changed = {k: v for k, v in suggested.items()
-                       if addr.normalise_text(v) != addr.normalise_text(fields.get(k))}
-            hint = (", ".join(f"{k} {v!r}" for k, v in changed.items()) if changed else None)
-            table.append({**row, "status": "invalid", "errors": text,
-                          "suggested": addr.describe({**fields, **suggested}) if changed else None})
-            for p in positions:
-                reject(p, addr.STREET, acc.at[p, "address_given"],
-                       f"the address is not valid for emergency use: {text}",
-                       f"Telnyx suggests {hint}: {addr.describe({**fields, **suggested})}"
-                       if hint else "correct the address (no suggestion was offered)")
-            continue
-        fields, missing = addr.creation_fields(fields, contact)
-        if missing:
-            table.append({**row, "status": "invalid",
-                          "errors": "a new address needs " + ", ".join(missing)})
-            for p in positions:
-                columns = acc.at[p, "address_columns"] if "address_columns" in acc else None
-                reject(p, missing[0], "", "not an address of the account; creating it "
-                       f"needs {', '.join(missing)}",
-                       _missing_fix(missing, json.loads(columns) if isinstance(columns, str)
-                                    else {}))
-            continue
-        if not apply:
-            placeholder = PLACEHOLDER_PREFIX + hashlib.sha1(key.encode()).hexdigest()[:10]
-            table.append({**row, "status": "would_create", "address_id": placeholder})
-            extra_addresses.append({"id": placeholder, **fields})
-            for p in positions:
-                ids[p] = placeholder
-            continue
-        created = _create(client, ledger, account, key, fields, run_id, log)
-        if isinstance(created, str):    # an error text
-            rejected_now = created.startswith("rejected:")
-            text = created.split(":", 1)[1].strip()
-            table.append({**row, "status": "invalid" if rejected_now else "failed",
-                          "errors": text})
-            refused_or_unsettled(positions, rejected_now,
-                                 f"Telnyx refused to create the address: {text}",
-                                 f"the address could not be created ({text}); "
-                                 "a re-run looks for it before creating it")
-            continue
-        address, adopted = created
-        table.append({**row, "status": "adopted" if adopted else "created",
-                      "address_id": str(address["id"])})
-        extra_addresses.append(address)
-        for p in positions:
-            ids[p] = str(address["id"])
+def would_create(key: str, body: dict[str, str]) -> PlaceOutcome:
+    """A plan-only run's new address: a placeholder id that the plan carries and nothing ever
+    submits (the update-jobs step refuses a batch that targets one)."""
+    placeholder = PLACEHOLDER_PREFIX + hashlib.sha1(key.encode()).hexdigest()[:10]
+    return PlaceOutcome("would_create", address_id=placeholder,
+                        address={"id": placeholder, **body})
 
-    acc["emergency_address_id"] = pd.Series(ids, dtype=object)
-    keep = [p for p in range(len(acc)) if p not in rejected_pos]
-    out = acc.iloc[keep].reset_index(drop=True)
-    rejected = pd.DataFrame(reject_rows, columns=REJECTED_COLUMNS)
-    rejected["source_row"] = rejected["source_row"].astype("int64")
-    all_addresses = pd.DataFrame(known + extra_addresses)
+
+def _assemble(rows: SheetRows, known: list[dict], given: GivenIds,
+              settled: list[SettledPlace]) -> Resolution:
+    ids = list(rows.given_ids)
+    notes: dict[int, str] = {}
+    rejections = list(given.rejected)
+    table = list(given.by_id)
+    new_addresses = []
+    for place in settled:
+        out = place.outcome
+        table.append({"address_key": place.key, "address_given": describe(place.fields),
+                      "rows": len(place.positions),
+                      "phone_numbers": rows.numbers(place.positions), **out.table_fields()})
+        if out.address is not None:
+            new_addresses.append(out.address)
+        for p in place.positions:
+            if out.refused is not None:
+                rejections.append(out.refused.of_row(p, rows))
+            elif out.note is not None:
+                ids[p] = None
+                notes[p] = out.note
+            else:
+                ids[p] = out.address_id
+    accepted = rows.resolved(ids, notes, {r.pos for r in rejections})
+    all_addresses = pd.DataFrame(known + new_addresses)
     if all_addresses.empty:
         all_addresses = pd.DataFrame(columns=["id"])
-    return Resolution(out, rejected, all_addresses, _table(table))
-
-
-def _missing_fix(missing: list[str], columns: dict[str, str]) -> str:
-    """The fix for a new address that lacks fields: fill the cells when the sheet has the
-    column (they were blank), else add the column; short (one line of the summary)."""
-    blank = [columns[f] for f in missing if columns.get(f)]
-    absent = [f for f in missing if not columns.get(f)]
-    ways = []
-    if blank:
-        ways.append(f"fill the blank {', '.join(blank)} cell{'s' if len(blank) > 1 else ''}")
-    if absent:
-        ways.append(f"add {'a column' if len(absent) == 1 else 'columns'} {', '.join(absent)}")
-    names = any(f in (addr.FIRST, addr.LAST, addr.NAME) for f in missing)
-    return " and ".join(ways) + (", or set default_<name> in the config of "
-                                 "emergency_address_resolution" if names else "")
+    return Resolution(accepted, rows.rejected_frame(rejections), all_addresses, _table(table))
 
 
 def _table(rows: list[dict]) -> pd.DataFrame:
@@ -306,31 +159,3 @@ def _table(rows: list[dict]) -> pd.DataFrame:
         "suggested": "first", "detail": "first"}).reset_index()
     grouped["address_id"] = grouped["address_id"].replace("", None)
     return grouped[RESOLUTION_COLUMNS]
-
-
-def _create(client: Any, ledger: Ledger | None, account: str, key: str, fields: dict,
-            run_id: str, log: Any) -> tuple[dict, bool] | str:
-    """(address, adopted), or 'rejected: ...' / 'failed: ...'."""
-    def find_existing() -> dict | None:
-        found = addr.AddressIndex(client.list_addresses())
-        match = found.find(fields)
-        return dict(found.by_id[match.ids[0]]) if match.ids else None
-
-    if ledger is not None:
-        ledger.record_address(key, run_id, "recorded", fields,   # before the POST (docstring)
-                              account=account)
-    try:
-        made = client.create_address(fields, find_existing)
-    except AddressRejected as exc:
-        text = "; ".join(e.describe() for e in exc.errors) or str(exc)
-        if ledger is not None:
-            ledger.record_address(key, run_id, "rejected", fields, detail=text, account=account)
-        return f"rejected: {text}"
-    except TelnyxAPIError as exc:
-        # Left `recorded`: the next run lists the addresses before creating it again.
-        log.warning(f"address {addr.describe(fields)}: {exc}")
-        return f"failed: {exc}"
-    if ledger is not None:
-        ledger.record_address(key, run_id, "adopted" if made.adopted else "created", fields,
-                              address_id=made.address_id, account=account)
-    return made.address, made.adopted

@@ -11,24 +11,20 @@ An apply run holds the account lease from the snapshot to the outcomes (run_scop
 
 # No `from __future__ import annotations` in Dagster modules: Dagster reads the annotations
 # (config classes, inputs) at definition time.
-from datetime import datetime, timezone
-
-import pandas as pd
 from dagster import AssetExecutionContext, Config, Failure, asset
 from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
 from emergency_pipeline.addressing.fields import ContactDefaults
-from emergency_pipeline.addressing.resolution import Resolution, is_placeholder, resolve_addresses
 from emergency_pipeline.defs import metadata as md
 from emergency_pipeline.defs.partitions import desired_state_sources
-from emergency_pipeline.defs.resources import PipelineStorage, TelnyxResource, store_at, store_for
+from emergency_pipeline.defs.resources import PipelineStorage, TelnyxResource
 from emergency_pipeline.defs.run_scope import (
-    account_lease, applies, mark_and_sweep, run_context, stamp, step_failures, tables,
+    account_lease, mark_and_sweep, run_context, step_failures,
 )
-from emergency_pipeline.one_line_errors import failures_explained
-from emergency_pipeline.stage_files import StageRef, attach, attached
+from emergency_pipeline.stage_files import StageRef
 from emergency_pipeline.steps.account_snapshot import take_snapshot
+from emergency_pipeline.steps.address_resolution import resolve_sheet_addresses
 from emergency_pipeline.steps.desired_settings import SheetOptions, read_desired_state
 from emergency_pipeline.steps.operation_outcomes import RunStages, record_outcomes
 from emergency_pipeline.steps.settings_plan import plan_changes
@@ -69,26 +65,6 @@ class ApplyConfig(Config):
     follow_timeout_seconds: float = Field(default=900.0, description="How long to follow jobs.")
     max_jobs_in_flight: int = Field(default=DEFAULT_MAX_JOBS_IN_FLIGHT, ge=1)
     wave_size: int = Field(default=50, ge=1, description="Batches recorded and sent together.")
-
-
-# Accepted rows the resolution must see (see emergency_address_resolution).
-NEEDS_RESOLUTION = ("address_fields IS NOT NULL OR (emergency_address_id IS NOT NULL AND "
-                    "emergency_address_id NOT IN (SELECT id FROM s.addresses "
-                    "WHERE id IS NOT NULL))")
-
-
-def as_text(frame: pd.DataFrame) -> pd.DataFrame:
-    """Object columns as pandas text, so that DuckDB types a column holding only None as
-    VARCHAR (it would guess a number, and refuse to union it with text)."""
-    out = frame.copy()
-    for c in out.columns:
-        if out[c].dtype == object and out[c].map(lambda v: v is None or isinstance(v, str)).all():
-            out[c] = out[c].astype("str")
-    return out
-
-
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 @asset(group_name=GROUP, partitions_def=desired_state_sources,
@@ -140,56 +116,22 @@ def emergency_address_resolution(context: AssetExecutionContext, config: Address
                                  storage: PipelineStorage) -> StageRef:
     """Addresses given by their fields -> ids: matched in the account, or validated and
     (when applying) created once; rows with a bad or ambiguous address are rejected."""
-    stage = tables(context, storage)
-    apply = applies(context)
-    with account_lease(context, telnyx, storage), failures_explained(telnyx.base_url), \
-            telnyx.client(context.log) as client, \
-            stage.building("resolution", rows=desired_emergency_settings.rows) as con:
-        attach(con, d=desired_emergency_settings, s=emergency_account_snapshot)
-        con.execute("CREATE TEMP VIEW acc AS SELECT *, row_number() OVER () AS _order "
-                    "FROM d.accepted")
-        # Only rows with an address by its fields, or an id the account lacks, need work:
-        # the others (a million, on a big account) go through inside DuckDB untouched.
-        todo = con.execute(f"SELECT * FROM acc WHERE {NEEDS_RESOLUTION}").df()
-        res: Resolution = resolve_addresses(
-            todo, con.execute("SELECT * FROM s.addresses").df(), client,
-            storage.ledger() if apply else None, apply=apply,
-            run_id=context.run.run_id, log=context.log,
-            account=telnyx.account(storage.safety_store().names) if apply else "",
+    run = run_context(context, telnyx, duckdb, storage)
+    with step_failures(run), account_lease(context, telnyx, storage):
+        done = resolve_sheet_addresses(
+            run, desired_emergency_settings, emergency_account_snapshot,
             contact=ContactDefaults(config.default_first_name, config.default_last_name,
-                                    config.default_business_name))
-        if len(todo):   # the resolved rows go back to their places
-            con.register("resolved", as_text(res.accepted))
-            con.execute("CREATE TABLE accepted AS SELECT * EXCLUDE (_order) FROM ("
-                        f"SELECT * FROM acc WHERE NOT ({NEEDS_RESOLUTION}) "
-                        "UNION ALL BY NAME SELECT * FROM resolved) ORDER BY _order")
-            con.unregister("resolved")
-        else:   # the rows as they came: no sort of every row to put none back (2 s at 5M)
-            con.execute("CREATE TABLE accepted AS SELECT *, NULL::VARCHAR AS address_given, "
-                        "NULL::VARCHAR AS address_note FROM d.accepted")
-        for name, frame in (("rejected", res.rejected), ("addresses", res.addresses),
-                            ("resolutions", res.table)):
-            con.register("frame", as_text(frame))
-            con.execute(f"CREATE TABLE {name} AS SELECT * FROM frame")
-        con.unregister("frame")
-        con.execute("DETACH d")
-        con.execute("DETACH s")
-    counts = {"distinct_addresses": len(res.table), **res.counts(),
-              "rows_rejected_for_their_address": len(
-                  res.rejected[["source_file", "source_row"]].drop_duplicates())}
-    ref = stage.ref("resolution", counts)
-    if len(res.table):
-        store_for(duckdb).write("address_resolutions",
-                                stamp(res.table, context).assign(recorded_at=_now()))
-    context.log.info("addresses by their fields: " + (
-        ", ".join(f"{k[10:]} {v}" for k, v in res.counts().items()) or "none in the sheet"))
+                                    config.default_business_name),
+            ledger_account=telnyx.account(storage.safety_store().names) if run.applies else "")
     context.add_output_metadata({
-        "applied": apply, **counts,
-        **md.stage(context, duckdb.database, ref, len(res.table), "address_resolutions"),
-        "addresses": md.table(res.table[["address_given", "status", "address_id", "rows",
-                                         "candidates", "errors", "suggested"]]),
+        "applied": run.applies, **done.counts,
+        **md.stage(context, duckdb.database, done.ref, len(done.resolutions),
+                   "address_resolutions"),
+        "addresses": md.table(done.resolutions[["address_given", "status", "address_id",
+                                                "rows", "candidates", "errors",
+                                                "suggested"]]),
     })
-    return ref
+    return done.ref
 
 
 @asset(group_name=GROUP, partitions_def=desired_state_sources,

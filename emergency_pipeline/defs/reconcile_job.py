@@ -10,7 +10,7 @@ from dagster import (
 )
 
 from emergency_pipeline.defs.assets import GROUP
-from emergency_pipeline.defs.run_tags import ACCOUNT_TAG, APPLY_TAG, DEFAULT_ACCOUNT, apply_tags  # noqa: F401
+from emergency_pipeline.defs.run_tags import ACCOUNT_TAG, DEFAULT_ACCOUNT, apply_tags  # noqa: F401
 
 JOB_NAME = "reconcile_emergency_settings"
 # Runs of this job name their account, so a deployment's run queue may keep them one at a

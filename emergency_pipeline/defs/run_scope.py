@@ -32,7 +32,7 @@ def account_of(context: AssetExecutionContext | AssetCheckExecutionContext) -> s
 
 
 def applies(context: AssetExecutionContext | AssetCheckExecutionContext) -> bool:
-    """True when the run's apply tag names this account (reconcile_job.APPLY_TAG): the one
+    """True when the run's apply tag names this account (run_tags.APPLY_TAG): the one
     switch, the same for every step of the run. A tag naming another account stops the run
     (a run that asked one account's queue slot must not apply to another)."""
     value = (context.run.tags.get(APPLY_TAG) or "").strip()
@@ -81,14 +81,6 @@ def step_failures(run: RunContext) -> Iterator[None]:
             yield
         except StepFailed as exc:
             raise Failure(description=str(exc)) from None
-
-
-def tables(context: AssetExecutionContext, storage: PipelineStorage):
-    return storage.tables(context.run.run_id)
-
-
-def stamp(frame, context: AssetExecutionContext):
-    return frame.assign(run_id=context.run.run_id, source=context.partition_key)
 
 
 class _NoLease:

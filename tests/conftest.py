@@ -131,3 +131,57 @@ def store_url(request, tmp_path):
     if request.param == "sqlite":
         return str(tmp_path / "store" / "safety.sqlite")
     return request.getfixturevalue("pg_server").new_database()
+
+
+# The slowest tests (seconds on an idle 2-core machine; tests/README.md, "Time"), started
+# first. worksteal gives each worker a contiguous share of the collection and lets an idle
+# one steal from the end of another's queue: a long test near the end of a share would start
+# last and keep its worker busy after the rest is done. Each one is put at the head of the
+# share that has the least estimated time, so the long ones run side by side from the start.
+SLOW_FIRST = {
+    "tests/test_deploy_postgres.py::"
+    "test_two_accounts_apply_at_once_and_a_backfill_queues_on_postgres": 120,
+    "tests/test_secret_audit.py::test_the_key_appears_nowhere": 85,
+    "tests/test_cli_run.py::test_a_missing_source_fails_first_and_never_becomes_a_partition": 37,
+    "tests/test_daemon_path.py::"
+    "test_launch_through_graphql_and_the_inbox_sensor_run_on_the_daemon": 33,
+    "tests/test_fuzz_readers.py::test_csv_junk_never_escapes": 32,
+    "tests/test_cli_run.py::test_errors_are_one_line_with_the_fix": 21,
+    "tests/test_component.py::test_dg_scaffold_list_and_check_with_two_accounts": 21,
+    "tests/test_desired_state.py::test_any_csv_yields_rows_or_reasons": 19,
+    "tests/test_pipeline.py::"
+    "test_rerun_after_stopping_right_after_the_posts_follows_instead_of_resubmitting": 19,
+    "tests/test_concurrency.py::"
+    "test_a_plan_only_run_never_waits_and_an_apply_run_gives_up_naming_the_holder": 19,
+    "tests/test_fuzz_readers.py::test_far_cells_and_declared_dimensions_never_abort": 18,
+    "tests/test_concurrency.py::"
+    "test_two_apply_runs_at_once_take_turns_and_never_double_a_number": 18,
+    "tests/test_operator_cli.py::"
+    "test_an_apply_says_what_it_applied_and_the_log_counts_agree": 17,
+    "tests/test_plan.py::test_planning_a_range_at_a_time_gives_the_one_plan": 16,
+}
+
+
+@pytest.hookimpl(trylast=True)      # after `-m` has deselected: the shares are of what runs
+def pytest_collection_modifyitems(config, items):
+    workers = getattr(config, "workerinput", {}).get("workercount")
+    if not workers or workers < 2:
+        return
+    # Every worker computes the same order from the same collection (xdist checks it).
+    slow = sorted((i for i in items if i.nodeid in SLOW_FIRST),
+                  key=lambda i: (-SLOW_FIRST[i.nodeid], i.nodeid))
+    rest = [i for i in items if i.nodeid not in SLOW_FIRST]
+    heads: list[list] = [[] for _ in range(workers)]
+    load = [0] * workers
+    for item in slow:
+        share = min(range(workers), key=lambda k: (load[k], k))
+        heads[share].append(item)
+        load[share] += SLOW_FIRST[item.nodeid]
+    ordered, left, start = [], len(items), 0
+    for k in range(workers):         # the shares as worksteal cuts them (xdist 3.x)
+        size = left // (workers - k)
+        take = max(0, size - len(heads[k]))
+        ordered += heads[k] + rest[start:start + take]
+        start, left = start + take, left - size
+    ordered += rest[start:]
+    items[:] = ordered

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -71,20 +73,45 @@ def test_definitions_load() -> None:
         "emergency_operation_outcomes", "emergency_e911_coverage")}
 
 
-def test_outcomes_match_the_emulator_number_by_number(setup: Setup) -> None:
-    before = {n["id"]: n for n in setup.emu.engine.account.iter_numbers()}
-    result = setup.run()
+@dataclass(frozen=True)
+class TwoApplies:
+    """One account applied twice over the same sheet, read by the tests that only look."""
+    setup: Setup
+    before: dict[str, dict]          # every number before the first run
+    after_first: dict[str, dict]     # and right after it
+    first: Any
+    second: Any
+    jobs_after_first: int
+
+
+@pytest.fixture(scope="module")
+def applied_twice(tmp_path_factory) -> TwoApplies:
+    # Two whole runs on a 600-number account, shared (per worker) by the tests below, which
+    # only read them; a test that changes the account or the ledger has its own `setup`.
+    with Emulator(numbers=NUMBERS, seed=SEED, api_key=KEY, job_seconds=0.4) as emu:
+        setup = Setup(tmp_path_factory.mktemp("applied_twice"), emu)
+        before = {n["id"]: n for n in emu.engine.account.iter_numbers()}
+        first = setup.run()
+        after_first = {n: _state(emu, n) for n in before}
+        emu.finish_jobs()  # let provisioning settle, as it does in a day
+        jobs_after_first = emu.stats()["jobs_created"]
+        second = setup.run()
+        yield TwoApplies(setup, before, after_first, first, second, jobs_after_first)
+
+
+def test_outcomes_match_the_emulator_number_by_number(applied_twice: TwoApplies) -> None:
+    setup, before, result = applied_twice.setup, applied_twice.before, applied_twice.first
     out = setup.outcomes(result.run_id)
     desired = pd.read_csv(setup.desired, dtype=str)
     # Rule 5: every non-duplicate desired row has exactly one result.
     assert len(out) == len(desired) - 1  # the sample ends with one identical duplicate
     assert out.groupby(["source_file", "source_row"]).size().max() == 1
     assert {"succeeded", "unchanged", "skipped", "rejected"} <= set(out["result"])
-    assert setup.emu.stats()["jobs_created"] >= 1
+    assert applied_twice.jobs_after_first >= 1
     for row in out.itertuples():
         if row.result == "rejected" or pd.isna(row.number_id):
             continue
-        now = _state(setup.emu, row.number_id)
+        now = applied_twice.after_first[row.number_id]
         if row.result in ("succeeded", "unchanged"):
             assert now["emergency_enabled"] == bool(row.target_enabled), row
             want = row.target_address_id if row.target_enabled else None
@@ -100,13 +127,11 @@ def test_outcomes_match_the_emulator_number_by_number(setup: Setup) -> None:
     assert int(summary["desired_rows"].iloc[0]) == len(out)
 
 
-def test_second_run_over_the_same_state_is_all_unchanged(setup: Setup) -> None:
-    first = setup.run()
-    setup.emu.finish_jobs()  # let provisioning settle, as it does in a day
-    jobs_after_first = setup.emu.stats()["jobs_created"]
-    second = setup.run()
-    out1, out2 = setup.outcomes(first.run_id), setup.outcomes(second.run_id)
-    assert setup.emu.stats()["jobs_created"] == jobs_after_first
+def test_second_run_over_the_same_state_is_all_unchanged(applied_twice: TwoApplies) -> None:
+    setup = applied_twice.setup
+    out1 = setup.outcomes(applied_twice.first.run_id)
+    out2 = setup.outcomes(applied_twice.second.run_id)
+    assert setup.emu.stats()["jobs_created"] == applied_twice.jobs_after_first
     assert set(out2["result"]) <= {"unchanged", "skipped", "rejected"}
     became = out1["result"].isin(["succeeded", "unchanged"])
     assert (out2["result"] == "unchanged").sum() == became.sum()

@@ -1,7 +1,7 @@
 """The analytics file: every DuckDB history table people query (outcomes, plans, views).
 
 The safety state (lease, ledgers) is not here but in the safety store (safety_store/), and
-a run's working data is in run_tables: neither ever waits on this file.
+a run's working data is in its stage files (stage_files.py): neither ever waits on this file.
 
 DuckDB allows one writing process at a time, and any other process holding the file open,
 even read-only, blocks a writer. An analyst's open notebook must not fail a scheduled run or

@@ -1,8 +1,9 @@
 """The console logger of `emergency-pipeline run`: Dagster's lines without the tracebacks.
 
 Dagster's own console logger prints a failed step's whole stack (80-120 lines) at level
-ERROR; the CLI prints the one-line cause itself (cli_errors), so here an event keeps only its
-first line unless the level is DEBUG. Same config as Dagster's `console` logger (log_level).
+ERROR; the CLI prints the one-line cause itself (one_line_errors.py), so here an event keeps
+only its first line unless the level is DEBUG. Same config as Dagster's `console` logger
+(log_level).
 """
 
 import logging

@@ -9,7 +9,7 @@ takes after a change, default job_seconds / 2; how many addresses to generate),
 Numbers generated in provisioning or deprovisioning stay so (work "in progress" elsewhere);
 only the numbers a job or enable_emergency changes settle. A job that ends `failed` or
 `expired` reports its unprocessed numbers in failed_operations with the job's error.
-POST /addresses and POST /addresses/actions/validate follow addresses.py (street number 0,
+POST /addresses and POST /addresses/actions/validate follow address_book.py (street number 0,
 or a ZIP or state that is not a known city's, is invalid); `Faults(lose_address_post_rate)`
 drops the answer of a creation; stats count `addresses_created`, `lost_address_answers`.
 `Emulator(telnyx_shape=..., spec=...)`, `.set_shape()`, `.spec_violations()`: the answer

@@ -18,11 +18,9 @@ between a job's end and its outcome rows (rule 5). `published_at` says when thos
 reached an analytics file's `operation_outcomes`. Times are the store's clock
 (`SafetyStore.now()`), except `telnyx_recorded_at` (Telnyx's clock, as the client estimates it).
 
-`to_verify` holds the numbers whose job succeeded but whose run did not read them back (too
-dear then: see applying/read_back.py), one row per number of an account, the latest run's target; the
-next snapshot verifies them and an apply run deletes the rows it checked. Recording a new
-job for a number deletes its row: the older target is no longer wanted. Its `recorded_at` is
-the caller's epoch seconds.
+The Ledger also holds the numbers left to verify at the next snapshot
+(pending_verification.py) and the address creations (address_intents.py): one store, one
+object for the callers.
 """
 
 from __future__ import annotations
@@ -36,7 +34,9 @@ from typing import TYPE_CHECKING, Any
 
 from emergency_pipeline.applying.number_result import Key, NumberResult, Origin
 from emergency_pipeline.planning.batching import Batch
+from emergency_pipeline.safety_store.address_intents import AddressIntents
 from emergency_pipeline.safety_store.lease import utc
+from emergency_pipeline.safety_store.pending_verification import PendingVerifications, supersede
 
 if TYPE_CHECKING:
     from emergency_pipeline.safety_store.fence import HeldLease
@@ -44,7 +44,6 @@ if TYPE_CHECKING:
 OPEN_STATES = ("recorded", "unanswered", "submitted")
 RESULT_FIELDS = ("result", "reason", "job_id", "job_status", "error_code", "error_title",
                  "error_detail", "error_pointer", "finished_at")
-_CHUNK = 500  # values in one IN (...) list: under every SQLite's variable limit
 
 
 @dataclass(frozen=True)
@@ -84,7 +83,7 @@ class LedgerBatch:
         return self.run_id, self.batch.batch_id
 
 
-class Ledger:
+class Ledger(PendingVerifications, AddressIntents):
     """The job and address ledgers of one safety store (any backend)."""
 
     def __init__(self, backend: Any) -> None:
@@ -137,7 +136,7 @@ class Ledger:
                   len(b.identifiers), detail, now, telnyx_at) for b in batches])
             _events(con, [(run_id, b.batch_id) for b in batches], run_id, "recorded",
                     detail=detail, at=now)
-            _supersede_verification(con, account, batches)
+            supersede(con, account, batches)
         if fence is not None and started is not None:
             fence.confirmed(started)
 
@@ -272,64 +271,6 @@ class Ledger:
                             (run_id, batch_id)).fetchall()]
         return out
 
-    # -- numbers left to verify at the next snapshot --------------------------------------
-
-    def defer_verification(self, account: str, run_id: str, recorded_at: float,
-                           rows: Iterable[tuple[str, str | None, bool, str | None]]) -> int:
-        """(number_id, phone_number, target_enabled, target_address_id) of a run whose
-        outcomes were recorded at `recorded_at` (epoch seconds). A number's row of a newer
-        run replaces an older one, never the other way (a re-executed check of an old run)."""
-        with self.backend.transaction() as con:
-            return con.executemany(
-                "INSERT INTO to_verify VALUES (?,?,?,?,?,?,?) ON CONFLICT (account, number_id) "
-                "DO UPDATE SET phone_number=excluded.phone_number, "
-                "target_enabled=excluded.target_enabled, "
-                "target_address_id=excluded.target_address_id, run_id=excluded.run_id, "
-                "recorded_at=excluded.recorded_at "
-                "WHERE excluded.recorded_at >= to_verify.recorded_at",
-                [(account, str(i), phone, int(bool(on)), address, run_id, recorded_at)
-                 for i, phone, on, address in rows]).rowcount
-
-    def to_verify(self, account: str, recorded_before: float) -> list[dict[str, Any]]:
-        """This account's numbers left to verify, of runs recorded before a time (a snapshot
-        taken earlier cannot show them)."""
-        cols = ("number_id", "phone_number", "target_enabled", "target_address_id", "run_id",
-                "recorded_at")
-        with self.backend.transaction(write=False) as con:
-            rows = con.execute(f"SELECT {', '.join(cols)} FROM to_verify WHERE account = ? "
-                               "AND recorded_at < ? ORDER BY recorded_at, number_id",
-                               (account, recorded_before)).fetchall()
-        return [{**dict(zip(cols, r)), "target_enabled": bool(r[2])} for r in rows]
-
-    def verified(self, account: str, rows: Iterable[tuple[str, float]]) -> int:
-        """Forget (number_id, recorded_at) rows, checked: a row a newer run replaced stays."""
-        with self.backend.transaction() as con:
-            return con.executemany(
-                "DELETE FROM to_verify WHERE account = ? AND number_id = ? AND recorded_at <= ?",
-                [(account, str(i), at) for i, at in rows]).rowcount
-
-    # -- addresses -------------------------------------------------------------------------
-
-    def record_address(self, key: str, run_id: str, event: str, fields: dict,
-                       address_id: str | None = None, detail: str | None = None, *,
-                       account: str) -> None:
-        with self.backend.transaction() as con:
-            con.execute("INSERT INTO address_events (account, address_key, run_id, event, "
-                        f"address_id, fields, detail, at) VALUES (?,?,?,?,?,?,?,"
-                        f"{self.backend.now_sql})",
-                        (account, key, run_id, event, address_id,
-                         json.dumps(fields, sort_keys=True), detail))
-
-    def open_address_intents(self, account: str) -> set[str]:
-        """This account's place keys whose latest event is `recorded` (a creation that may
-        have happened)."""
-        with self.backend.transaction(write=False) as con:
-            rows = con.execute(
-                "SELECT address_key, event FROM address_events AS e WHERE account = ? AND "
-                "seq = (SELECT max(seq) FROM address_events WHERE account = e.account AND "
-                "address_key = e.address_key)", (account,)).fetchall()
-        return {k for k, event in rows if event == "recorded"}
-
 
 def _events(con: Any, keys: Iterable[tuple[str, str]], by_run: str, event: str, *,
             job_id: str | None = None, job_status: str | None = None,
@@ -337,17 +278,3 @@ def _events(con: Any, keys: Iterable[tuple[str, str]], by_run: str, event: str, 
     con.executemany("INSERT INTO batch_events VALUES (?,?,?,?,?,?,?,?)",
                     [(r, b, by_run, event, job_id, job_status, detail, at) for r, b in keys])
 
-
-def _supersede_verification(con: Any, account: str, batches: Sequence[Batch]) -> None:
-    """A new job for a number supersedes the target an earlier run left it to verify: that
-    target is no longer wanted, and the new job's success is its own run's to verify. Kept, the
-    row would warn once the new job lands (a job still in flight when its run ended)."""
-    if not batches or con.execute("SELECT 1 FROM to_verify WHERE account = ? LIMIT 1",
-                                  (account,)).fetchone() is None:
-        return
-    for kind, column in (("id", "number_id"), ("e164", "phone_number")):
-        values = [i for b in batches if b.id_kind == kind for i in b.identifiers]
-        for start in range(0, len(values), _CHUNK):
-            chunk = values[start:start + _CHUNK]
-            con.execute(f"DELETE FROM to_verify WHERE account = ? AND {column} IN ("
-                        + ",".join("?" * len(chunk)) + ")", (account, *chunk))

@@ -45,7 +45,7 @@ class Schedule(dg.Resolvable, dg.Model):
 
 
 class Guard(dg.Resolvable, dg.Model):
-    """The limits on disabling E911 in one apply run (rule 4)."""
+    """The limits on disabling E911 in one apply run (rule 2)."""
 
     max_disable_count: int = 100
     max_disable_share: float = 0.05

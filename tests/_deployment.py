@@ -131,24 +131,32 @@ class Deployment:
 
     def runs(self, tags: dict[str, str]) -> list[dict]:
         data = self.gql("""query($tags: [ExecutionTag!]) { runsOrError(filter: {tags: $tags}) {
-                             ... on Runs { results { runId status tags { key value } } } } }""",
+                             ... on Runs { results { runId status creationTime endTime tags { key value } } } } }""",
                         tags=[{"key": k, "value": v} for k, v in tags.items()])
         return [{**r, "tags": {t["key"]: t["value"] for t in r["tags"]}}
                 for r in data["runsOrError"]["results"]]
 
-    def wait_run(self, run_id: str, timeout: float = 600) -> str:
-        return self.wait(f"run {run_id}", lambda: _done(self.run_status(run_id)), timeout)
+    def run_end(self, run_id: str) -> float:
+        """When the run ended (epoch seconds), as its process recorded it: a benchmark's
+        figure that does not depend on how often it polled."""
+        data = self.gql("query($id: ID!) { runOrError(runId: $id) { ... on Run { endTime } } }",
+                        id=run_id)
+        return data["runOrError"]["endTime"]
 
-    def wait_backfill(self, backfill_id: str, count: int, timeout: float = 900) -> list[dict]:
-        """The backfill's runs, once `count` of them have finished."""
+    def wait_run(self, run_id: str, timeout: float = 600, every: float = 0.2) -> str:
+        return self.wait(f"run {run_id}", lambda: _done(self.run_status(run_id)), timeout, every)
+
+    def wait_backfill(self, backfill_id: str, count: int, timeout: float = 900,
+                      every: float = 0.2) -> list[dict]:
+        """The backfill's runs (with their endTime), once `count` of them have finished."""
         def finished():
             runs = self.runs({"dagster/backfill": backfill_id})
             return runs if len(runs) == count and all(r["status"] in FINISHED
                                                       for r in runs) else None
-        return self.wait(f"backfill {backfill_id}", finished, timeout)
+        return self.wait(f"backfill {backfill_id}", finished, timeout, every)
 
-    def wait(self, what: str, check, timeout: float):
-        return wait_for(what, check, timeout, self.log)
+    def wait(self, what: str, check, timeout: float, every: float = 0.2):
+        return wait_for(what, check, timeout, self.log, every)
 
     def _up(self) -> bool:
         try:

@@ -98,14 +98,14 @@ def plan_batches(con, plan: str, max_size: int = contract.MAX_NUMBERS_PER_JOB) -
 
 def make_batches(plan: pd.DataFrame, max_size: int = contract.MAX_NUMBERS_PER_JOB) -> list[Batch]:
     """The batches of a plan frame (tests, small inputs): the same SQL as plan_batches."""
-    import duckdb
+    from emergency_pipeline.scratch_duckdb import scratch_duckdb
 
-    con = duckdb.connect()
-    try:
+    with scratch_duckdb() as con:
         con.register("plan_frame", plan)
-        return plan_batches(con, "plan_frame", max_size)
-    finally:
-        con.close()
+        try:
+            return plan_batches(con, "plan_frame", max_size)
+        finally:
+            con.unregister("plan_frame")
 
 
 def other_names(con, plan: str) -> dict[str, str]:

@@ -254,7 +254,7 @@ def _objects(frame: pd.DataFrame) -> pd.DataFrame:
 def build_plan(accepted: pd.DataFrame, numbers: pd.DataFrame, addresses: pd.DataFrame,
                in_flight: frozenset[str] | set[str] = frozenset()) -> pd.DataFrame:
     """The plan of frames (tests, small inputs): the same SQL the asset runs on its tables."""
-    import duckdb
+    from emergency_pipeline.scratch_duckdb import scratch_duckdb
 
     acc = accepted.reset_index(drop=True).copy()
     for c in ("phone_number", "number_id", "emergency_address_id"):
@@ -266,18 +266,18 @@ def build_plan(accepted: pd.DataFrame, numbers: pd.DataFrame, addresses: pd.Data
     addrs = pd.DataFrame({"id": _text(addresses["id"]) if len(addresses)
                           else pd.Series([], dtype=object)})
     flight = pd.DataFrame({"identifier": pd.Series(sorted(map(str, in_flight)), dtype=object)})
-    con = duckdb.connect()
-    try:
-        con.register("f_acc", _objects(acc).assign(
-            emergency_enabled=acc["emergency_enabled"].to_numpy()))
-        con.register("f_numbers", nums)
-        con.register("f_addresses", _objects(addrs))
-        con.register("f_flight", flight)
-        plan_views(con, "f_acc", "f_numbers", "f_addresses", "f_flight")
-        write_plan(con, "plan")
-        plan = con.execute("SELECT * EXCLUDE (planned_at) FROM plan").df()
-    finally:
-        con.close()
+    frames = {"f_acc": _objects(acc).assign(emergency_enabled=acc["emergency_enabled"].to_numpy()),
+              "f_numbers": nums, "f_addresses": _objects(addrs), "f_flight": flight}
+    with scratch_duckdb() as con:
+        try:
+            for name, frame in frames.items():
+                con.register(name, frame)
+            plan_views(con, *frames)
+            write_plan(con, "plan")
+            plan = con.execute("SELECT * EXCLUDE (planned_at) FROM plan").df()
+        finally:
+            for name in frames:
+                con.unregister(name)
     plan["current_enabled"] = plan["current_enabled"].astype("boolean")
     plan["target_enabled"] = plan["target_enabled"].astype(bool)
     return plan[PLAN_COLUMNS]

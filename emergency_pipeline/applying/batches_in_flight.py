@@ -72,6 +72,16 @@ class ResultsSoFar:
         """A number no batch of this run sends: skipped, with why (whatever was said before)."""
         self.by_identifier[identifier] = left_alone(identifier, reason)
 
+    def set_aside(self, batch: Batch, reasons: dict[str, str]) -> Batch | None:
+        """The batch without the identifiers in `reasons` (each left alone with its reason),
+        or None when none is left."""
+        if not reasons:
+            return batch
+        for ident, reason in reasons.items():
+            self.leave_alone(ident, reason)
+        rest = [i for i in batch.identifiers if i not in reasons]
+        return batch.narrowed(rest) if rest else None
+
     def close(self, ledger: Ledger, closing: Sequence[BatchClose]) -> None:
         """Close batches in the ledger with their numbers' results, in one transaction, then
         keep those results here."""

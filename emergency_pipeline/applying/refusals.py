@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from emergency_pipeline.client.errors import ApiError
-from emergency_pipeline.planning.batching import Batch, batch_of
+from emergency_pipeline.planning.batching import Batch
 
 # Extra job POSTs one run may spend narrowing down refused batches.
 MAX_SPLIT_REQUESTS = 200
@@ -39,11 +39,7 @@ def narrow_refusal(batch: Batch, errors: Sequence[ApiError],
     """`errors`: every error of the 422; `by_number`: those that point at one number, by
     identifier (client.errors.errors_by_number). A refused number's error is None when the
     answer had no error body."""
-    def part(idents: Sequence[str]) -> Batch:
-        return batch_of(idents, batch.emergency_enabled, batch.emergency_address_id,
-                        batch.id_kind)
-
-    ids = batch.identifiers
+    ids, part = batch.identifiers, batch.narrowed
     if by_number:
         rest = [i for i in ids if i not in by_number]
         return Narrowed({i: errs[0] for i, errs in by_number.items()},

@@ -29,7 +29,7 @@ from emergency_pipeline.applying.number_result import NumberResult
 from emergency_pipeline.applying.resume import resume_open_batches
 from emergency_pipeline.applying.waves import Waves
 from emergency_pipeline.client import TelnyxClient
-from emergency_pipeline.planning.batching import Batch, batch_of
+from emergency_pipeline.planning.batching import Batch
 from emergency_pipeline.safety_store import HeldLease, Ledger, LedgerBatch
 
 
@@ -111,18 +111,14 @@ def _not_blocked(batches: Sequence[Batch], blocked: frozenset[str], aliases: dic
                  results: ResultsSoFar) -> list[Batch]:
     """The batches without the numbers an earlier run's unanswered batch still holds (those
     end skipped)."""
+    reason = ("in an earlier run's batch whose job POST got no answer yet; left alone until "
+              "its job can appear")
     todo = []
     for batch in batches:
-        held = [i for i in batch.identifiers if i in blocked or aliases.get(i) in blocked]
-        for ident in held:
-            results.leave_alone(ident, "in an earlier run's batch whose job POST got no answer "
-                                       "yet; left alone until its job can appear")
-        left = set(held)
-        rest = [i for i in batch.identifiers if i not in left]
-        if rest:
-            todo.append(batch if not held else batch_of(
-                rest, batch.emergency_enabled, batch.emergency_address_id, batch.id_kind,
-                batch.action_counts))
+        kept = results.set_aside(batch, {i: reason for i in batch.identifiers
+                                         if i in blocked or aliases.get(i) in blocked})
+        if kept is not None:
+            todo.append(kept)
     return todo
 
 

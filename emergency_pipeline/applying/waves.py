@@ -22,7 +22,7 @@ from emergency_pipeline.applying.refusals import MAX_SPLIT_REQUESTS, narrow_refu
 from emergency_pipeline.client import (
     JobRejected, JobUnanswered, TelnyxAPIError, TelnyxClient, job_numbers,
 )
-from emergency_pipeline.planning.batching import Batch, batch_of
+from emergency_pipeline.planning.batching import Batch
 from emergency_pipeline.safety_store import BatchClose, HeldLease, LeaseLost, Ledger
 from emergency_pipeline.telnyx_contract import JOB_IN_FLIGHT_STATUSES
 
@@ -77,23 +77,18 @@ class Waves:
             self.log.warning(f"{len(out)} number(s) of batch {batch.batch_id} are pending in "
                              f"job(s) {', '.join(sorted(set(out.values())))} that another "
                              "run or person created after the snapshot: left alone")
-            for ident, job_id in out.items():
-                self.results.leave_alone(
-                    ident, f"pending in job {job_id}, created by someone else after this "
-                           "run's snapshot; left alone (rule 3)")
-            rest = [i for i in batch.identifiers if i not in out]
-            if rest:
-                kept.append(batch_of(rest, batch.emergency_enabled,
-                                     batch.emergency_address_id, batch.id_kind,
-                                     batch.action_counts))
+            rest = self.results.set_aside(batch, {
+                ident: f"pending in job {job_id}, created by someone else after this run's "
+                       "snapshot; left alone (rule 3)" for ident, job_id in out.items()})
+            if rest is not None:
+                kept.append(rest)
         return kept
 
-    def _post(self, batch: Batch) -> tuple[str, Any]:
+    def _post(self, batch: Batch, existing: frozenset[str]) -> tuple[str, Any]:
         try:
             return "ok", self.client.submit_update_emergency_settings(
                 list(batch.identifiers), batch.emergency_enabled, batch.emergency_address_id,
-                existing=frozenset(self.existing | self.in_flight.ours | self.ledger_jobs),
-                before_post=self.fence.confirm)
+                existing=existing, before_post=self.fence.confirm)
         except LeaseLost as exc:
             return "lost", exc
         except JobRejected as exc:
@@ -130,7 +125,10 @@ class Waves:
                                    source=self.run.source, outcomes_db=self.run.outcomes_db,
                                    fence=self.fence,
                                    telnyx_recorded_at=self.client.server_since(now))
-                answers = list(pool.map(self._post, wave))
+                # Every job known before the wave's POSTs, once a wave (the ledger's grow
+                # with every run): none of them is a POST's job after a lost answer.
+                existing = frozenset(self.existing | self.in_flight.ours | self.ledger_jobs)
+                answers = list(pool.map(lambda b: self._post(b, existing), wave))
                 submitted, closing = [], []
                 lost: LeaseLost | None = None
                 for key, batch, (kind, value) in zip(keys, wave, answers):

@@ -172,14 +172,8 @@ BATCH_TABLE = {"job_id": "Telnyx's job id", "job_status": "the job's status at t
                "actions": "what the batch does"}
 
 
-def batches_table(batches: "pd.DataFrame | list[Any]") -> MetadataValue:
-    """The run's batches (emergency_jobs rows), or a plan-only run's batches.Batch list."""
-    if isinstance(batches, list):
-        batches = pd.DataFrame(
-            [{"numbers": len(b.identifiers), "emergency_enabled": b.emergency_enabled,
-              "emergency_address_id": b.emergency_address_id,
-              "actions": ", ".join(f"{a} {n}" for a, n in b.action_counts)} for b in batches],
-            columns=["numbers", "emergency_enabled", "emergency_address_id", "actions"])
+def batches_table(batches: pd.DataFrame) -> MetadataValue:
+    """The run's batches (emergency_jobs rows), or a plan-only run's (steps/update_jobs.py)."""
     shown = batches.rename(columns={"emergency_enabled": "enabled",
                                     "emergency_address_id": "address_id"})
     shown = shown[[c for c in BATCH_TABLE if c in shown]]

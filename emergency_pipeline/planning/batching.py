@@ -31,6 +31,11 @@ class Batch:
     # (action, count) pairs, for reports; not part of the batch's identity.
     action_counts: tuple[tuple[str, int], ...] = field(default=(), compare=False)
 
+    def narrowed(self, identifiers) -> Batch:
+        """The same target and kind for only these identifiers (a batch of its own id)."""
+        return batch_of(identifiers, self.emergency_enabled, self.emergency_address_id,
+                        self.id_kind, self.action_counts)
+
 
 def batch_id_for(emergency_enabled: bool, emergency_address_id: str | None, id_kind: str,
                  identifiers: tuple[str, ...]) -> str:

@@ -32,24 +32,23 @@ import json, resource, sys, time
 import duckdb
 from emergency_pipeline.desired_state import write_desired_state
 from emergency_pipeline.planning.plan import plan_views, write_plan
-from emergency_pipeline.stage_files import connect_file, stage_config
+from emergency_pipeline.stage_files import file_connection, stage_config
 
 csv, snapshot, work = sys.argv[1:4]
 out = {}
 t = time.perf_counter()
-con = connect_file(f"{work}/desired.duckdb", stage_config())
-counts = write_desired_state(csv, con, default_region="US").counts()
-con.close()
+with file_connection(f"{work}/desired.duckdb", stage_config()) as con:
+    counts = write_desired_state(csv, con, default_region="US").counts()
 out["read_s"] = round(time.perf_counter() - t, 1)
 out["read_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
 t = time.perf_counter()
-con = connect_file(f"{work}/plan.duckdb", stage_config())
-con.execute(f"ATTACH '{work}/desired.duckdb' AS r (READ_ONLY)")
-con.execute(f"ATTACH '{snapshot}' AS s (READ_ONLY)")
-plan_views(con, "r.accepted", "s.numbers", "s.addresses", "s.in_flight")
-write_plan(con, "plan")
-out["actions"] = dict(con.execute("SELECT action, count(*) FROM plan GROUP BY ALL").fetchall())
-con.close()
+with file_connection(f"{work}/plan.duckdb", stage_config()) as con:
+    con.execute(f"ATTACH '{work}/desired.duckdb' AS r (READ_ONLY)")
+    con.execute(f"ATTACH '{snapshot}' AS s (READ_ONLY)")
+    plan_views(con, "r.accepted", "s.numbers", "s.addresses", "s.in_flight")
+    write_plan(con, "plan")
+    out["actions"] = dict(con.execute("SELECT action, count(*) FROM plan GROUP BY ALL")
+                          .fetchall())
 out["plan_s"] = round(time.perf_counter() - t, 1)
 out["accepted"] = counts["accepted"]
 out["rejected_rows"] = counts["rejected_rows"]

@@ -29,6 +29,8 @@ from typing import Any
 import duckdb
 import pandas as pd
 
+from emergency_pipeline.duckdb_pool import borrowed
+
 
 # Rows worth a DuckDB thread of their own: DuckDB's default row group (122,880 rows).
 THREAD_ROWS = 122_880
@@ -72,20 +74,18 @@ def spill_early(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(f"SET memory_limit = '{BY_PRODUCT_MEMORY}'")
 
 
-def connect_file(path: str | Path, config: Mapping[str, Any],
-                 read_only: bool = False) -> duckdb.DuckDBPyConnection:
+@contextlib.contextmanager
+def file_connection(path: str | Path, config: Mapping[str, Any], read_only: bool = False
+                    ) -> Iterator[duckdb.DuckDBPyConnection]:
     """A connection whose default database is the DuckDB file at `path`, written in row
-    groups of WRITE_ROW_GROUP_ROWS (an option of ATTACH only, hence the attach). Spills go
-    beside the file, as they do for a file opened directly."""
-    con = duckdb.connect(config={"temp_directory": f"{path}.tmp", **config})
-    try:
+    groups of WRITE_ROW_GROUP_ROWS (an option of ATTACH only, hence the attach); the file is
+    closed, and its lock released, when the block ends. Spills go beside the file, as they do
+    for a file opened directly."""
+    with borrowed({"temp_directory": f"{path}.tmp", **config}) as con:
         options = "READ_ONLY" if read_only else f"ROW_GROUP_SIZE {WRITE_ROW_GROUP_ROWS}"
         con.execute(f"ATTACH {_literal(path)} AS file ({options})")
         con.execute("USE file")
-    except BaseException:
-        con.close()
-        raise
-    return con
+        yield con
 
 
 def attach(con: duckdb.DuckDBPyConnection, **stages: StageRef | str | Path) -> None:
@@ -140,14 +140,11 @@ def attached(frames: Mapping[str, Any] | None = None, **stages: StageRef | str
     config = stage_config(max(r.rows for r in refs) if known else None)
     if paths:   # spills beside the run's files, not in the directory the process started in
         config["temp_directory"] = f"{next(iter(paths.values()))}.tmp"
-    con = duckdb.connect(config=config)
-    try:
+    with borrowed(config) as con:
         attach(con, **paths)
         for name, frame in (frames or {}).items():
             con.register(name, frame)
         yield con
-    finally:
-        con.close()
 
 
 def query(sql: str, params: list | None = None, **stages: StageRef) -> list[tuple]:
@@ -158,11 +155,8 @@ def query(sql: str, params: list | None = None, **stages: StageRef) -> list[tupl
 
 @contextlib.contextmanager
 def _open(path: str | Path, rows: int | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
-    con = duckdb.connect(str(path), read_only=True, config=stage_config(rows))
-    try:
+    with file_connection(path, stage_config(rows), read_only=True) as con:
         yield con
-    finally:
-        con.close()
 
 
 class RunTables:
@@ -185,12 +179,9 @@ class RunTables:
         self.dir.mkdir(parents=True, exist_ok=True)
         tmp = self.dir / f".{stage}.{os.getpid()}.tmp.duckdb"
         tmp.unlink(missing_ok=True)
-        con = connect_file(tmp, stage_config(rows))
-        try:
+        with file_connection(tmp, stage_config(rows)) as con:
             yield con
             con.execute("CHECKPOINT")
-        finally:
-            con.close()
         os.replace(tmp, self.path(stage))   # atomic: readers see the old file or the new one
 
     def ref(self, stage: str, counts: dict[str, int] | None = None,

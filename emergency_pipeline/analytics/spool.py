@@ -21,7 +21,7 @@ import duckdb
 import pandas as pd
 
 from emergency_pipeline.analytics.table_writes import transaction, write_frame
-from emergency_pipeline.stage_files import connect_file, stage_config
+from emergency_pipeline.stage_files import file_connection, stage_config
 
 log = logging.getLogger(__name__)
 
@@ -37,12 +37,9 @@ class Spool:
         # Nanosecond time first so that files sort in write order; the uuid makes them unique.
         name = f"{time.time_ns():020d}-{uuid.uuid4().hex[:8]}-{mode}-{table}.duckdb"
         tmp = self.folder / f".{name}.tmp"
-        con = connect_file(tmp, stage_config(rows))
-        try:
+        with file_connection(tmp, stage_config(rows)) as con:
             bind(con)
             con.execute("CREATE TABLE spooled AS SELECT * FROM frame")
-        finally:
-            con.close()
         os.replace(tmp, self.folder / name)  # atomic: a half-written spool is never seen
         log.warning("database locked: %s rows for %s kept in %s until it is free",
                     "the" if rows is None else rows, table, self.folder / name)
@@ -73,18 +70,12 @@ class Spool:
         frames = []
         for path in self.files():
             if path.stem.endswith(f"-{table}"):
-                spooled = _read(path)
-                mem = duckdb.connect()
-                mem.register("spooled", spooled)
-                frames.append(mem.execute(f"SELECT * FROM spooled WHERE {where}",
-                                          params or []).df())
-                mem.close()
+                with file_connection(path, {}, read_only=True) as con:
+                    frames.append(con.execute(f"SELECT * FROM spooled WHERE {where}",
+                                              params or []).df())
         return frames
 
 
 def _read(path: Path) -> pd.DataFrame:
-    con = duckdb.connect(str(path), read_only=True)
-    try:
+    with file_connection(path, {}, read_only=True) as con:
         return con.execute("SELECT * FROM spooled").df()
-    finally:
-        con.close()

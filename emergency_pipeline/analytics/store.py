@@ -31,7 +31,7 @@ from emergency_pipeline.analytics.schema import SCHEMA, VIEWS
 from emergency_pipeline.analytics.spool import Spool
 from emergency_pipeline.analytics.table_writes import (
     bind_frame, has_table, transaction, write_frame, write_mode, write_relation)
-from emergency_pipeline.stage_files import attach, connect_file, stage_config
+from emergency_pipeline.stage_files import attach, file_connection, stage_config
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,9 @@ class Store:
         except OSError:
             return False
 
-    def _connect(self, read_only: bool, rows: int | None = None) -> duckdb.DuckDBPyConnection:
+    @contextlib.contextmanager
+    def _connect(self, read_only: bool, rows: int | None = None
+                 ) -> Iterator[duckdb.DuckDBPyConnection]:
         """Connect, waiting with backoff while another process holds the lock.
 
         Once a writer has found the file held (an analyst's notebook), the writes and reads
@@ -86,11 +88,14 @@ class Store:
         deadline = time.monotonic() + wait
         delay = 0.05
         while True:
+            opened = contextlib.ExitStack()
             try:
                 # The stages' memory limit unless the resource says otherwise: copying a
                 # 5,000,000-row stage into the history took DuckDB's default, 80% of the RAM.
-                return connect_file(self.database, {**stage_config(rows),
-                                                    **self.connection_config}, read_only)
+                con = opened.enter_context(file_connection(
+                    self.database, {**stage_config(rows), **self.connection_config},
+                    read_only))
+                break
             except duckdb.IOException as exc:
                 if not _is_lock_error(exc) or time.monotonic() + delay > deadline:
                     if _is_lock_error(exc):
@@ -102,15 +107,16 @@ class Store:
                     raise
                 time.sleep(delay)
                 delay = min(delay * 2, 1.0)
+        with opened:
+            yield con
 
     @contextlib.contextmanager
     def writer(self, rows: int | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
         """A read-write connection with the schema in place and the spool applied (`rows`:
         about how many it writes, stage_config)."""
         Path(self.database).parent.mkdir(parents=True, exist_ok=True)
-        con = self._connect(read_only=False, rows=rows)
-        self._held_marker.unlink(missing_ok=True)
-        try:
+        with self._connect(read_only=False, rows=rows) as con:
+            self._held_marker.unlink(missing_ok=True)
             con.execute(SCHEMA)
             con.execute(VIEWS)
             self.spool.apply(con)
@@ -119,8 +125,6 @@ class Store:
 
                 con.execute(views_sql())
             yield con
-        finally:
-            con.close()
 
     @contextlib.contextmanager
     def reader(self) -> Iterator[duckdb.DuckDBPyConnection | None]:
@@ -128,17 +132,16 @@ class Store:
         if not Path(self.database).exists():
             yield None
             return
+        opened = contextlib.ExitStack()
         try:
-            con = self._connect(read_only=True)
+            con = opened.enter_context(self._connect(read_only=True))
         except StoreLocked:
             log.warning("%s is write-locked by another process; reading the spool only",
                         self.database)
             yield None
             return
-        try:
+        with opened:
             yield con
-        finally:
-            con.close()
 
     # -- writes ------------------------------------------------------------------------------
 

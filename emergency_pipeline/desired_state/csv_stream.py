@@ -160,28 +160,28 @@ def _sql_text(s: str) -> str:
 def _duckdb_grids(p: Prepared, chunk_rows: int) -> Grids:
     import duckdb
 
-    # Its own small database: the lines stream through it, nothing is kept.
-    con = duckdb.connect(config={"memory_limit": "256MB", "threads": 2})
+    from emergency_pipeline.duckdb_pool import borrowed
+
+    # A small database of its own: the lines stream through it, nothing is kept.
     try:
-        con.execute("SET enable_progress_bar = false")     # no bar in the run's logs
-        lines = (f"(SELECT string_split(coalesce(line, ''), {_sql_text(p.sep)}) AS s FROM "
-                 f"read_csv({_sql_text(str(p.path))}, columns={{'line': 'VARCHAR'}}, "
-                 "delim='\x01', quote='', escape='', header=false, auto_detect=false, "
-                 f"strict_mode=false, max_line_size={max(p.size, 1 << 21) + 1}))")
-        # The widest row sets the width, as for the csv module (the file has a line: prepare).
-        width = con.execute(f"SELECT max(len(s)) FROM {lines}").fetchone()[0]
-        cols = ", ".join(f"s[{i + 1}] AS c{i}" for i in range(width))
-        result = con.execute(f"SELECT {cols} FROM {lines}")
-        first = 1
-        while len(df := result.fetch_df_chunk(max(1, chunk_rows // 2048))):
-            grid = df.astype(object).fillna("")
-            grid.columns = range(width)
-            yield grid, first
-            first += len(grid)
+        with borrowed({"memory_limit": "256MB", "threads": 2}) as con:
+            con.execute("SET enable_progress_bar = false")     # no bar in the run's logs
+            lines = (f"(SELECT string_split(coalesce(line, ''), {_sql_text(p.sep)}) AS s FROM "
+                     f"read_csv({_sql_text(str(p.path))}, columns={{'line': 'VARCHAR'}}, "
+                     "delim='\x01', quote='', escape='', header=false, auto_detect=false, "
+                     f"strict_mode=false, max_line_size={max(p.size, 1 << 21) + 1}))")
+            # The widest row sets the width, as for the csv module (the file has a line: prepare).
+            width = con.execute(f"SELECT max(len(s)) FROM {lines}").fetchone()[0]
+            cols = ", ".join(f"s[{i + 1}] AS c{i}" for i in range(width))
+            result = con.execute(f"SELECT {cols} FROM {lines}")
+            first = 1
+            while len(df := result.fetch_df_chunk(max(1, chunk_rows // 2048))):
+                grid = df.astype(object).fillna("")
+                grid.columns = range(width)
+                yield grid, first
+                first += len(grid)
     except duckdb.Error as exc:
         raise Reparse(str(exc)) from None
-    finally:
-        con.close()
 
 
 def _pandas_grids(p: Prepared, chunk_rows: int) -> Grids:

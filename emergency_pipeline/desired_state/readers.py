@@ -149,8 +149,10 @@ def read_xlsx(path: Path, sheet: str | None, chunk_rows: int, counts: Counts) ->
     counts.source_file = f"{path}[{name}]" if sheet is not None else str(path)
     counts.sheet = name
     width = max((len(r) for r in values), default=0)
-    grid = pd.DataFrame([[_cell_text(c) for c in r] + [""] * (width - len(r)) for r in values],
-                        dtype=object)
+    # Text cells (empty ones are "") as they are, without a call each: a sheet of a few
+    # thousand rows whose last cell sits far out is millions of them.
+    grid = pd.DataFrame([[c if type(c) is str else _cell_text(c) for c in r]
+                         + [""] * (width - len(r)) for r in values], dtype=object)
     del values
     chunks = ((grid.iloc[a:a + chunk_rows], a + 1) for a in range(0, len(grid), chunk_rows))
     yield from grid_tables(chunks, counts)

@@ -131,7 +131,7 @@ class Deployment:
 
     def runs(self, tags: dict[str, str]) -> list[dict]:
         data = self.gql("""query($tags: [ExecutionTag!]) { runsOrError(filter: {tags: $tags}) {
-                             ... on Runs { results { runId status creationTime endTime tags { key value } } } } }""",
+                             ... on Runs { results { runId status creationTime startTime endTime tags { key value } } } } }""",
                         tags=[{"key": k, "value": v} for k, v in tags.items()])
         return [{**r, "tags": {t["key"]: t["value"] for t in r["tags"]}}
                 for r in data["runsOrError"]["results"]]

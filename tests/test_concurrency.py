@@ -77,8 +77,10 @@ def test_two_apply_runs_at_once_take_turns_and_never_double_a_number(tmp_path: P
         runs = [_start([sheet, "--apply", "--max-batch-size", "50"], env) for _ in range(2)]
         outs = [r.communicate(timeout=300) for r in runs]
         assert [r.returncode for r in runs] == [0, 0], [o[1][-3000:] for o in outs]
-        # One run took the lease first; the other waited for it, naming the holder.
-        waited = [err for _, err in outs if "waiting up to" in err]
+        # One run took the lease first; the other waited for it, naming the holder (until it
+        # ended: an apply run of the same Dagster home and account).
+        waited = [err for _, err in outs if "for the account lease, held by" in err]
+        assert all("until that run ends" in err for err in waited)
         assert len(waited) == 1 and "held by run" in waited[0] and "pid" in waited[0]
         assert len(emu.jobs()) == 3                          # 120 numbers in batches of 50
         assert each_number_in_one_job(emu)

@@ -1,7 +1,8 @@
 """The production deployment of deploy/dagster.yaml, tested (issue 25, item 5): a real
 PostgreSQL holds Dagster's storage and the accounts' safety store; the webserver and the
 daemon run on it; two accounts (two components, two emulators) apply at the same time, and a
-backfill of three sheets on one account runs its apply runs one at a time through the queue."""
+backfill of three sheets on one account applies one at a time: the queue starts two apply runs
+per account, and the second waits on the account lease."""
 
 from __future__ import annotations
 
@@ -28,6 +29,15 @@ def _times(dep: Deployment, run_id: str) -> tuple[float, float]:
     data = dep.gql("query($id: ID!) { runOrError(runId: $id) { ... on Run { startTime endTime } } }",
                    id=run_id)["runOrError"]
     return data["startTime"], data["endTime"]
+
+
+def _lease_span(dep: Deployment, run_id: str) -> tuple[float, float]:
+    """From the end of the step that takes the account lease to the end of the one that
+    releases it."""
+    steps = dep.gql("query($id: ID!) { runOrError(runId: $id) { ... on Run { "
+                    "stepStats { stepKey endTime } } } }", id=run_id)["runOrError"]["stepStats"]
+    end = {s["stepKey"].split("__")[-1]: s["endTime"] for s in steps}
+    return end["emergency_account_snapshot"], end["emergency_operation_outcomes"]
 
 
 @pytest.mark.daemon
@@ -80,10 +90,17 @@ def test_two_accounts_apply_at_once_and_a_backfill_queues_on_postgres(tmp_path, 
             done = dep.wait_backfill(backfill, 3)
             assert sorted(r["status"] for r in done) == ["SUCCESS"] * 3, done
             assert all(r["tags"][APPLY_TAG] == "acme" == r["tags"][ACCOUNT_TAG] for r in done)
-            # acme's four apply runs (the first and the backfill's three): one at a time.
-            spans = sorted([(a0, a1)] + [_times(dep, r["runId"]) for r in done])
-            assert all(spans[i][1] <= spans[i + 1][0] + 1.0 for i in range(3)), \
-                f"apply runs of one account overlapped: {spans}"
+            # acme's four apply runs (the first and the backfill's three): the queue starts
+            # two at a time, so their processes overlap, but they apply one at a time: each
+            # took the lease (its snapshot step ended) only after the one before released it
+            # (its outcomes step ended).
+            ids = [runs["acme"], *(r["runId"] for r in done)]
+            spans = sorted(_times(dep, run_id) for run_id in ids)
+            assert any(spans[i][1] > spans[i + 1][0] for i in range(3)), \
+                f"the queue never started an apply run beside another: {spans}"
+            held = sorted(_lease_span(dep, run_id) for run_id in ids)
+            assert all(held[i][1] <= held[i + 1][0] + 1.0 for i in range(3)), \
+                f"apply runs of one account applied at the same time: {held}"
             landed = Store(str(tmp_path / "acme.duckdb")).query(
                 "SELECT source, count(*) AS n FROM operation_outcomes GROUP BY source")
             assert set(parts) <= set(landed["source"]), landed

@@ -153,6 +153,27 @@ def test_wait_exceeded_names_the_holder(store_url, children):
         store.lease.acquire(ACCOUNT, "run-waiting", wait_seconds=0)  # tries once
 
 
+def test_past_the_wait_it_waits_on_only_while_keep_waiting_says_so(store_url, children):
+    """The run queue's second apply run of an account waits for the one ahead however long
+    it takes (run_scope.account_lease); any other holder is waited for wait_seconds."""
+    children.append(_start_holder(store_url, "run-ahead", hold_seconds=2.0))
+    store = open_safety_store(store_url, poll_seconds=0.05)
+    asked = []
+
+    def ahead(holder) -> bool:
+        asked.append(holder.run_id)
+        return holder.run_id == "run-ahead"
+
+    began = time.monotonic()
+    took = store.lease.acquire(ACCOUNT, "run-next", wait_seconds=0.2, keep_waiting=ahead)
+    assert took.run_id == "run-next" and took.took_over is None    # released, then taken
+    assert time.monotonic() - began > 0.5 and set(asked) == {"run-ahead"}
+    store.lease.release(ACCOUNT, "run-next")
+    children.append(_start_holder(store_url, "someone-else"))
+    with pytest.raises(LeaseUnavailable):
+        store.lease.acquire(ACCOUNT, "run-third", wait_seconds=0.2, keep_waiting=ahead)
+
+
 def test_reentry_keeps_the_token_from_another_process(store_url):
     lease = open_safety_store(store_url).lease
     mine = lease.acquire(ACCOUNT, "run-7", wait_seconds=0)

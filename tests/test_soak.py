@@ -42,7 +42,7 @@ def test_concurrent_killed_and_slow_pairs_keep_the_promises(tmp_path: Path) -> N
     assert sum(r.jobs_created for r in reports) > 0, text   # the pairs did change something
     log = (tmp_path / "runs.log").read_text(errors="replace")
     assert "ReadTimeout" in log, "no job POST outlived the read timeout"
-    assert "waiting up to" in log, "the concurrent runs never met at the lease"
+    assert "for the account lease, held by" in log, "the concurrent runs never met at the lease"
 
 
 CALM = {f: 0.0 for f in ("error_rate", "throttle_rate", "drop_rate", "lose_job_post_rate",

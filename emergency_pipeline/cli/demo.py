@@ -21,16 +21,17 @@ DEMO_FAULTS = "number_fail_rate=0.03,seed=7"
 DEMO_ACCOUNT = "demo-emulator"
 
 _WRITTEN_BY = "# Written by `emergency-pipeline demo`."
-DAGSTER_YAML = _WRITTEN_BY + """ Apply runs are queued one at a time per account (their
-# tag emergency_pipeline/apply names it); plan-only runs never wait. The account lease is what
-# guarantees it (deploy/dagster.yaml says what it covers that the queue does not).
+DAGSTER_YAML = _WRITTEN_BY + """ Two apply runs per account at a time (their tag
+# emergency_pipeline/apply names it): one applies, the next waits on the account lease, which
+# is what guarantees one at a time (deploy/dagster.yaml says why two, and what the lease
+# covers that the queue does not); plan-only runs never wait.
 run_queue:
   dequeue_interval_seconds: 1
   tag_concurrency_limits:
     - key: "emergency_pipeline/apply"
       value:
         applyLimitPerUniqueValue: true
-      limit: 1
+      limit: 2
 # The daemon (`dagster dev`) fails a run that never starts, and stops one that runs past
 # max_runtime_seconds, so that a run whose worker died does not stay STARTED for ever (the
 # default run launcher cannot report a dead worker). No resume: a resumed apply would be a

@@ -124,9 +124,23 @@ def account_lease(context: AssetExecutionContext, telnyx: TelnyxResource,
         run = instance.get_run_by_id(other_run)
         return run is not None and run.is_finished
 
+    def queued_beside(holder: Any) -> bool:
+        """The holder is an unfinished apply run of this Dagster instance on the same account
+        (the run queue, deploy/dagster.yaml, starts two per account so that the next one
+        starts up while the one ahead applies): wait for it however long it takes, as the
+        queue would have."""
+        run = instance.get_run_by_id(holder.run_id)
+        return (run is not None and not run.is_finished
+                and run.tags.get(APPLY_TAG) == context.run.tags.get(APPLY_TAG))
+
     def waiting(holder: Any) -> None:
-        context.log.warning(f"waiting up to {storage.lease_wait_seconds:.0f}s for the account "
-                            f"lease, held by {holder.describe()}")
+        if queued_beside(holder):
+            context.log.info(f"waiting for the account lease, held by {holder.describe()}, "
+                             "until that run ends (an apply run of this Dagster instance on "
+                             "the same account)")
+        else:
+            context.log.warning(f"waiting up to {storage.lease_wait_seconds:.0f}s for the "
+                                f"account lease, held by {holder.describe()}")
 
     holding: str | None = None   # the account's key, once this step holds its lease
     try:
@@ -136,7 +150,7 @@ def account_lease(context: AssetExecutionContext, telnyx: TelnyxResource,
                   fence_seconds=storage.fence_seconds, on_wait=waiting,
                   # Several beats per fence: a short fence (a soak's) stays valid.
                   heartbeat_seconds=min(5.0, storage.fence_seconds / 4),
-                  is_run_finished=finished, reenter=not first,
+                  is_run_finished=finished, keep_waiting=queued_beside, reenter=not first,
                   release_on_exit=last, confirm_on_exit=True) as hold:
             holding = identity.key
             if first:

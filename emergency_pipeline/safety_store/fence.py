@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from emergency_pipeline.safety_store.lease import (
-    AccountLease, IsRunFinished, LeaseHolder, LeaseLost, OnWait, clock,
+    AccountLease, IsRunFinished, KeepWaiting, LeaseHolder, LeaseLost, OnWait, clock,
 )
 
 _CONFIRM_TRIES = 3
@@ -131,6 +131,7 @@ class HeldLease:
 def held(lease: AccountLease, account: str, run_id: str, *, wait_seconds: float,
          heartbeat_seconds: float = 5.0, fence_seconds: float = 20.0,
          on_wait: OnWait | None = None, is_run_finished: IsRunFinished | None = None,
+         keep_waiting: KeepWaiting | None = None,
          reenter: bool = False, release_on_exit: bool = False,
          release_on_error: bool = True, confirm_on_exit: bool = False
          ) -> Iterator[HeldLease]:
@@ -148,7 +149,8 @@ def held(lease: AccountLease, account: str, run_id: str, *, wait_seconds: float,
         raise ValueError(f"fence_seconds ({fence_seconds:g}) must be at most a third of the "
                          f"lease's stale_after ({lease.stale_after:g})")
     holder, before = lease.take(account, run_id, wait_seconds=wait_seconds, on_wait=on_wait,
-                                is_run_finished=is_run_finished, reenter=reenter)
+                                is_run_finished=is_run_finished, reenter=reenter,
+                                keep_waiting=keep_waiting)
     kept = HeldLease(lease, holder, fence_seconds, before)  # the take confirmed our token
     beat = threading.Thread(target=kept._beat, args=(heartbeat_seconds,), daemon=True,
                             name=f"lease-heartbeat-{run_id}")

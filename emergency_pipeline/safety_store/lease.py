@@ -36,6 +36,9 @@ _COLUMNS = "run_id, host, pid, token, acquired_at, heartbeat_at, released_at, to
 
 OnWait = Callable[["LeaseHolder"], None]
 IsRunFinished = Callable[[str], bool]
+# Past wait_seconds, whether to wait on for this holder (a run the same queue started just
+# ahead of ours: the deployment's run queue lets the next apply run start and wait here).
+KeepWaiting = Callable[["LeaseHolder"], bool]
 
 
 def clock() -> float:
@@ -237,13 +240,15 @@ class AccountLease:
 
     def acquire(self, account: str, run_id: str, *, wait_seconds: float,
                 on_wait: OnWait | None = None, is_run_finished: IsRunFinished | None = None,
-                reenter: bool = False) -> LeaseHolder:
+                reenter: bool = False, keep_waiting: KeepWaiting | None = None) -> LeaseHolder:
         return self.take(account, run_id, wait_seconds=wait_seconds, on_wait=on_wait,
-                         is_run_finished=is_run_finished, reenter=reenter)[0]
+                         is_run_finished=is_run_finished, reenter=reenter,
+                         keep_waiting=keep_waiting)[0]
 
     def take(self, account: str, run_id: str, *, wait_seconds: float,
              on_wait: OnWait | None = None, is_run_finished: IsRunFinished | None = None,
-             reenter: bool = False) -> tuple[LeaseHolder, float]:
+             reenter: bool = False, keep_waiting: KeepWaiting | None = None
+             ) -> tuple[LeaseHolder, float]:
         """acquire(), and the clock() reading taken just before the store call that took it.
 
         Take the lease (or continue ours); wait up to wait_seconds (0: try once).
@@ -270,7 +275,9 @@ class AccountLease:
                 next_notice = now + _NOTICE_EVERY
             left = started + wait_seconds - now
             if left <= 0:
-                raise LeaseUnavailable(holder, now - started, self._advice(account))
+                if keep_waiting is None or not keep_waiting(holder):
+                    raise LeaseUnavailable(holder, now - started, self._advice(account))
+                left = self.poll_seconds
             time.sleep(min(self.poll_seconds, left))
 
     def _advice(self, account: str) -> str:

@@ -48,7 +48,7 @@ PARTITIONS = f"telnyx__{desired_state_sources.name}"
 # from the runs they timed (2 cores).
 POLL_SECONDS = 1.0
 
-DAGSTER_YAML = """
+_DAGSTER_YAML = """
 run_coordinator:
   module: dagster._core.run_coordinator
   class: QueuedRunCoordinator
@@ -61,6 +61,11 @@ run_coordinator:
 telemetry:
   enabled: false
 """
+
+
+def dagster_yaml(per_account: int = 2) -> str:
+    """The instance's dagster.yaml: deploy/dagster.yaml's queue, `per_account` apply runs."""
+    return _DAGSTER_YAML.replace("LIMIT", str(per_account))
 
 
 def split_sheet(sheet: Path, parts: int, folder: Path) -> list[Path]:
@@ -80,8 +85,9 @@ def split_sheet(sheet: Path, parts: int, folder: Path) -> list[Path]:
 
 
 class Bench:
-    def __init__(self, work: Path) -> None:
+    def __init__(self, work: Path, per_account: int) -> None:
         self.work = work
+        self.dagster_yaml = dagster_yaml(per_account)
         self.port = free_port()
         self.emu: Emulator | None = None
         self.env = {**os.environ, "TELNYX_API_KEY": KEY,
@@ -100,8 +106,7 @@ class Bench:
 
     def cli(self, sheets: list[Path], home: Path) -> float:
         home.mkdir(exist_ok=True)
-        (home / "dagster.yaml").write_text(
-        DAGSTER_YAML.replace("LIMIT", "1" if args.one_at_a_time else "2"))
+        (home / "dagster.yaml").write_text(self.dagster_yaml)
         began = time.monotonic()
         for sheet in sheets:
             done = subprocess.run([CLI, "run", str(sheet), "--apply", "--quiet"], cwd=ROOT,
@@ -174,12 +179,11 @@ def main() -> int:
                         help="one apply run per account in the queue (limit: 1), not two")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-daemon-"))
-    bench = Bench(work)
+    bench = Bench(work, 1 if args.one_at_a_time else 2)
     parts = split_sheet(DEMO_SHEET, args.sheets, work)
     home = work / "dagster_home"
     home.mkdir()
-    (home / "dagster.yaml").write_text(
-        DAGSTER_YAML.replace("LIMIT", "1" if args.one_at_a_time else "2"))
+    (home / "dagster.yaml").write_text(bench.dagster_yaml)
     figures: dict[str, list[float]] = {"cli": [], "daemon": [], "cli_x10": [], "backfill": [],
                                        "shell_backfill": []}
     dep = Deployment(home, bench.env)

@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from _accounts_project import accounts_project  # noqa: E402
 from _deployment import Deployment, free_port  # noqa: E402
-from daemon_path import DAGSTER_YAML, POLL_SECONDS  # noqa: E402
+from daemon_path import POLL_SECONDS, dagster_yaml  # noqa: E402
 from end_to_end import write_desired  # noqa: E402
 
 from emergency_pipeline.emulator import Emulator  # noqa: E402
@@ -97,7 +97,7 @@ def main() -> int:
         for name in ACCOUNTS})
     home = work / "dagster_home"
     home.mkdir()
-    (home / "dagster.yaml").write_text(DAGSTER_YAML)
+    (home / "dagster.yaml").write_text(dagster_yaml())
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
         p for p in (str(project), os.environ.get("PYTHONPATH")) if p),
         **{f"TELNYX_API_KEY_{n.upper()}": f"KEY_{n}_bench_not_secret" for n in ACCOUNTS}}

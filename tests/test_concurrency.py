@@ -19,6 +19,7 @@ import pytest
 from dagster import AssetSelection, DagsterInstance
 from dagster_duckdb import DuckDBResource
 
+from _analyst import held_open
 from _emulator_support import allowing, each_number_in_one_job
 from emergency_pipeline.planning.batching import batch_of
 from emergency_pipeline.definitions import build_definitions
@@ -213,20 +214,12 @@ def test_the_ledger_is_resumed_while_an_analyst_holds_the_analytics_file(
                    json={"phone_numbers": list(batch.identifiers), "emergency_enabled": True,
                          "emergency_address_id": address}).raise_for_status()
         duckdb.connect(database).close()
-        code = ("import duckdb, sys; c = duckdb.connect(sys.argv[1]); "
-                "print('open', flush=True); sys.stdin.read()")
-        analyst = subprocess.Popen([sys.executable, "-c", code, database],
-                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        try:
-            assert analyst.stdout.readline().strip() == "open"
+        with held_open(database, read_only=False):
             result = run_job(sheet, True, defs=defs, instance=DagsterInstance.ephemeral())
             assert result.success
             (resumed,) = ledger.batches_of_run("crashed")
             assert resumed.state == "finished"
             assert emu.stats()["jobs_created"] == 1
-        finally:
-            analyst.stdin.close()
-            analyst.wait(timeout=10)
     assert Store(database).flush() == 0   # the spooled rows land once the file is free
     out = _outcomes(database)
     assert set(out.loc[out["run_id"] == "crashed", "result"]) == {"succeeded"}

@@ -12,6 +12,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from _analyst import held_open
 from emergency_pipeline import duckdb_pool
 from emergency_pipeline.duckdb_pool import borrowed
 from emergency_pipeline.scratch_duckdb import scratch_duckdb
@@ -138,17 +139,10 @@ def test_a_file_is_detached_and_free_for_another_process_when_the_use_ends(tmp_p
 def test_a_file_another_process_holds_fails_the_attach_and_spoils_nothing(tmp_path) -> None:
     path = tmp_path / "held.duckdb"
     duckdb.connect(str(path)).close()
-    holder = subprocess.Popen(
-        [sys.executable, "-c", "import duckdb, sys; c = duckdb.connect(sys.argv[1]); "
-         "print('held', flush=True); sys.stdin.read()", str(path)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline().strip() == "held"
+    with held_open(path, read_only=False):
         with pytest.raises(duckdb.IOException, match="lock"):
             with file_connection(path, stage_config()):
                 pass
-    finally:
-        holder.communicate("", timeout=60)
     with file_connection(path, stage_config()) as con:      # free now: the same process opens it
         assert con.execute("SELECT 1").fetchone() == (1,)
 
@@ -189,3 +183,28 @@ def test_a_forked_child_makes_its_own_databases() -> None:
         os._exit(code)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_a_use_with_several_threads_closes_its_database() -> None:
+    with borrowed({"threads": 1}):
+        pass
+    idle = duckdb_pool.idle_count()
+    with borrowed({"threads": 2}) as con:          # a big use (stage_threads): not kept
+        assert con.execute("SELECT current_setting('threads')").fetchone() == (2,)
+    assert duckdb_pool.idle_count() == idle - 1
+    with borrowed({"threads": 1}):
+        pass
+    assert duckdb_pool.idle_count() == idle
+
+
+def test_an_idle_database_keeps_no_memory_and_the_next_use_gets_the_default(tmp_path) -> None:
+    with duckdb.connect() as new:
+        default = new.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+    with file_connection(tmp_path / "small.duckdb", stage_config(10)) as con:
+        con.execute("CREATE TABLE t AS SELECT range AS id, md5(range::VARCHAR) AS h "
+                    "FROM range(100000)")
+    idle = duckdb_pool._IDLE[-1].base       # the database that use gave back
+    # A 1 MB limit while idle: DuckDB's buffer pool gives back what it kept for reuse.
+    assert idle.execute("SELECT current_setting('memory_limit')").fetchone()[0] == "976.5 KiB"
+    with borrowed() as con:
+        assert con.execute("SELECT current_setting('memory_limit')").fetchone()[0] == default

@@ -13,6 +13,7 @@ import pytest
 from dagster import DagsterInstance
 from dagster_duckdb import DuckDBResource
 
+from _analyst import held_open
 from emergency_pipeline.definitions import build_definitions, defs
 from emergency_pipeline.defs.reconcile_job import JOB_NAME
 from emergency_pipeline.launch import run_job
@@ -180,16 +181,8 @@ def test_an_analyst_holding_the_file_does_not_fail_the_run(
         setup: Setup, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("EMERGENCY_PIPELINE_LOCK_WAIT_SECONDS", "0.3")
     Store(setup.database).write("operation_outcomes", pd.DataFrame({"run_id": ["earlier"]}))
-    code = ("import duckdb, sys; c = duckdb.connect(sys.argv[1], read_only=True); "
-            "print('open', flush=True); sys.stdin.read()")
-    analyst = subprocess.Popen([sys.executable, "-c", code, setup.database],
-                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    try:
-        assert analyst.stdout.readline().strip() == "open"
+    with held_open(setup.database):
         result = setup.run()
-    finally:
-        analyst.stdin.close()
-        analyst.wait(timeout=10)
     assert setup.store.flush() == 0
     out = setup.outcomes(result.run_id)
     assert len(out) > 0 and "succeeded" in set(out["result"])

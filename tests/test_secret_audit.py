@@ -17,6 +17,7 @@ import pandas as pd
 from dagster import DagsterInstance, EnvVar
 from dagster_duckdb import DuckDBResource
 
+from _analyst import held_open
 from emergency_pipeline.definitions import build_definitions
 from emergency_pipeline.launch import run_job
 from emergency_pipeline.defs.resources import TelnyxResource
@@ -90,16 +91,8 @@ def test_the_key_appears_nowhere(tmp_path: Path, monkeypatch, capfd, caplog) -> 
             first = run_job(desired, True, defs=defs, instance=instance)
             assert first.success
             # 2. The same, while an analyst holds the file: outcomes go to the spool.
-            holder = subprocess.Popen(
-                [sys.executable, "-c", "import duckdb, sys; c = duckdb.connect(sys.argv[1], "
-                 "read_only=True); print('open', flush=True); sys.stdin.read()", str(database)],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-            try:
-                assert holder.stdout.readline().strip() == "open"
+            with held_open(database):
                 run_job(desired, True, defs=defs, instance=instance)
-            finally:
-                holder.stdin.close()
-                holder.wait(timeout=10)
             # 3. A run the safety guard stops.
             enabled = [n["phone_number"] for n in emu.numbers() if n["emergency_enabled"]][:80]
             mass = data / "mass_disable.csv"

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -12,6 +10,7 @@ import duckdb
 import pandas as pd
 import pytest
 
+from _analyst import held_open
 from emergency_pipeline.analytics.store import Store
 
 
@@ -19,21 +18,6 @@ def _frame(n: int, run: str = "r1") -> pd.DataFrame:
     now = datetime.now(timezone.utc)
     return pd.DataFrame({"run_id": [run] * n, "phone_number": [f"+1201555{i:04d}" for i in range(n)],
                          "result": ["succeeded"] * n, "recorded_at": [now] * n})
-
-
-class HeldOpen:
-    """Another process (an analyst's notebook) holding the database open read-only."""
-
-    def __init__(self, database: Path) -> None:
-        code = ("import duckdb, sys, time; c = duckdb.connect(sys.argv[1], read_only=True); "
-                "print('open', flush=True); sys.stdin.read()")
-        self.proc = subprocess.Popen([sys.executable, "-c", code, str(database)],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        assert self.proc.stdout.readline().strip() == "open"
-
-    def close(self) -> None:
-        self.proc.stdin.close()
-        self.proc.wait(timeout=10)
 
 
 def test_append_and_views(tmp_path: Path) -> None:
@@ -57,8 +41,7 @@ def test_a_reader_in_another_process_does_not_lose_writes(tmp_path: Path) -> Non
     db = tmp_path / "o.duckdb"
     store = Store(str(db), lock_wait_seconds=0.3)
     store.write("operation_outcomes", _frame(1, "before"))
-    analyst = HeldOpen(db)
-    try:
+    with held_open(db):
         started = time.monotonic()
         assert store.write("operation_outcomes", _frame(4, "during")) == "spool"
         assert time.monotonic() - started < 5
@@ -66,8 +49,6 @@ def test_a_reader_in_another_process_does_not_lose_writes(tmp_path: Path) -> Non
         runs = store.read("operation_outcomes")["run_id"].value_counts().to_dict()
         assert runs == {"before": 1, "during": 4}
         assert store.flush() == 1  # still held: the spool stays
-    finally:
-        analyst.close()
     assert store.flush() == 0
     counts = store.query("SELECT run_id, count(*) n FROM operation_outcomes GROUP BY 1 ORDER BY 1")
     assert counts.values.tolist() == [["before", 1], ["during", 4]]
@@ -77,11 +58,8 @@ def test_spool_is_applied_exactly_once(tmp_path: Path) -> None:
     db = tmp_path / "o.duckdb"
     store = Store(str(db), lock_wait_seconds=0.2)
     store.write("job_ledger", pd.DataFrame({"batch_id": ["b0"], "event": ["recorded"]}))
-    analyst = HeldOpen(db)
-    try:
+    with held_open(db):
         store.write("job_ledger", pd.DataFrame({"batch_id": ["b1"], "event": ["recorded"]}))
-    finally:
-        analyst.close()
     spooled = list(store.spool_dir.glob("*.duckdb"))
     assert len(spooled) == 1
     kept = spooled[0].read_bytes()

@@ -33,6 +33,8 @@ BLOCK = 1 << 22
 # Up to this size a file that is not UTF-8 is decoded whole, exactly as the in-memory reader
 # did; a larger one is detected on its first SAMPLE bytes and decoded streaming.
 SAMPLE = 32 << 20
+# A file past this is read on two threads (a 100,000-row sheet is about 6 MB).
+TWO_THREADS_BYTES = 32 << 20
 _BOM = b"\xef\xbb\xbf"
 _LONE_CR = re.compile(rb"\r(?!\n)")
 _EMPTY_LINE = re.compile(rb"\n\r?\n")
@@ -162,9 +164,11 @@ def _duckdb_grids(p: Prepared, chunk_rows: int) -> Grids:
 
     from emergency_pipeline.duckdb_pool import borrowed
 
-    # A small database of its own: the lines stream through it, nothing is kept.
+    # A small database of its own: the lines stream through it, nothing is kept. A second
+    # thread only for a big file (a one-thread database is borrowed, duckdb_pool.py).
+    threads = 2 if p.size > TWO_THREADS_BYTES else 1
     try:
-        with borrowed({"memory_limit": "256MB", "threads": 2}) as con:
+        with borrowed({"memory_limit": "256MB", "threads": threads}) as con:
             con.execute("SET enable_progress_bar = false")     # no bar in the run's logs
             lines = (f"(SELECT string_split(coalesce(line, ''), {_sql_text(p.sep)}) AS s FROM "
                      f"read_csv({_sql_text(str(p.path))}, columns={{'line': 'VARCHAR'}}, "

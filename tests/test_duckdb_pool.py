@@ -192,9 +192,9 @@ def test_a_use_with_several_threads_closes_its_database() -> None:
     with borrowed({"threads": 2}) as con:          # a big use (stage_threads): not kept
         assert con.execute("SELECT current_setting('threads')").fetchone() == (2,)
     assert duckdb_pool.idle_count() == idle - 1
-    with borrowed({"threads": 1}):
+    with borrowed({"threads": 1}):             # a small use gives its database back
         pass
-    assert duckdb_pool.idle_count() == idle
+    assert duckdb_pool.idle_count() == max(idle - 1, 1)
 
 
 def test_an_idle_database_keeps_no_memory_and_the_next_use_gets_the_default(tmp_path) -> None:

@@ -2,8 +2,9 @@
 
 Opening a DuckDB database costs about 18 ms of CPU (it builds its catalog of functions);
 attaching a file to an open one, 1.5 ms. A small run opens some fifty (a stage file each, the
-history, the checks' reads): a fifth of the CPU of test_pipeline.py and
-test_read_back_budget.py went there. So a use borrows an idle database, alone:
+history, the checks' reads), and the frame helpers that tests call thousands of times
+(read_desired_state, build_plan, make_batches) one each: a fifth of the CPU of test_pipeline.py
+and test_read_back_budget.py went there. So a use borrows an idle database, alone:
 
 - it gets a connection of its own (a cursor), which takes its registered frames, TEMP objects
   and current database with it when the use ends, and a schema of its own, current, which
@@ -14,8 +15,9 @@ test_read_back_budget.py went there. So a use borrows an idle database, alone:
   another process may open the file as soon as the use is over, as when it was closed.
 
 A database goes back to the pool only as a new one would be: nothing attached, nothing made,
-its spill folder unused, and only after a small use (one thread). Otherwise it is closed (DuckDB removes a spill folder it made
-when it closes), and so is any use that asks for a setting only a new database takes.
+its spill folder unused, and only after a small use (one thread). Otherwise it is closed
+(DuckDB removes a spill folder it made when it closes), and so is any use that asks for a
+setting only a new database takes.
 """
 
 from __future__ import annotations
@@ -54,7 +56,7 @@ class _Pooled:
             if want is None:
                 self.base.execute(f"RESET GLOBAL {key}")
             else:
-                self.base.execute(f"SET GLOBAL {key} = {_literal(want)}")
+                self.base.execute(f"SET GLOBAL {key} = {sql_text(want)}")
             self.settings[key] = want
 
     def lend(self) -> tuple[duckdb.DuckDBPyConnection, str]:
@@ -85,7 +87,9 @@ class _Pooled:
         return one_thread and not (spill and os.path.isdir(spill))
 
 
-def _literal(value: Any) -> str:
+def sql_text(value: Any) -> str:
+    """`value` as a SQL string literal, for what DuckDB takes no parameter for (ATTACH and COPY
+    paths, SET values, the bodies of views)."""
     return "'" + str(value).replace("'", "''") + "'"
 
 

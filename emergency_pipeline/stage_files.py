@@ -29,7 +29,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from emergency_pipeline.duckdb_pool import borrowed
+from emergency_pipeline.duckdb_pool import borrowed, sql_text
 
 
 # Rows worth a DuckDB thread of their own: DuckDB's default row group (122,880 rows).
@@ -83,7 +83,7 @@ def file_connection(path: str | Path, config: Mapping[str, Any], read_only: bool
     for a file opened directly."""
     with borrowed({"temp_directory": f"{path}.tmp", **config}) as con:
         options = "READ_ONLY" if read_only else f"ROW_GROUP_SIZE {WRITE_ROW_GROUP_ROWS}"
-        con.execute(f"ATTACH {_literal(path)} AS file ({options})")
+        con.execute(f"ATTACH {sql_text(path)} AS file ({options})")
         con.execute("USE file")
         yield con
 
@@ -92,11 +92,7 @@ def attach(con: duckdb.DuckDBPyConnection, **stages: StageRef | str | Path) -> N
     """Stage files (refs or paths) attached read-only to con under their keywords' names."""
     for alias, ref in stages.items():
         path = ref.path if isinstance(ref, StageRef) else ref
-        con.execute(f"ATTACH {_literal(path)} AS {alias} (READ_ONLY)")
-
-
-def _literal(path: str | Path) -> str:
-    return "'" + str(path).replace("'", "''") + "'"
+        con.execute(f"ATTACH {sql_text(path)} AS {alias} (READ_ONLY)")
 
 
 @dataclass(frozen=True)

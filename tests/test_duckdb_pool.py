@@ -1,7 +1,7 @@
-"""The process's pool of DuckDB databases (duckdb_pool.py) and the frame helpers' scratch
-database on it: a use leaves nothing behind (no table, no attached file, no lock, no setting),
-nested and concurrent uses never see each other's tables, and a use that failed mid-transaction
-or spilled to disk spoils nothing for the next."""
+"""The process's pool of DuckDB databases (duckdb_pool.py), which the stage files, the history
+and the frame helpers borrow from: a use leaves nothing behind (no table, no attached file, no
+lock, no setting), nested and concurrent uses never see each other's tables, and a use that
+failed mid-transaction or spilled to disk spoils nothing for the next."""
 
 import os
 import subprocess
@@ -15,7 +15,6 @@ import pytest
 from _analyst import held_open
 from emergency_pipeline import duckdb_pool
 from emergency_pipeline.duckdb_pool import borrowed
-from emergency_pipeline.scratch_duckdb import scratch_duckdb
 from emergency_pipeline.stage_files import file_connection, stage_config
 
 
@@ -37,21 +36,21 @@ def _what_it_holds(con: duckdb.DuckDBPyConnection) -> dict[str, list]:
 
 
 def test_a_use_leaves_no_table_view_or_schema() -> None:
-    with scratch_duckdb() as con:
+    with borrowed() as con:
         con.execute("CREATE TABLE accepted AS SELECT 1 AS a")
         con.execute("CREATE TEMP TABLE plan_dup AS SELECT 2 AS b")
         con.execute("CREATE TEMP VIEW acc AS SELECT 3 AS c")
         assert con.execute("SELECT count(*) FROM accepted").fetchone() == (1,)
     assert _leftovers() == {"schemas": [], "tables": [], "views": []}
-    with scratch_duckdb() as con:    # the same names again: nothing of the last use is seen
+    with borrowed() as con:    # the same names again: nothing of the last use is seen
         con.execute("CREATE TABLE accepted AS SELECT 'x' AS other")
         assert con.execute("SELECT * FROM accepted").fetchall() == [("x",)]
 
 
 def test_a_nested_use_gets_a_database_of_its_own() -> None:
-    with scratch_duckdb() as outer:
+    with borrowed() as outer:
         outer.execute("CREATE TABLE t AS SELECT 1 AS a")
-        with scratch_duckdb() as inner:
+        with borrowed() as inner:
             assert inner is not outer
             with pytest.raises(duckdb.CatalogException):
                 inner.execute("SELECT * FROM t")
@@ -60,11 +59,11 @@ def test_a_nested_use_gets_a_database_of_its_own() -> None:
 
 def test_a_use_that_failed_in_a_transaction_spoils_nothing() -> None:
     with pytest.raises(duckdb.CatalogException):
-        with scratch_duckdb() as con:
+        with borrowed() as con:
             con.execute("BEGIN")
             con.execute("CREATE TABLE half AS SELECT 1 AS a")
             con.execute("SELECT * FROM missing")
-    with scratch_duckdb() as con:
+    with borrowed() as con:
         assert con.execute("SELECT 42").fetchone() == (42,)
     assert _leftovers()["tables"] == []
 
@@ -74,7 +73,7 @@ def test_threads_never_share_a_database() -> None:
 
     def work(name: str) -> None:
         try:
-            with scratch_duckdb() as con:
+            with borrowed() as con:
                 con.execute("CREATE TEMP TABLE mine AS SELECT ? AS owner", [name])
                 barrier.wait(timeout=10)         # both hold their table at once
                 seen[name] = con.execute("SELECT owner FROM mine").fetchall()

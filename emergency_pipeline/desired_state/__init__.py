@@ -72,9 +72,9 @@ def read_desired_state(source: str | Path, sheet: str | None = None, default_reg
     DuckDB, read back. Raises DesiredStateError if it cannot be read, has no data rows, lacks
     its phone or flag column, or (require_rows) every row is rejected; other bad rows never
     raise, they are rejected with a reason and a fix."""
-    from emergency_pipeline.scratch_duckdb import scratch_duckdb
+    from emergency_pipeline.duckdb_pool import borrowed
 
-    with scratch_duckdb() as con:
+    with borrowed() as con:
         summary = write_desired_state(source, con, sheet=sheet, default_region=default_region,
                                       table=table, query=query, require_rows=require_rows)
         frame = lambda t: con.execute(f"SELECT * FROM {t}").df()  # noqa: E731

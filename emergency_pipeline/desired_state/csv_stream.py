@@ -155,14 +155,10 @@ def parsers(p: Prepared, chunk_rows: int) -> list[Callable[[], Grids]]:
     return out + [lambda: _pandas_grids(p, chunk_rows), lambda: _csv_grids(p, chunk_rows)]
 
 
-def _sql_text(s: str) -> str:
-    return "'" + s.replace("'", "''") + "'"
-
-
 def _duckdb_grids(p: Prepared, chunk_rows: int) -> Grids:
     import duckdb
 
-    from emergency_pipeline.duckdb_pool import borrowed
+    from emergency_pipeline.duckdb_pool import borrowed, sql_text
 
     # A small database of its own: the lines stream through it, nothing is kept. A second
     # thread only for a big file (a one-thread database is borrowed, duckdb_pool.py).
@@ -170,8 +166,8 @@ def _duckdb_grids(p: Prepared, chunk_rows: int) -> Grids:
     try:
         with borrowed({"memory_limit": "256MB", "threads": threads}) as con:
             con.execute("SET enable_progress_bar = false")     # no bar in the run's logs
-            lines = (f"(SELECT string_split(coalesce(line, ''), {_sql_text(p.sep)}) AS s FROM "
-                     f"read_csv({_sql_text(str(p.path))}, columns={{'line': 'VARCHAR'}}, "
+            lines = (f"(SELECT string_split(coalesce(line, ''), {sql_text(p.sep)}) AS s FROM "
+                     f"read_csv({sql_text(p.path)}, columns={{'line': 'VARCHAR'}}, "
                      "delim='\x01', quote='', escape='', header=false, auto_detect=false, "
                      f"strict_mode=false, max_line_size={max(p.size, 1 << 21) + 1}))")
             # The widest row sets the width, as for the csv module (the file has a line: prepare).

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from emergency_pipeline.e911_coverage.report import CATEGORIES
+from emergency_pipeline.duckdb_pool import sql_text
 
 PAGE_ROWS = 25
 MEANING = {
@@ -45,9 +46,8 @@ def write_export(con: Any, folder: Path, account: str, taken_at: str,
     stem = export_stem(account, taken_at)
     csv = folder / f"{stem}.csv"
     flagged = " OR ".join(CATEGORIES)
-    literal = "'" + str(csv).replace("'", "''") + "'"
     con.execute(f"COPY (SELECT {', '.join(CSV_COLUMNS)} FROM coverage WHERE {flagged} "
-                f"ORDER BY phone_number) TO {literal} (HEADER, DELIMITER ',')")
+                f"ORDER BY phone_number) TO {sql_text(csv)} (HEADER, DELIMITER ',')")
     sections = []
     for c in CATEGORIES:
         rows = con.execute(

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from emergency_pipeline.duckdb_pool import sql_text
+
 CATEGORIES = ("active_without_e911", "unmanaged", "drift", "address_not_validated")
 VIEWS = {f"coverage_{c}": c for c in CATEGORIES}
 _ADDRESS_FIELDS = ("street_address", "extended_address", "locality", "administrative_area",
@@ -107,7 +109,7 @@ def coverage_views(con: Any, *, account: str, run_id: str, taken_at: str,
     select = ", ".join(f"CAST({c if c in cols else 'NULL'} AS {t}) AS {c}"
                        for c, t in _HISTORY_COLUMNS.items())
     if found:   # rows from before the account column belong to whichever account ran them
-        literal = "'" + account.replace("'", "''") + "'"    # a view takes no parameters
+        literal = sql_text(account)    # a view takes no parameters
         column = "account" if "account" in cols else "NULL"
         con.execute(f"CREATE OR REPLACE TEMP VIEW h_outcomes AS SELECT {select} FROM "
                     f"h.operation_outcomes WHERE coalesce(CAST({column} AS VARCHAR), "

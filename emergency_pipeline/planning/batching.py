@@ -103,14 +103,11 @@ def plan_batches(con, plan: str, max_size: int = contract.MAX_NUMBERS_PER_JOB) -
 
 def make_batches(plan: pd.DataFrame, max_size: int = contract.MAX_NUMBERS_PER_JOB) -> list[Batch]:
     """The batches of a plan frame (tests, small inputs): the same SQL as plan_batches."""
-    from emergency_pipeline.scratch_duckdb import scratch_duckdb
+    from emergency_pipeline.duckdb_pool import borrowed
 
-    with scratch_duckdb() as con:
+    with borrowed() as con:     # the frame's registration goes with the borrowed connection
         con.register("plan_frame", plan)
-        try:
-            return plan_batches(con, "plan_frame", max_size)
-        finally:
-            con.unregister("plan_frame")
+        return plan_batches(con, "plan_frame", max_size)
 
 
 def other_names(con, plan: str) -> dict[str, str]:

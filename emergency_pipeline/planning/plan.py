@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from emergency_pipeline import telnyx_contract as contract
+from emergency_pipeline.duckdb_pool import borrowed, sql_text
 
 ACTIONS = ("enable", "disable", "change_address", "noop", "skip")
 ACTIONABLE = ("enable", "disable", "change_address")
@@ -58,7 +59,7 @@ def _flags(s: pd.Series) -> np.ndarray:
 
 
 def _quoted(values) -> str:
-    return ", ".join("'" + v.replace("'", "''") + "'" for v in values)
+    return ", ".join(map(sql_text, values))
 
 
 ACTIONABLE_SQL = _quoted(ACTIONABLE)   # for `action IN (...)`
@@ -254,8 +255,6 @@ def _objects(frame: pd.DataFrame) -> pd.DataFrame:
 def build_plan(accepted: pd.DataFrame, numbers: pd.DataFrame, addresses: pd.DataFrame,
                in_flight: frozenset[str] | set[str] = frozenset()) -> pd.DataFrame:
     """The plan of frames (tests, small inputs): the same SQL the asset runs on its tables."""
-    from emergency_pipeline.scratch_duckdb import scratch_duckdb
-
     acc = accepted.reset_index(drop=True).copy()
     for c in ("phone_number", "number_id", "emergency_address_id"):
         acc[c] = _text(acc[c]) if c in acc else None
@@ -268,16 +267,12 @@ def build_plan(accepted: pd.DataFrame, numbers: pd.DataFrame, addresses: pd.Data
     flight = pd.DataFrame({"identifier": pd.Series(sorted(map(str, in_flight)), dtype=object)})
     frames = {"f_acc": _objects(acc).assign(emergency_enabled=acc["emergency_enabled"].to_numpy()),
               "f_numbers": nums, "f_addresses": _objects(addrs), "f_flight": flight}
-    with scratch_duckdb() as con:
-        try:
-            for name, frame in frames.items():
-                con.register(name, frame)
-            plan_views(con, *frames)
-            write_plan(con, "plan")
-            plan = con.execute("SELECT * EXCLUDE (planned_at) FROM plan").df()
-        finally:
-            for name in frames:
-                con.unregister(name)
+    with borrowed() as con:     # the frames' registrations go with the borrowed connection
+        for name, frame in frames.items():
+            con.register(name, frame)
+        plan_views(con, *frames)
+        write_plan(con, "plan")
+        plan = con.execute("SELECT * EXCLUDE (planned_at) FROM plan").df()
     plan["current_enabled"] = plan["current_enabled"].astype("boolean")
     plan["target_enabled"] = plan["target_enabled"].astype(bool)
     return plan[PLAN_COLUMNS]

@@ -12,6 +12,7 @@ import pandas as pd
 
 from emergency_pipeline.analytics.store import Store
 from emergency_pipeline.client import TelnyxClient
+from emergency_pipeline.duckdb_pool import sql_text
 from emergency_pipeline.safety_store import Ledger
 from emergency_pipeline.stage_files import RunTables
 
@@ -66,9 +67,6 @@ class RunContext:
 
     def stamped_select(self, table: str) -> str:
         """SELECT of a stage table with the run id and source, as the history tables hold it."""
-        return (f"SELECT *, {_sql_text(self.run_id)} AS run_id, "
-                f"{_sql_text(self.source)} AS source FROM {table}")
+        return (f"SELECT *, {sql_text(self.run_id)} AS run_id, "
+                f"{sql_text(self.source)} AS source FROM {table}")
 
-
-def _sql_text(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
